@@ -1,0 +1,173 @@
+"""The one set of data shapes that flows through PoseReel.
+
+Coordinates: landmark and box x/y are normalised to the *displayed* frame (after rotation):
+x in [0, 1] of the width, y in [0, 1] of the height, origin top-left. Landmark z is MediaPipe's
+relative depth (same scale as x). Times are seconds from the start of the source video.
+Every file we store carries ``schema_version``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1"
+NUM_LANDMARKS = 33
+
+# (x, y, z, visibility)
+Landmark = tuple[float, float, float, float]
+# (x0, y0, x1, y1), normalised like the landmarks
+Box = tuple[float, float, float, float]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VideoInfo(Model):
+    """What ffprobe says about a source video. Width/height are as displayed (rotation applied)."""
+
+    name: str
+    duration_s: float = Field(gt=0)
+    fps: float = Field(gt=0)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    rotation_deg: int = 0
+    codec: str
+    has_audio: bool
+    frame_count: int | None = None
+    size_bytes: int | None = None
+    format_name: str | None = None
+
+
+class PersonPose(Model):
+    """One person in one analysed frame."""
+
+    track_id: int | None = None
+    score: float = Field(ge=0, le=1)
+    box: Box
+    landmarks: Annotated[list[Landmark], Field(min_length=NUM_LANDMARKS, max_length=NUM_LANDMARKS)]
+
+
+class FramePoses(Model):
+    """All people found in one analysed frame. ``index`` is the frame's position on the global
+    analysis grid (t = index / analysis fps), so chunks that overlap share indices."""
+
+    index: int = Field(ge=0)
+    t_s: float = Field(ge=0)
+    persons: list[PersonPose] = Field(default_factory=list)
+
+
+class ChunkSpec(Model):
+    """A time range of the video analysed as one unit of work.
+
+    The chunk decodes [start_s, end_s). It *owns* [own_start_s, own_end_s): when chunk results are
+    merged, each analysed frame is taken from the chunk that owns its time. The rest is overlap,
+    used to warm the pose tracker up and to stitch track ids across the border.
+    """
+
+    index: int = Field(ge=0)
+    start_s: float = Field(ge=0)
+    end_s: float
+    own_start_s: float
+    own_end_s: float
+
+
+Device = Literal["cpu", "gpu"]
+
+
+class ChunkResult(Model):
+    """What one worker produces for one chunk: poses with chunk-local track ids."""
+
+    schema_version: str = SCHEMA_VERSION
+    chunk: ChunkSpec
+    video: VideoInfo
+    analysis_fps: float
+    model: str
+    device: Device
+    device_note: str | None = None
+    frames: list[FramePoses]
+    timings_s: dict[str, float] = Field(default_factory=dict)
+
+
+class TrackSummary(Model):
+    track_id: int
+    first_s: float
+    last_s: float
+    frames: int
+    mean_energy: float
+    is_primary: bool = False
+
+
+class Segment(Model):
+    """A stretch of real movement. Energies are body lengths per second (see motion.py)."""
+
+    index: int
+    start_s: float
+    end_s: float
+    track_ids: list[int]
+    peak_energy: float
+    mean_energy: float
+    top_parts: list[str]
+    score: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+class TrackMetrics(Model):
+    """Instructor-tracking metrics for one track over the analysed range."""
+
+    track_id: int
+    coverage_pct: float
+    gaps: int
+    longest_gap_s: float
+    distance_body_lengths: float
+    jitter: float
+
+
+class EnergySeries(Model):
+    """Motion energy sampled on the analysis grid; NaN (stored as null) where the track is absent."""
+
+    track_id: int
+    t_s: list[float]
+    energy: list[float | None]
+
+
+class ReelWindow(Model):
+    start_s: float
+    end_s: float
+    segment_indices: list[int]
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+class AnalysisResult(Model):
+    """Everything the analysis found, without the per-frame poses (those live in tracks.json)."""
+
+    schema_version: str = SCHEMA_VERSION
+    video: VideoInfo
+    analysis_fps: float
+    model: str
+    devices: list[Device]
+    range_s: tuple[float, float]
+    primary_track_id: int | None
+    tracks: list[TrackSummary]
+    segments: list[Segment]
+    metrics: list[TrackMetrics]
+    energy: list[EnergySeries]
+    reel_windows: list[ReelWindow]
+    timings_s: dict[str, float] = Field(default_factory=dict)
+
+
+class TracksFile(Model):
+    """tracks.json: the per-frame poses with global track ids."""
+
+    schema_version: str = SCHEMA_VERSION
+    video: VideoInfo
+    analysis_fps: float
+    frames: list[FramePoses]

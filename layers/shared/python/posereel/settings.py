@@ -1,0 +1,96 @@
+"""Typed settings, validated once at start-up. Domain code receives these objects; it never
+reads the environment itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PoseModelName = Literal["lite", "full", "heavy"]
+DelegateName = Literal["cpu", "gpu", "auto"]
+
+
+class _Knobs(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SamplingSettings(_Knobs):
+    target_fps: float = Field(10.0, gt=0, le=60, description="analysis frames per second")
+    max_height_px: int = Field(480, ge=128, le=2160, description="frames taller than this are scaled down")
+
+
+class PoseSettings(_Knobs):
+    model: PoseModelName = "lite"
+    num_poses: int = Field(4, ge=1, le=20)
+    delegate: DelegateName = "cpu"
+    min_detection_confidence: float = Field(0.5, ge=0, le=1)
+    min_presence_confidence: float = Field(0.5, ge=0, le=1)
+    min_tracking_confidence: float = Field(0.5, ge=0, le=1)
+
+
+class TrackingSettings(_Knobs):
+    max_gap_frames: int = Field(10, ge=0, description="a track survives this many analysed frames unseen")
+    min_similarity: float = Field(0.2, ge=0, le=1, description="below this a detection starts a new track")
+    min_track_frames: int = Field(3, ge=1, description="shorter tracks are dropped as noise")
+
+
+class MotionSettings(_Knobs):
+    smooth_window_s: float = Field(0.5, ge=0)
+    min_visibility: float = Field(0.5, ge=0, le=1)
+
+
+class SegmentSettings(_Knobs):
+    enter_threshold: float = Field(0.25, gt=0, description="energy (body lengths/s) that starts movement")
+    exit_threshold: float = Field(0.15, gt=0, description="energy below which movement may end")
+    min_motion_s: float = Field(0.3, ge=0, description="energy must stay above enter for this long")
+    min_still_s: float = Field(0.6, ge=0, description="energy must stay below exit for this long to end")
+    merge_gap_s: float = Field(1.0, ge=0, description="segments closer than this are joined")
+    min_segment_s: float = Field(0.8, ge=0, description="shorter segments are dropped")
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> SegmentSettings:
+        if self.exit_threshold > self.enter_threshold:
+            raise ValueError("exit_threshold must not exceed enter_threshold")
+        return self
+
+
+class ReelSettings(_Knobs):
+    buffer_before_s: float = Field(2.0, ge=0)
+    buffer_after_s: float = Field(3.0, ge=0)
+    crf: int = Field(23, ge=0, le=51)
+    preset: str = "veryfast"
+    overlay_max_height_px: int = Field(720, ge=128)
+
+
+class ChunkSettings(_Knobs):
+    chunk_seconds: float = Field(30.0, gt=0)
+    overlap_seconds: float = Field(2.0, ge=0)
+
+
+class AnalysisSettings(_Knobs):
+    """Every knob of one analysis. Part of the result, so a result says how it was made."""
+
+    sampling: SamplingSettings = SamplingSettings()
+    pose: PoseSettings = PoseSettings()
+    tracking: TrackingSettings = TrackingSettings()
+    motion: MotionSettings = MotionSettings()
+    segments: SegmentSettings = SegmentSettings()
+    reel: ReelSettings = ReelSettings()
+    chunks: ChunkSettings = ChunkSettings()
+
+
+def default_model_dir() -> Path:
+    return Path.home() / ".cache" / "posereel" / "models"
+
+
+class RuntimeSettings(BaseSettings):
+    """Where things live on this machine; read from POSEREEL_* environment variables once."""
+
+    model_config = SettingsConfigDict(env_prefix="POSEREEL_", extra="ignore")
+
+    model_dir: Path = Field(default_factory=default_model_dir)
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
