@@ -171,3 +171,43 @@ class TracksFile(Model):
     video: VideoInfo
     analysis_fps: float
     frames: list[FramePoses]
+
+
+class SegmentsFile(Model):
+    """segments.json: the segments and the reel windows cut from them."""
+
+    schema_version: str = SCHEMA_VERSION
+    video: str
+    primary_track_id: int | None
+    segments: list[Segment]
+    reel_windows: list[ReelWindow]
+
+    @classmethod
+    def of(cls, result: AnalysisResult) -> SegmentsFile:
+        return cls(
+            video=result.video.name,
+            primary_track_id=result.primary_track_id,
+            segments=result.segments,
+            reel_windows=result.reel_windows,
+        )
+
+
+class MetricsFile(Model):
+    """metrics.json: per-track metrics and summaries."""
+
+    schema_version: str = SCHEMA_VERSION
+    video: str
+    range_s: tuple[float, float]
+    primary_track_id: int | None
+    tracks: list[TrackSummary]
+    metrics: list[TrackMetrics]
+
+    @classmethod
+    def of(cls, result: AnalysisResult) -> MetricsFile:
+        return cls(
+            video=result.video.name,
+            range_s=result.range_s,
+            primary_track_id=result.primary_track_id,
+            tracks=result.tracks,
+            metrics=result.metrics,
+        )

@@ -1,0 +1,233 @@
+"""Split a video into overlapping chunks and merge the per-chunk results back into one sequence.
+
+Times are seconds from the start of the video. Chunk borders lie on the analysis grid
+(multiples of 1 / grid fps), so chunks that overlap analyse the same grid frames; the shared
+frames are what track ids are stitched on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from itertools import pairwise
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from posereel.errors import InputError
+from posereel.schemas import ChunkResult, ChunkSpec, FramePoses
+from posereel.settings import TrackingSettings
+from posereel.tracking import PoseArrays, drop_short_tracks, pose_similarity
+
+# Tolerance (in grid steps) when turning times back into grid indices.
+_GRID_EPS = 1e-6
+
+
+def plan_chunks(
+    duration_s: float,
+    *,
+    chunk_seconds: float,
+    overlap_seconds: float,
+    grid_fps: float,
+    min_last_chunk_fraction: float = 0.5,
+) -> list[ChunkSpec]:
+    """Plan the chunks that cover [0, duration_s).
+
+    Chunk i decodes [start_s, end_s) and owns [own_start_s, own_end_s). Starts and ends are
+    multiples of 1 / grid_fps (the last end is the duration itself); consecutive chunks overlap
+    by ``overlap_seconds`` (snapped to the grid) and their ownership border sits in the middle of
+    the overlap, so the owned ranges tile [0, duration_s) exactly. A last chunk shorter than
+    ``min_last_chunk_fraction`` of a chunk is folded into the one before it.
+    """
+    if not duration_s > 0 or not math.isfinite(duration_s):
+        raise InputError(f"duration_s must be positive, got {duration_s}")
+    if not grid_fps > 0:
+        raise InputError(f"grid_fps must be positive, got {grid_fps}")
+    if not chunk_seconds > 0:
+        raise InputError(f"chunk_seconds must be positive, got {chunk_seconds}")
+    if not 0 <= overlap_seconds < chunk_seconds:
+        raise InputError(
+            f"overlap_seconds must be in [0, chunk_seconds): got {overlap_seconds} with chunk {chunk_seconds}"
+        )
+    # Work in whole grid steps.
+    chunk = round(chunk_seconds * grid_fps)
+    overlap = round(overlap_seconds * grid_fps)
+    if chunk < 1:
+        raise InputError(f"chunk_seconds={chunk_seconds} is shorter than one grid step at {grid_fps} fps")
+    if overlap >= chunk:
+        raise InputError(
+            f"overlap of {overlap_seconds}s is not shorter than the chunk of {chunk_seconds}s on the grid"
+        )
+    stride = chunk - overlap
+    total = duration_s * grid_fps  # video length in grid steps, not necessarily whole
+
+    count = 1 if total <= chunk else math.ceil((total - overlap) / stride - _GRID_EPS)
+    if count > 1 and total - (count - 1) * stride < min_last_chunk_fraction * chunk:
+        count -= 1
+
+    specs: list[ChunkSpec] = []
+    for i in range(count):
+        start = i * stride
+        own_start = 0 if i == 0 else start + overlap // 2
+        last = i == count - 1
+        specs.append(
+            ChunkSpec(
+                index=i,
+                start_s=start / grid_fps,
+                end_s=duration_s if last else (start + chunk) / grid_fps,
+                own_start_s=own_start / grid_fps,
+                own_end_s=duration_s if last else ((i + 1) * stride + overlap // 2) / grid_fps,
+            )
+        )
+    return specs
+
+
+def _grid_index(t_s: float, fps: float) -> int:
+    """First grid index whose time is at or after ``t_s``."""
+    return math.ceil(t_s * fps - _GRID_EPS)
+
+
+def _check_results(results: Sequence[ChunkResult]) -> list[ChunkResult]:
+    if not results:
+        raise InputError("no chunk results to merge")
+    ordered = sorted(results, key=lambda r: r.chunk.index)
+    indices = [r.chunk.index for r in ordered]
+    if indices != list(range(len(ordered))):
+        missing = sorted(set(range(max(indices) + 1)) - set(indices))
+        raise InputError(f"chunk results must be numbered 0..n-1 once each: missing {missing}, got {indices}")
+    first = ordered[0]
+    for r in ordered[1:]:
+        if not math.isclose(r.analysis_fps, first.analysis_fps, rel_tol=1e-9):
+            raise InputError(
+                f"chunk {r.chunk.index} was analysed at {r.analysis_fps} fps, chunk 0 at {first.analysis_fps}"
+            )
+        if r.video != first.video:
+            raise InputError(f"chunk {r.chunk.index} is from a different video than chunk 0")
+    for a, b in pairwise(ordered):
+        if not math.isclose(a.chunk.own_end_s, b.chunk.own_start_s, abs_tol=1e-6):
+            raise InputError(
+                f"chunks {a.chunk.index} and {b.chunk.index} do not meet: "
+                f"{a.chunk.own_end_s} != {b.chunk.own_start_s}"
+            )
+    for r in ordered:
+        seen = [f.index for f in r.frames]
+        if len(seen) != len(set(seen)):
+            raise InputError(f"chunk {r.chunk.index} repeats a frame index")
+        for f in r.frames:
+            ids = [p.track_id for p in f.persons]
+            if None in ids:
+                raise InputError(f"chunk {r.chunk.index} frame {f.index} has persons without a track id")
+            if len(ids) != len(set(ids)):
+                raise InputError(f"chunk {r.chunk.index} frame {f.index} gives one track id to two persons")
+    return ordered
+
+
+def _stitch(
+    a: ChunkResult,
+    b: ChunkResult,
+    *,
+    aspect: float,
+    min_similarity: float,
+    min_shared_frames: int,
+) -> dict[int, int]:
+    """Match local track ids of ``b`` to local track ids of ``a`` on the frames both analysed.
+
+    A pair scores the summed per-frame similarity over frames where both appear, divided by the
+    number of shared frames where either appears; the Hungarian assignment keeps pairs that
+    reach ``min_similarity`` and co-occur in at least ``min_shared_frames`` frames.
+    """
+    frames_a = {f.index: f for f in a.frames}
+    frames_b = {f.index: f for f in b.frames}
+    shared = sorted(frames_a.keys() & frames_b.keys())
+    ids_a = sorted({p.track_id for i in shared for p in frames_a[i].persons if p.track_id is not None})
+    ids_b = sorted({p.track_id for i in shared for p in frames_b[i].persons if p.track_id is not None})
+    if not ids_a or not ids_b:
+        return {}
+    row = {t: k for k, t in enumerate(ids_a)}
+    col = {t: k for k, t in enumerate(ids_b)}
+    total = np.zeros((len(ids_a), len(ids_b)))
+    together = np.zeros_like(total)
+    present_a = np.zeros(len(ids_a))
+    present_b = np.zeros(len(ids_b))
+    for i in shared:
+        pa, pb = frames_a[i].persons, frames_b[i].persons
+        ra = [row[p.track_id] for p in pa if p.track_id is not None]
+        cb = [col[p.track_id] for p in pb if p.track_id is not None]
+        present_a[ra] += 1
+        present_b[cb] += 1
+        if not pa or not pb:
+            continue
+        sim = pose_similarity(
+            PoseArrays.from_persons(pa, aspect=aspect), PoseArrays.from_persons(pb, aspect=aspect)
+        )
+        total[np.ix_(ra, cb)] += sim
+        together[np.ix_(ra, cb)] += 1
+    score = total / np.maximum(present_a[:, None], present_b[None, :])
+    need = min(min_shared_frames, len(shared))
+    rows, cols = linear_sum_assignment(score, maximize=True)
+    return {
+        ids_b[c]: ids_a[r]
+        for r, c in zip(rows, cols, strict=True)
+        if score[r, c] >= min_similarity and together[r, c] >= need
+    }
+
+
+def merge_chunk_results(
+    results: Sequence[ChunkResult],
+    *,
+    tracking: TrackingSettings,
+    min_stitch_similarity: float = 0.5,
+    min_shared_frames: int = 3,
+) -> list[FramePoses]:
+    """Merge per-chunk poses (chunk-local track ids) into one sequence with global track ids.
+
+    Each grid index appears once, taken from the chunk that owns its time, in index order.
+    Local tracks of consecutive chunks are matched on the frames both analysed (see
+    ``_stitch``); a matched track inherits the earlier chunk's global id, an unmatched one gets
+    a new id (so chunks planned without overlap stitch nobody). Finally tracks with fewer than
+    ``tracking.min_track_frames`` detections are dropped and ids renumbered 0, 1, ... by first
+    appearance, as :func:`track_frames` does, so a one-chunk run and a chunked run number people
+    the same way. ``results`` may come in any order.
+    """
+    ordered = _check_results(results)
+    fps = ordered[0].analysis_fps
+    video = ordered[0].video
+    aspect = video.width / video.height
+    threshold = max(min_stitch_similarity, tracking.min_similarity)
+
+    next_global = 0
+    to_global: list[dict[int, int]] = []
+    for k, result in enumerate(ordered):
+        local_ids = sorted({p.track_id for f in result.frames for p in f.persons if p.track_id is not None})
+        inherited: dict[int, int] = {}
+        if k > 0:
+            matches = _stitch(
+                ordered[k - 1],
+                result,
+                aspect=aspect,
+                min_similarity=threshold,
+                min_shared_frames=min_shared_frames,
+            )
+            inherited = {b: to_global[k - 1][a] for b, a in matches.items()}
+        mapping: dict[int, int] = {}
+        for tid in local_ids:
+            if tid in inherited:
+                mapping[tid] = inherited[tid]
+            else:
+                mapping[tid] = next_global
+                next_global += 1
+        to_global.append(mapping)
+
+    merged: list[FramePoses] = []
+    for result, mapping in zip(ordered, to_global, strict=True):
+        lo = _grid_index(result.chunk.own_start_s, fps)
+        hi = _grid_index(result.chunk.own_end_s, fps)
+        for frame in sorted(result.frames, key=lambda f: f.index):
+            if lo <= frame.index < hi:
+                persons = [
+                    p.model_copy(update={"track_id": mapping[p.track_id]})
+                    for p in frame.persons
+                    if p.track_id is not None
+                ]
+                merged.append(frame.model_copy(update={"persons": persons}))
+    return drop_short_tracks(merged, min_frames=tracking.min_track_frames)

@@ -1,0 +1,175 @@
+"""The job record: what a client polls while its video goes through the pipeline.
+
+Plain data and rules, no AWS. The workflow writes most fields with ``dynamodb:updateItem`` states
+(stage starts, chunk progress, terminal status); handlers write the rest through the job store.
+Percent and per-stage durations are derived from what is stored, never stored themselves.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from posereel.schemas import SCHEMA_VERSION
+
+
+class JobStatus(StrEnum):
+    AWAITING_UPLOAD = "AWAITING_UPLOAD"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    REJECTED = "REJECTED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.REJECTED)
+
+
+class Stage(StrEnum):
+    UPLOAD = "UPLOAD"
+    VALIDATE = "VALIDATE"
+    SCAN = "SCAN"
+    PLAN = "PLAN"
+    ANALYZE = "ANALYZE"
+    MERGE = "MERGE"
+    COMPILE = "COMPILE"
+    DONE = "DONE"
+
+
+# Share of the whole job each stage represents, for the progress bar (sums to 100).
+STAGE_WEIGHTS: dict[Stage, float] = {
+    Stage.UPLOAD: 0,
+    Stage.VALIDATE: 3,
+    Stage.SCAN: 4,
+    Stage.PLAN: 3,
+    Stage.ANALYZE: 75,
+    Stage.MERGE: 5,
+    Stage.COMPILE: 10,
+    Stage.DONE: 0,
+}
+STAGE_ORDER = list(STAGE_WEIGHTS)
+
+_JOB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{7,63}$")
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def is_job_id(value: str) -> bool:
+    return bool(_JOB_ID.match(value))
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class JobError(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    code: str
+    message: str
+    stage: str | None = None
+
+
+class SourceObject(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    bucket: str
+    key: str
+    name: str
+    size_bytes: int | None = None
+    content_type: str | None = None
+
+
+class JobResult(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    prefix: str
+    segments: int
+    reel_duration_s: float
+    primary_track_id: int | None = None
+
+
+class JobRecord(BaseModel):
+    """One item of the jobs table."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: str = SCHEMA_VERSION
+    job_id: str
+    owner: str = "anonymous"
+    status: JobStatus
+    stage: Stage = Stage.UPLOAD
+    created_at: str = Field(default_factory=utc_now)
+    updated_at: str = Field(default_factory=utc_now)
+    source: SourceObject | None = None
+    execution_arn: str | None = None
+    chunks_total: int = 0
+    chunks_done: int = 0
+    devices: dict[str, str] = Field(default_factory=dict, description="chunk index -> gpu/cpu")
+    stage_started: dict[str, str] = Field(default_factory=dict, description="stage -> ISO time it began")
+    finished_at: str | None = None
+    error: JobError | None = None
+    result: JobResult | None = None
+    expires_at: int | None = Field(None, description="epoch seconds; the table's TTL attribute")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def percent(self) -> float:
+        if self.status == JobStatus.SUCCEEDED:
+            return 100.0
+        done = 0.0
+        for stage in STAGE_ORDER:
+            if stage == self.stage:
+                if stage == Stage.ANALYZE and self.chunks_total:
+                    done += STAGE_WEIGHTS[stage] * min(1.0, self.chunks_done / self.chunks_total)
+                break
+            done += STAGE_WEIGHTS[stage]
+        return round(min(done, 99.0), 1)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def stage_seconds(self) -> dict[str, float]:
+        """How long each stage took (the running one: so far), from the stage start times."""
+        starts = sorted(
+            ((s, _parse_time(t)) for s, t in self.stage_started.items() if s in Stage.__members__),
+            key=lambda st: STAGE_ORDER.index(Stage(st[0])),
+        )
+        out: dict[str, float] = {}
+        end_of_last = _parse_time(self.finished_at) if self.finished_at else None
+        for i, (stage, began) in enumerate(starts):
+            ended = starts[i + 1][1] if i + 1 < len(starts) else end_of_last
+            if ended is not None:
+                out[stage] = round((ended - began).total_seconds(), 3)
+        return out
+
+
+def upload_key(job_id: str, filename: str) -> str:
+    """Where a job's upload lives; the start function reads the job id back from it."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("._") or "video"
+    return f"uploads/{job_id}/{safe[:120]}"
+
+
+def job_id_from_key(key: str) -> str | None:
+    parts = key.split("/")
+    if len(parts) == 3 and parts[0] == "uploads" and is_job_id(parts[1]) and parts[2]:
+        return parts[1]
+    return None
+
+
+def results_prefix(job_id: str) -> str:
+    return f"results/{job_id}/"
+
+
+def work_prefix(job_id: str) -> str:
+    return f"work/{job_id}/"

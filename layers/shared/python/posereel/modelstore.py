@@ -1,0 +1,225 @@
+"""The official MediaPipe pose model bundles: where they come from and how to get them.
+
+Models are never shipped in the code. ``fetch_models`` downloads them from Google's official
+URLs (checked against the published sha256) or copies them from a local directory that already
+holds them (how machines without internet access get them); ``resolve_model`` finds a verified
+bundle for a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from posereel.errors import ModelError, TransientError
+
+log = logging.getLogger(__name__)
+
+_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One published model bundle."""
+
+    name: str
+    filename: str
+    url: str
+    sha256: str
+    size_bytes: int
+
+
+_BASE = "https://storage.googleapis.com/mediapipe-models/pose_landmarker"
+
+POSE_MODELS: Mapping[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="lite",
+            filename="pose_landmarker_lite.task",
+            url=f"{_BASE}/pose_landmarker_lite/float16/1/pose_landmarker_lite.task",
+            sha256="59929e1d1ee95287735ddd833b19cf4ac46d29bc7afddbbf6753c459690d574a",
+            size_bytes=5777746,
+        ),
+        ModelSpec(
+            name="full",
+            filename="pose_landmarker_full.task",
+            url=f"{_BASE}/pose_landmarker_full/float16/1/pose_landmarker_full.task",
+            sha256="5134a3aad27a58b93da0088d431f366da362b44e3ccfbe3462b3827a839011b1",
+            size_bytes=9398198,
+        ),
+        ModelSpec(
+            name="heavy",
+            filename="pose_landmarker_heavy.task",
+            url=f"{_BASE}/pose_landmarker_heavy/float16/1/pose_landmarker_heavy.task",
+            sha256="64437af838a65d18e5ba7a0d39b465540069bc8aae8308de3e318aad31fcbc7b",
+            size_bytes=30664242,
+        ),
+    )
+}
+
+# progress(filename, bytes_done, bytes_total)
+Progress = Callable[[str, int, int], None]
+
+# (path, size, mtime_ns) of files already hashed in this process and found good.
+_verified: set[tuple[str, int, int]] = set()
+
+
+def model_spec(name: str, *, registry: Mapping[str, ModelSpec] = POSE_MODELS) -> ModelSpec:
+    """The spec of a model by short name ("lite", "full", "heavy")."""
+    try:
+        return registry[name]
+    except KeyError:
+        raise ModelError(f"unknown pose model {name!r}; known: {', '.join(registry)}") from None
+
+
+def resolve_model(name: str, model_dir: Path, *, registry: Mapping[str, ModelSpec] = POSE_MODELS) -> Path:
+    """Path of the verified bundle for ``name`` in ``model_dir``.
+
+    Raises ModelError, saying how to get it, when the file is missing or does not match the
+    published sha256. A file is hashed once per process (while its size and mtime stay the same).
+    """
+    spec = model_spec(name, registry=registry)
+    path = Path(model_dir) / spec.filename
+    how = (
+        f"get it with: posereel models fetch --model-dir {model_dir} "
+        "(add --from DIR to copy it from a directory that already holds the bundles)"
+    )
+    if not path.is_file():
+        raise ModelError(f"pose model {name!r} not found at {path}; {how}")
+    if not _is_valid(path, spec):
+        raise ModelError(
+            f"pose model {path} does not match its published sha256 (damaged or replaced); {how}"
+        )
+    return path
+
+
+def fetch_models(
+    names: Iterable[str],
+    model_dir: Path,
+    *,
+    source_dir: Path | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    base_url: str | None = None,
+    registry: Mapping[str, ModelSpec] = POSE_MODELS,
+    timeout_s: float = 60.0,
+) -> list[Path]:
+    """Put verified copies of the named models into ``model_dir`` and return their paths.
+
+    From ``source_dir`` (a directory that already holds the bundles) when given, else downloaded
+    from the official URL, or from ``base_url`` + "/" + filename (a mirror) when given. Files
+    already present and valid are kept unless ``force``. Each file is written to a temporary file
+    in ``model_dir``, checked (size and sha256) and renamed into place, so a failed or bad fetch
+    leaves nothing behind. Raises ModelError (bad checksum, missing source, HTTP error) or
+    TransientError (network trouble worth a retry).
+    """
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in dict.fromkeys(names):  # de-duplicated, in order
+        spec = model_spec(name, registry=registry)
+        target = model_dir / spec.filename
+        if not force and target.is_file() and _is_valid(target, spec):
+            log.info("model %s already present at %s", name, target)
+            paths.append(target)
+            continue
+        if source_dir is not None:
+            source = Path(source_dir) / spec.filename
+            if not source.is_file():
+                raise ModelError(f"pose model {name!r}: {source} not found")
+            with source.open("rb") as stream:
+                _store(
+                    stream, spec, target, origin=str(source), total=source.stat().st_size, progress=progress
+                )
+        else:
+            url = f"{base_url.rstrip('/')}/{spec.filename}" if base_url else spec.url
+            _download(url, spec, target, progress=progress, timeout_s=timeout_s)
+        log.info("model %s stored at %s", name, target)
+        paths.append(target)
+    return paths
+
+
+def _download(
+    url: str, spec: ModelSpec, target: Path, *, progress: Progress | None, timeout_s: float
+) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "posereel"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            total = int(response.headers.get("Content-Length") or spec.size_bytes)
+            _store(response, spec, target, origin=url, total=total, progress=progress)
+    except urllib.error.HTTPError as exc:
+        if exc.code >= 500 or exc.code == 429:
+            raise TransientError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}") from exc
+        raise ModelError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TransientError(
+            f"downloading {url} failed ({reason}); without internet access copy the files from a "
+            f"directory that holds them: posereel models fetch --from DIR"
+        ) from exc
+
+
+def _store(
+    stream: BinaryIO,
+    spec: ModelSpec,
+    target: Path,
+    *,
+    origin: str,
+    total: int,
+    progress: Progress | None,
+) -> None:
+    """Copy ``stream`` to ``target`` through a temporary file, hashing on the way; rename only if
+    the size and sha256 match the spec."""
+    digest = hashlib.sha256()
+    done = 0
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.filename}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := stream.read(_CHUNK_BYTES):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(spec.filename, done, total)
+        if done != spec.size_bytes or digest.hexdigest() != spec.sha256:
+            raise ModelError(
+                f"{origin}: got {done} bytes with sha256 {digest.hexdigest()}, expected "
+                f"{spec.size_bytes} bytes with sha256 {spec.sha256}; nothing was stored"
+            )
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    stat = target.stat()
+    _verified.add((str(target.resolve()), stat.st_size, stat.st_mtime_ns))
+
+
+def _is_valid(path: Path, spec: ModelSpec) -> bool:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _verified:
+        return True
+    if stat.st_size != spec.size_bytes or file_sha256(path) != spec.sha256:
+        return False
+    _verified.add(key)
+    return True
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()

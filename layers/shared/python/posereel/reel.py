@@ -1,0 +1,221 @@
+"""Compile the highlight reel: cut reel windows out of the source and join them into one MP4.
+
+How (measured on 2 cores, see ``compile_reel``): one ffmpeg run opens the source once per window
+with input seeking (``-ss``/``-t`` before ``-i``: ffmpeg decodes from the keyframe before the cut
+and drops the frames before it, so cuts are frame-accurate and only that stretch is decoded
+in vain), resets each piece's timestamps and joins the pieces with the ``concat`` filter, then encodes
+once with libx264 (and AAC). One encode means no keyframe or timestamp seams between pieces and no
+AAC priming gap per cut, which a per-window encode + concat demuxer ``-c copy`` suffers from (its
+audio grew by about one AAC frame per cut). Every open input holds a decoder, so more than
+``max_windows_per_pass`` windows are done in passes: each pass writes H.264 video with the same
+encoder settings plus PCM audio (no priming), and the passes are joined with the concat demuxer,
+copying the video and encoding the audio once.
+
+Window edges are snapped to source frames: a window [start_s, end_s) keeps the frames
+round(start_s * fps) .. round(end_s * fps) - 1 and the audio of exactly that span, so every
+piece's audio and video have the same length and the reel lasts sum(frames) / fps.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from posereel.errors import ToolError
+from posereel.schemas import Model, ReelWindow, VideoInfo
+from posereel.settings import ReelSettings
+
+log = logging.getLogger(__name__)
+
+# Seek this much before a window's first frame so that a frame whose timestamp rounds a hair
+# late (time bases of 1/1000 s, the microsecond seek offset) is still kept; the window's length
+# is unchanged, so one frame is never gained or lost. It is also how far audio leads the picture.
+_SEEK_EARLY_S = 0.001
+_STDERR_TAIL_CHARS = 2000
+
+
+class ReelOutput(Model):
+    """The compiled reel: ``duration_s`` is sum(frames kept) / source fps, ``windows`` the windows as
+    cut (snapped to source frames, clipped to the video, empty ones dropped)."""
+
+    path: Path
+    duration_s: float
+    windows: list[ReelWindow]
+
+
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    window: ReelWindow
+    first_frame: int
+    frame_count: int
+    fps: float
+
+    @property
+    def seek_s(self) -> float:
+        return max(0.0, self.first_frame / self.fps - _SEEK_EARLY_S)
+
+    @property
+    def length_s(self) -> float:
+        return self.frame_count / self.fps
+
+
+def compile_reel(
+    source: Path,
+    windows: Sequence[ReelWindow],
+    out_path: Path,
+    *,
+    info: VideoInfo,
+    settings: ReelSettings,
+    ffmpeg: str = "ffmpeg",
+    max_windows_per_pass: int = 16,
+    audio_bitrate_kbps: int = 128,
+) -> ReelOutput | None:
+    """Cut ``windows`` (seconds of the source, in the given order) and join them into one H.264
+    MP4 at ``out_path``: yuv420p, ``+faststart``, libx264 with ``settings.preset``/``settings.crf``,
+    AAC audio at ``audio_bitrate_kbps`` when ``info.has_audio`` (no audio track otherwise).
+
+    Returns None and writes nothing when no window holds a frame (no segments is a normal result).
+    The file appears atomically (written under a temporary name, then renamed). Raises ToolError
+    when ffmpeg is missing or fails.
+
+    Measured with 2 cores (ffmpeg 5.1, veryfast, crf 23; CPU seconds, as wall time was noisy on a
+    shared host): a 23.3 s reel of 5 windows from a 720p29.97 source with AAC took 9.6 s CPU this
+    way, 10.0 s with per-window encodes joined by the concat demuxer ``-c copy`` (audio grew by an
+    AAC frame per cut) and 10.2 s with the concat demuxer + ``concatdec_select`` (4 frames lost).
+    30 windows (33 s): 18.4 s CPU and 372 MB peak in passes of 16, 19.0 s and 561 MB in one pass.
+    """
+    cuts = _plan_cuts(windows, info=info)
+    if not cuts:
+        log.info("no reel for %s: no window holds a frame", info.name)
+        return None
+    if max_windows_per_pass < 1:
+        raise ValueError("max_windows_per_pass must be at least 1")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    encoder = _video_encoder_args(settings)
+    audio = info.has_audio
+
+    with tempfile.TemporaryDirectory(prefix=".reel-", dir=out_path.parent) as tmp:
+        tmp_dir = Path(tmp)
+        partial = tmp_dir / "reel.mp4"
+        if len(cuts) <= max_windows_per_pass:
+            outputs = ["-map", "[v]", *encoder]
+            outputs += ["-map", "[a]", *_aac_args(audio_bitrate_kbps)] if audio else ["-an"]
+            outputs += ["-movflags", "+faststart", "-f", "mp4", str(partial)]
+            _run(_cut_command(source, cuts, outputs, audio=audio, ffmpeg=ffmpeg))
+        else:
+            _compile_in_passes(
+                source, cuts, partial, tmp_dir=tmp_dir, audio=audio, encoder=encoder,
+                per_pass=max_windows_per_pass, audio_bitrate_kbps=audio_bitrate_kbps, ffmpeg=ffmpeg,
+            )  # fmt: skip
+        os.replace(partial, out_path)
+
+    duration_s = sum(c.frame_count for c in cuts) / info.fps
+    return ReelOutput(path=out_path, duration_s=duration_s, windows=[c.window for c in cuts])
+
+
+def _plan_cuts(windows: Sequence[ReelWindow], *, info: VideoInfo) -> list[_Cut]:
+    """Snap windows to source frames and clip them to the video; drop windows without a frame."""
+    fps = info.fps
+    last_frame = round(info.duration_s * fps)  # exclusive
+    cuts = []
+    for w in windows:
+        if w.end_s < w.start_s:
+            raise ValueError(f"reel window ends before it starts: {w.start_s} .. {w.end_s} s")
+        first = min(max(0, round(w.start_s * fps)), last_frame)
+        stop = min(max(0, round(w.end_s * fps)), last_frame)
+        if stop <= first:
+            log.warning(
+                "reel window %.3f .. %.3f s holds no frame of %s; skipped", w.start_s, w.end_s, info.name
+            )
+            continue
+        snapped = w.model_copy(update={"start_s": first / fps, "end_s": stop / fps})
+        cuts.append(_Cut(window=snapped, first_frame=first, frame_count=stop - first, fps=fps))
+    return cuts
+
+
+def _cut_command(
+    source: Path, cuts: Sequence[_Cut], outputs: list[str], *, audio: bool, ffmpeg: str
+) -> list[str]:
+    """One ffmpeg run: one seeking input per cut, concat filter to [v] (and [a]), then ``outputs``."""
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    for cut in cuts:
+        # One decoder thread per input: there is one input per window, each holding a decoder.
+        cmd += ["-threads", "1", "-ss", f"{cut.seek_s:.6f}", "-t", f"{cut.length_s:.6f}", "-i", str(source)]
+    chains, pads = [], []
+    for i in range(len(cuts)):
+        chains.append(f"[{i}:v:0]setpts=PTS-STARTPTS[v{i}]")
+        pads.append(f"[v{i}]")
+        if audio:
+            chains.append(f"[{i}:a:0]asetpts=PTS-STARTPTS[a{i}]")
+            pads.append(f"[a{i}]")
+    # Even sizes for yuv420p; the scaler passes frames through untouched when nothing changes.
+    # Where the source's audio stops early, concat fills the gap with silence up to the next piece,
+    # and apad fills the end, so the sound stays with the picture and lasts as long.
+    total_s = sum(c.length_s for c in cuts)
+    joined = (
+        "".join(pads)
+        + f"concat=n={len(cuts)}:v=1:a={int(audio)}[vj]"
+        + (f"[aj];[aj]apad=whole_dur={total_s:.6f}[a]" if audio else "")
+        + ";[vj]scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p[v]"
+    )
+    return [*cmd, "-filter_complex", ";".join([*chains, joined]), *outputs]
+
+
+def _compile_in_passes(
+    source: Path,
+    cuts: Sequence[_Cut],
+    out: Path,
+    *,
+    tmp_dir: Path,
+    audio: bool,
+    encoder: list[str],
+    per_pass: int,
+    audio_bitrate_kbps: int,
+    ffmpeg: str,
+) -> None:
+    video_list, audio_list = [], []
+    for n, start in enumerate(range(0, len(cuts), per_pass)):
+        video_part, audio_part = f"pass{n:04d}.mp4", f"pass{n:04d}.wav"
+        outputs = ["-map", "[v]", *encoder, "-an", "-f", "mp4", str(tmp_dir / video_part)]
+        if audio:
+            outputs += ["-map", "[a]", "-c:a", "pcm_s16le", "-f", "wav", str(tmp_dir / audio_part)]
+        _run(_cut_command(source, cuts[start : start + per_pass], outputs, audio=audio, ffmpeg=ffmpeg))
+        video_list.append(f"file '{video_part}'\n")
+        audio_list.append(f"file '{audio_part}'\n")
+    (tmp_dir / "video.txt").write_text("ffconcat version 1.0\n" + "".join(video_list))
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    cmd += ["-f", "concat", "-safe", "0", "-i", str(tmp_dir / "video.txt")]
+    maps = ["-map", "0:v:0", "-c:v", "copy"]
+    if audio:
+        (tmp_dir / "audio.txt").write_text("ffconcat version 1.0\n" + "".join(audio_list))
+        cmd += ["-f", "concat", "-safe", "0", "-i", str(tmp_dir / "audio.txt")]
+        maps += ["-map", "1:a:0", *_aac_args(audio_bitrate_kbps)]
+    else:
+        maps += ["-an"]
+    _run([*cmd, *maps, "-movflags", "+faststart", "-f", "mp4", str(out)])
+
+
+def _video_encoder_args(settings: ReelSettings) -> list[str]:
+    return [
+        "-c:v", "libx264", "-preset", settings.preset, "-crf", str(settings.crf), "-pix_fmt", "yuv420p",
+    ]  # fmt: skip
+
+
+def _aac_args(bitrate_kbps: int) -> list[str]:
+    return ["-c:a", "aac", "-b:a", f"{bitrate_kbps}k"]
+
+
+def _run(cmd: list[str]) -> None:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+    except FileNotFoundError as exc:
+        raise ToolError(f"ffmpeg not found ({cmd[0]!r}): install ffmpeg or set POSEREEL_FFMPEG") from exc
+    if proc.returncode != 0:
+        tail = (proc.stderr or "").strip()[-_STDERR_TAIL_CHARS:] or "no message"
+        raise ToolError(f"ffmpeg failed compiling the reel (exit status {proc.returncode}): {tail}")

@@ -1,0 +1,170 @@
+"""pose: the MediaPipe -> PersonPose conversion, and PoseEstimator on real footage."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from posereel.errors import ModelError
+from posereel.pose import PoseEstimator, persons_from_landmarks
+from posereel.settings import PoseSettings
+from posereel.video import probe, sample_frames
+
+NOSE, LEFT_HIP, RIGHT_HIP = 0, 23, 24
+
+
+def _landmarks(points: list[tuple[float, float, float, float | None]]) -> list[SimpleNamespace]:
+    return [SimpleNamespace(x=x, y=y, z=z, visibility=v) for x, y, z, v in points]
+
+
+@pytest.fixture(scope="module")
+def astronaut_rgb(media_dir) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imread(str(media_dir / "astronaut.png"))
+    assert bgr is not None
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module")
+def lite_model(models_dir):
+    return models_dir / "pose_landmarker_lite.task"
+
+
+# --- conversion (no model needed) -----------------------------------------------------------
+
+
+def test_conversion_box_spans_visible_landmarks_and_is_clipped():
+    # Given 31 visible landmarks inside the picture, one visible off its left edge, one hidden far away
+    points = [(0.4 + 0.005 * i, 0.2 + 0.01 * i, -0.1, 0.9) for i in range(31)]
+    points.append((-0.2, 0.5, 0.0, 0.8))
+    points.append((0.99, 0.99, 0.0, 0.1))
+    person = persons_from_landmarks(_landmarks(points))
+    # Then the box spans the visible ones only, clipped to the picture
+    x0, y0, x1, y1 = person.box
+    assert (x0, y0) == (0.0, pytest.approx(0.2))
+    assert (x1, y1) == (pytest.approx(0.55), pytest.approx(0.5))
+    assert person.track_id is None
+    assert len(person.landmarks) == 33
+    assert person.landmarks[31] == pytest.approx((-0.2, 0.5, 0.0, 0.8))  # landmarks are not clipped
+    assert person.score == pytest.approx((31 * 0.9 + 0.8 + 0.1) / 33)
+
+
+def test_conversion_with_nothing_visible_uses_every_landmark_and_treats_none_as_zero():
+    points = [(0.1 + 0.02 * i, 0.3, 0.0, None) for i in range(33)]
+    person = persons_from_landmarks(_landmarks(points))
+    assert person.box == pytest.approx((0.1, 0.3, 0.74, 0.3))
+    assert person.score == 0.0
+    assert all(lm[3] == 0.0 for lm in person.landmarks)
+
+
+def test_conversion_rejects_a_wrong_landmark_count():
+    with pytest.raises(ValueError, match="33"):
+        persons_from_landmarks(_landmarks([(0.5, 0.5, 0.0, 1.0)] * 17))
+
+
+# --- PoseEstimator --------------------------------------------------------------------------
+
+
+@pytest.mark.media
+def test_astronaut_photo_gives_one_person(astronaut_rgb, lite_model):
+    with PoseEstimator(PoseSettings(num_poses=2), lite_model) as estimator:
+        persons = estimator.detect(astronaut_rgb, 0)
+    assert len(persons) == 1
+    (person,) = persons
+    assert len(person.landmarks) == 33
+    assert 0.3 < person.score <= 1.0
+    x0, y0, x1, y1 = person.box
+    assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+    nose = person.landmarks[NOSE]
+    hips_y = (person.landmarks[LEFT_HIP][1] + person.landmarks[RIGHT_HIP][1]) / 2
+    assert nose[3] > 0.9  # the face is clearly visible
+    assert 0.25 < nose[0] < 0.65 and nose[1] < 0.45  # upper middle of the photo
+    assert nose[1] < hips_y  # upright
+    assert estimator.device == "cpu" and estimator.device_note is None
+
+
+@pytest.mark.media
+def test_gpu_request_falls_back_to_cpu_with_a_reason(astronaut_rgb, lite_model, caplog):
+    # This machine has no usable GPU/EGL: "gpu" must still work, on the CPU, and say why.
+    with (
+        caplog.at_level(logging.WARNING, logger="posereel.pose"),
+        PoseEstimator(PoseSettings(delegate="gpu"), lite_model) as estimator,
+    ):
+        assert estimator.device == "cpu"
+        assert estimator.device_note
+        assert len(estimator.detect(astronaut_rgb, 0)) == 1
+    assert any(r.levelno == logging.WARNING and "CPU" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.media
+def test_native_logs_are_kept_off_stderr(astronaut_rgb, lite_model, capfd, caplog):
+    with (
+        caplog.at_level(logging.DEBUG, logger="posereel.pose"),
+        PoseEstimator(PoseSettings(delegate="auto"), lite_model) as estimator,
+    ):
+        estimator.detect(astronaut_rgb, 0)
+    assert "gl_context" not in capfd.readouterr().err
+    assert any("MediaPipe native log" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.media
+def test_timestamps_must_increase(astronaut_rgb, lite_model):
+    with PoseEstimator(PoseSettings(), lite_model) as estimator:
+        estimator.detect(astronaut_rgb, 100)
+        with pytest.raises(ValueError, match="increase strictly"):
+            estimator.detect(astronaut_rgb, 100)
+        with pytest.raises(ValueError, match="increase strictly"):
+            estimator.detect(astronaut_rgb, 50)
+        assert len(estimator.detect(astronaut_rgb, 101)) == 1
+
+
+@pytest.mark.media
+def test_rejects_frames_that_are_not_rgb_uint8(astronaut_rgb, lite_model):
+    with PoseEstimator(PoseSettings(), lite_model) as estimator:
+        with pytest.raises(ValueError, match="RGB"):
+            estimator.detect(astronaut_rgb.astype(np.float32), 0)
+        with pytest.raises(ValueError, match="RGB"):
+            estimator.detect(astronaut_rgb[:, :, 0], 0)
+    with pytest.raises(RuntimeError, match="closed"):
+        estimator.detect(astronaut_rgb, 1)
+
+
+def test_missing_or_damaged_model_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        PoseEstimator(PoseSettings(), tmp_path / "nope.task")
+    junk = tmp_path / "junk.task"
+    junk.write_bytes(b"\0" * 1000)
+    with pytest.raises(ModelError, match="cannot load"):
+        PoseEstimator(PoseSettings(), junk)
+
+
+@pytest.mark.media
+def test_taiji_frames_show_one_person_each(clip, lite_model):
+    path = clip("hybrik_taiji")
+    info = probe(path)
+    with PoseEstimator(PoseSettings(num_poses=2), lite_model) as estimator:
+        counts = [
+            len(estimator.detect(f.rgb, round(f.t_s * 1000)))
+            for f in sample_frames(path, info=info, start_s=5.0, end_s=7.0, target_fps=4, max_height_px=480)
+        ]
+    assert counts == [1] * 8
+
+
+@pytest.mark.media
+def test_basketball_shows_two_people(clip, lite_model):
+    path = clip("mmaction2_basketball")
+    info = probe(path)
+    with PoseEstimator(PoseSettings(num_poses=2), lite_model) as estimator:
+        frames = [
+            estimator.detect(f.rgb, round(f.t_s * 1000))
+            for f in sample_frames(path, info=info, start_s=0.0, end_s=1.0, target_fps=5, max_height_px=480)
+        ]
+    assert max(len(persons) for persons in frames) == 2
+    two = next(persons for persons in frames if len(persons) == 2)
+    # two different people: their boxes are apart
+    (a, b) = (p.box for p in two)
+    assert abs((a[0] + a[2]) / 2 - (b[0] + b[2]) / 2) > 0.1

@@ -1,0 +1,368 @@
+"""Tracker: stable ids through crossing, gaps, reordering and ghosts (synthetic poses), plus a
+real-footage check through the engine."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from posereel.errors import InputError
+from posereel.schemas import FramePoses, PersonPose
+from posereel.settings import TrackingSettings
+from posereel.tracking import PoseArrays, Tracker, drop_short_tracks, keypoint_similarity, track_frames
+
+ASPECT = 16 / 9
+FPS = 10.0
+
+
+# --- builders ---------------------------------------------------------------------------------
+
+# A standing body in body heights, relative to the hip centre (y down). Arms are added by pose().
+_BODY = {
+    0: (0.0, -0.45),
+    1: (-0.01, -0.47),
+    2: (-0.015, -0.47),
+    3: (-0.02, -0.47),
+    4: (0.01, -0.47),
+    5: (0.015, -0.47),
+    6: (0.02, -0.47),
+    7: (-0.03, -0.46),
+    8: (0.03, -0.46),
+    9: (-0.01, -0.43),
+    10: (0.01, -0.43),
+    11: (-0.1, -0.32),
+    12: (0.1, -0.32),
+    23: (-0.06, 0.0),
+    24: (0.06, 0.0),
+    25: (-0.06, 0.24),
+    26: (0.06, 0.24),
+    27: (-0.06, 0.46),
+    28: (0.06, 0.46),
+    29: (-0.06, 0.48),
+    30: (0.06, 0.48),
+    31: (-0.04, 0.5),
+    32: (0.04, 0.5),
+}
+
+
+@dataclass(frozen=True)
+class Body:
+    """Where a synthetic person is: hip centre (x of the width, y of the height), height as a
+    fraction of the frame height, arm angle from hanging (0) to raised overhead (pi)."""
+
+    x: float
+    y: float = 0.6
+    height: float = 0.5
+    arms: float = 0.3
+
+
+def pose(body: Body, *, score: float = 0.9, visibility: float = 0.95, jitter: float = 0.0) -> PersonPose:
+    """A 33-landmark MediaPipe-like pose for ``body`` in a frame of aspect ``ASPECT``."""
+    offsets = dict(_BODY)
+    for side, (shoulder, elbow, wrist, hand) in (
+        (-1, (11, 13, 15, (17, 19, 21))),
+        (1, (12, 14, 16, (18, 20, 22))),
+    ):
+        sx, sy = offsets[shoulder]
+        dx, dy = side * math.sin(body.arms), math.cos(body.arms)
+        offsets[elbow] = (sx + 0.15 * dx, sy + 0.15 * dy)
+        offsets[wrist] = (sx + 0.28 * dx, sy + 0.28 * dy)
+        for k in hand:
+            offsets[k] = (sx + 0.31 * dx, sy + 0.31 * dy)
+    landmarks = []
+    for k in range(33):
+        ox, oy = offsets[k]
+        landmarks.append(
+            (
+                body.x + ox * body.height / ASPECT + jitter,
+                body.y + oy * body.height + jitter,
+                0.0,
+                visibility,
+            )
+        )
+    xs = [p[0] for p in landmarks]
+    ys = [p[1] for p in landmarks]
+    return PersonPose(score=score, box=(min(xs), min(ys), max(xs), max(ys)), landmarks=landmarks)
+
+
+def frame(index: int, *bodies: Body) -> FramePoses:
+    return FramePoses(index=index, t_s=index / FPS, persons=[pose(b) for b in bodies])
+
+
+def run(frames: list[FramePoses], settings: TrackingSettings | None = None) -> list[FramePoses]:
+    tracker = Tracker(settings or TrackingSettings(), aspect=ASPECT)
+    return [tracker.update(f) for f in frames]
+
+
+def id_near(f: FramePoses, x: float) -> int | None:
+    """Track id of the person whose hip centre is nearest to ``x`` in frame ``f``."""
+    best = min(f.persons, key=lambda p: abs((p.landmarks[23][0] + p.landmarks[24][0]) / 2 - x))
+    return best.track_id
+
+
+def assert_unique_ids(frames: list[FramePoses]) -> None:
+    for f in frames:
+        ids = [p.track_id for p in f.persons]
+        assert None not in ids, f.index
+        assert len(ids) == len(set(ids)), f"frame {f.index} gives one id twice: {ids}"
+
+
+def crossing(n: int = 40) -> list[tuple[Body, Body]]:
+    """Two walkers crossing: A left to right in front, B right to left further back (smaller,
+    higher in the frame); both swing their arms."""
+    out = []
+    for i in range(n):
+        s = i / (n - 1)
+        out.append(
+            (
+                Body(x=0.2 + 0.6 * s, y=0.62, height=0.5, arms=0.3 + 0.4 * math.sin(i)),
+                Body(x=0.8 - 0.6 * s, y=0.52, height=0.36, arms=0.3 - 0.2 * math.sin(i)),
+            )
+        )
+    return out
+
+
+# --- synthetic cases ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hide_back_person", [False, True], ids=["both seen", "back person hidden"])
+def test_two_people_crossing_keep_their_ids(hide_back_person: bool) -> None:
+    # Given two people walking past each other; optionally the one behind is not detected
+    # while they overlap (what MediaPipe does with an occluded person)
+    path = crossing()
+    frames = []
+    for i, (a, b) in enumerate(path):
+        hidden = hide_back_person and abs(a.x - b.x) < 0.1
+        frames.append(frame(i, a) if hidden else frame(i, a, b))
+    assert len({len(f.persons) for f in frames}) == (2 if hide_back_person else 1)
+    # When tracked
+    out = run(frames)
+    # Then each keeps the id it started with (0 for the one starting on the left)
+    assert_unique_ids(out)
+    for f, (a, b) in zip(out, path, strict=True):
+        assert id_near(f, a.x) == 0, f.index
+        if len(f.persons) == 2:
+            assert id_near(f, b.x) == 1, f.index
+
+
+@pytest.mark.parametrize(
+    ("gap_frames", "expected_ids"),
+    [
+        pytest.param(3, [0, 0], id="short gap keeps the id"),
+        pytest.param(10, [0, 0], id="gap of exactly max_gap keeps the id"),
+        pytest.param(11, [0, 1], id="gap just over max_gap starts a new id"),
+        pytest.param(25, [0, 1], id="long gap starts a new id"),
+    ],
+)
+def test_person_leaving_and_coming_back(gap_frames: int, expected_ids: list[int]) -> None:
+    # Given one person seen for 10 frames, then unseen for gap_frames (empty frames), then back
+    settings = TrackingSettings(max_gap_frames=10)
+    before = [frame(i, Body(x=0.5)) for i in range(10)]
+    empty = [frame(10 + i) for i in range(gap_frames)]
+    after = [frame(10 + gap_frames + i, Body(x=0.5)) for i in range(10)]
+    # When tracked
+    out = run(before + empty + after, settings)
+    # Then the id after the gap depends on the gap length
+    assert [out[0].persons[0].track_id, out[-1].persons[0].track_id] == expected_ids
+
+
+def test_gap_counts_grid_frames_even_when_frames_are_missing() -> None:
+    # Given a person whose frames 5..20 never reach the tracker at all (not even empty)
+    frames = [frame(i, Body(x=0.5)) for i in [*range(5), *range(21, 25)]]
+    # When tracked with max_gap 10
+    out = run(frames, TrackingSettings(max_gap_frames=10))
+    # Then the 16 grid frames unseen end the track
+    assert {p.track_id for f in out for p in f.persons} == {0, 1}
+
+
+def test_shuffled_detection_order_does_not_change_ids() -> None:
+    # Given three people, returned in a different random order every frame
+    rng = random.Random(7)
+    bodies = [
+        [Body(x=0.2 + 0.005 * i), Body(x=0.5, y=0.55 + 0.003 * i, height=0.4), Body(x=0.8 - 0.004 * i)]
+        for i in range(30)
+    ]
+    ordered = [frame(i, *b) for i, b in enumerate(bodies)]
+    shuffled = []
+    for f in ordered:
+        persons = list(f.persons)
+        rng.shuffle(persons)
+        shuffled.append(f.model_copy(update={"persons": persons}))
+    # When both are tracked
+    out_ordered, out_shuffled = run(ordered), run(shuffled)
+    # Then every person gets the same id either way, and ids follow the people left to right
+    assert out_shuffled == out_ordered
+    for f, b in zip(out_shuffled, bodies, strict=True):
+        assert [id_near(f, body.x) for body in b] == [0, 1, 2]
+
+
+def test_ghost_duplicate_is_removed_and_gets_no_id() -> None:
+    # Given one person and, every third frame, a near-copy of them with a lower score
+    frames = []
+    for i in range(20):
+        body = Body(x=0.3 + 0.01 * i)
+        persons = [pose(body)]
+        if i % 3 == 0:
+            persons.insert(0, pose(body, score=0.6, jitter=0.003))
+        frames.append(FramePoses(index=i, t_s=i / FPS, persons=persons))
+    # When tracked
+    out = run(frames)
+    # Then each frame keeps exactly the real (higher-scored) pose, always with id 0
+    for f in out:
+        assert len(f.persons) == 1
+        assert f.persons[0].track_id == 0
+        assert f.persons[0].score == 0.9
+
+
+def test_two_people_standing_close_are_not_taken_for_a_ghost() -> None:
+    # Given two people side by side whose boxes overlap
+    frames = [frame(i, Body(x=0.45, arms=0.2), Body(x=0.52, arms=1.4)) for i in range(10)]
+    # When tracked
+    out = run(frames)
+    # Then both are kept with their own ids
+    assert all(len(f.persons) == 2 for f in out)
+    assert_unique_ids(out)
+
+
+def test_fast_articulation_keeps_one_track() -> None:
+    # Given a person doing jumping jacks (arms down / overhead on alternate frames) with a missed frame
+    frames = [frame(i, Body(x=0.5, arms=0.2 if i % 2 else 2.8)) for i in range(30)]
+    frames[12] = frame(12)
+    # When tracked
+    out = run(frames)
+    # Then one id throughout
+    assert {p.track_id for f in out for p in f.persons} == {0}
+
+
+@pytest.mark.parametrize(("aspect", "isotropic"), [(ASPECT, True), (1.0, False)])
+def test_keypoint_similarity_measures_in_frame_heights(aspect: float, isotropic: bool) -> None:
+    # Given a pose moved by the same physical distance to the right and downwards
+    d = 0.03
+    base = pose(Body(x=0.5))
+    right = pose(Body(x=0.5 + d / ASPECT))
+    down = pose(Body(x=0.5, y=0.6 + d))
+    arrays = [PoseArrays.from_persons([p], aspect=aspect) for p in (base, right, down)]
+    # When compared with the aspect given to the tracker
+    sim_right = keypoint_similarity(arrays[0], arrays[1], keypoint_sigma=0.2)[0, 0]
+    sim_down = keypoint_similarity(arrays[0], arrays[2], keypoint_sigma=0.2)[0, 0]
+    # Then both moves look alike only with the frame's real aspect ratio
+    assert math.isclose(sim_right, sim_down, rel_tol=1e-6) is isotropic
+
+
+def test_frames_must_come_in_increasing_order() -> None:
+    tracker = Tracker(TrackingSettings(), aspect=ASPECT)
+    tracker.update(frame(5, Body(x=0.5)))
+    with pytest.raises(InputError):
+        tracker.update(frame(5, Body(x=0.5)))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"aspect": 0.0},
+        {"aspect": -1.0},
+        {"aspect": 1.0, "iou_weight": 1.5},
+        {"aspect": 1.0, "keypoint_sigma": 0.0},
+    ],
+)
+def test_bad_tracker_arguments_are_rejected(kwargs: dict[str, float]) -> None:
+    with pytest.raises(InputError):
+        Tracker(TrackingSettings(), **kwargs)
+
+
+def test_track_frames_drops_flicker_and_renumbers() -> None:
+    # Given a steady person and a second "person" far away seen in only 2 frames
+    frames = [frame(i, Body(x=0.3)) for i in range(10)]
+    frames[4] = frame(4, Body(x=0.3), Body(x=0.85, height=0.3))
+    frames[5] = frame(5, Body(x=0.3), Body(x=0.85, height=0.3))
+    frames.append(frame(10, Body(x=0.3), Body(x=0.7, height=0.4)))
+    frames += [frame(11 + i, Body(x=0.3), Body(x=0.7, height=0.4)) for i in range(5)]
+    # When tracked with min_track_frames=3
+    out = track_frames(frames, TrackingSettings(min_track_frames=3), aspect=ASPECT)
+    # Then the flicker is gone and the later person is id 1, not 2
+    assert [len(f.persons) for f in out[4:6]] == [1, 1]
+    assert {p.track_id for f in out for p in f.persons} == {0, 1}
+    assert id_near(out[-1], 0.7) == 1
+
+
+def test_drop_short_tracks_orders_ids_by_first_appearance() -> None:
+    # Given ids assigned in an arbitrary order
+    a, b = pose(Body(x=0.7)), pose(Body(x=0.2))
+    frames = [
+        FramePoses(index=0, t_s=0.0, persons=[a.model_copy(update={"track_id": 9})]),
+        FramePoses(
+            index=1,
+            t_s=0.1,
+            persons=[a.model_copy(update={"track_id": 9}), b.model_copy(update={"track_id": 4})],
+        ),
+    ]
+    # When renumbered
+    out = drop_short_tracks(frames, min_frames=1)
+    # Then the first seen is 0, and persons are sorted by id
+    assert [[p.track_id for p in f.persons] for f in out] == [[0], [0, 1]]
+
+
+def test_hot_path_is_cheap() -> None:
+    # Given 300 frames of 4 moving people
+    frames = [
+        frame(i, *(Body(x=0.15 + 0.2 * k + 0.001 * i, arms=0.3 + 0.1 * math.sin(i + k)) for k in range(4)))
+        for i in range(300)
+    ]
+    # When tracked (best of three, the machine may be busy)
+    elapsed = []
+    for _ in range(3):
+        started = time.perf_counter()
+        out = run(frames)
+        elapsed.append(time.perf_counter() - started)
+    # Then it takes milliseconds per frame at most, and ids are stable
+    assert min(elapsed) / len(frames) < 0.005, f"{1000 * min(elapsed) / len(frames):.2f} ms per frame"
+    assert {p.track_id for f in out for p in f.persons} == {0, 1, 2, 3}
+
+
+# --- real footage ---------------------------------------------------------------------------------
+
+
+@pytest.mark.media
+@pytest.mark.parametrize(
+    ("name", "num_poses", "check"),
+    [
+        pytest.param("hybrik_taiji", 2, "one_long_track", id="taiji"),
+        pytest.param("sports2d_walk_in_out", 2, "one_long_track", id="walk_in_out"),
+        pytest.param("sports2d_fitness_lateral_raise", 2, "one_long_track", id="lateral_raise"),
+        pytest.param("pets2009_vtest_crowd_walking", 6, "several_people", id="pets2009"),
+    ],
+)
+def test_real_footage_tracks(name: str, num_poses: int, check: str, clip, models_dir) -> None:
+    from posereel import engine
+    from posereel.chunks import plan_chunks
+    from posereel.settings import AnalysisSettings, PoseSettings, RuntimeSettings
+    from posereel.video import probe
+
+    # Given a real clip analysed as one chunk
+    source = clip(name)
+    runtime = RuntimeSettings(model_dir=models_dir)
+    info = probe(source, ffprobe=runtime.ffprobe)
+    settings = AnalysisSettings(pose=PoseSettings(num_poses=num_poses))
+    [chunk] = plan_chunks(
+        info.duration_s,
+        chunk_seconds=info.duration_s + 1,
+        overlap_seconds=0,
+        grid_fps=settings.sampling.target_fps,
+    )
+    result = engine.analyze_chunk(source, chunk, info=info, settings=settings, runtime=runtime)
+    frames = result.frames
+    assert_unique_ids(frames)
+    counts: dict[int | None, int] = {}
+    for f in frames:
+        for p in f.persons:
+            counts[p.track_id] = counts.get(p.track_id, 0) + 1
+    detections = sum(counts.values())
+    # Then the main person keeps one id, or several people are told apart
+    if check == "one_long_track":
+        assert max(counts.values()) >= 0.95 * detections, counts
+    else:
+        assert len([t for t, n in counts.items() if n >= 3]) >= 3, counts
