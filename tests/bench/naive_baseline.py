@@ -48,7 +48,7 @@ def main() -> None:
     if not windows:
         return
     source = VideoFileClip(str(args.video))
-    clips = [source.subclipped(start, end) for start, end in windows]
+    clips = [source.subclipped(start, min(end, source.duration)) for start, end in windows]
     reel = concatenate_videoclips(clips)
     reel.write_videofile(str(args.out), codec="libx264", audio=source.audio is not None, logger=None)
     source.close()

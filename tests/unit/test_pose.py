@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from posereel.errors import ModelError
-from posereel.pose import PoseEstimator, persons_from_landmarks
+from posereel.pose import AdaptivePoseEstimator, PoseEstimator, persons_from_landmarks
 from posereel.settings import PoseSettings
 from posereel.video import probe, sample_frames
 
@@ -168,3 +168,38 @@ def test_basketball_shows_two_people(clip, lite_model):
     # two different people: their boxes are apart
     (a, b) = (p.box for p in two)
     assert abs((a[0] + a[2]) / 2 - (b[0] + b[2]) / 2) > 0.1
+
+
+def _frames(clip_path, *, start_s: float, end_s: float):
+    info = probe(clip_path)
+    return list(
+        sample_frames(clip_path, info=info, start_s=start_s, end_s=end_s, target_fps=10, max_height_px=480)
+    )
+
+
+@pytest.mark.media
+def test_adaptive_tracks_one_person_cheaply_and_finds_the_same_people(clip, lite_model):
+    # Given one person on screen
+    frames = _frames(clip("hybrik_taiji"), start_s=4.0, end_s=7.0)
+    settings = PoseSettings(num_poses=4)
+    with (
+        PoseEstimator(settings, lite_model) as plain,
+        AdaptivePoseEstimator(settings, lite_model) as adaptive,
+    ):
+        plain_counts = [len(plain.detect(f.rgb, round(f.t_s * 1000))) for f in frames]
+        adaptive_counts = [len(adaptive.detect(f.rgb, round(f.t_s * 1000))) for f in frames]
+        # Then the adaptive estimator stays at num_poses=1 and sees what the plain one sees
+        assert adaptive.current_num_poses == 1
+    assert adaptive_counts == plain_counts == [1] * len(frames)
+
+
+@pytest.mark.media
+def test_adaptive_goes_wide_when_a_second_person_is_there(clip, lite_model):
+    # Given two players on court
+    frames = _frames(clip("mmaction2_basketball"), start_s=0.0, end_s=2.5)
+    with AdaptivePoseEstimator(PoseSettings(num_poses=4), lite_model) as adaptive:
+        counts = [len(adaptive.detect(f.rgb, round(f.t_s * 1000))) for f in frames]
+        # Then it tracks everyone from then on
+        assert adaptive.current_num_poses == 4
+    assert max(counts) >= 2
+    assert sum(c >= 2 for c in counts) >= len(counts) // 2

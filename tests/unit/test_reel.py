@@ -236,7 +236,7 @@ def test_backwards_window_is_rejected(testsrc_av, tmp_path):
 
 
 def test_ffmpeg_failure_is_a_tool_error_and_leaves_no_file(testsrc_av, tmp_path):
-    bad = ReelSettings(preset="no-such-preset")
+    bad = ReelSettings.model_construct(preset="no-such-preset")  # skips validation: ffmpeg must fail
     with pytest.raises(ToolError, match="ffmpeg failed"):
         compile_reel(
             testsrc_av, _windows((1.0, 2.0)), tmp_path / "reel.mp4", info=probe(testsrc_av), settings=bad
