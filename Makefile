@@ -19,17 +19,22 @@ export GLOG_minloglevel ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-APT_PACKAGES := ffmpeg
+# clamav: clamscan and sigtool for the scan stage (clamav-freshclam comes along as a dependency).
+# libegl1 libgles2: libmediapipe.so links against EGL/GLES even when it runs on the CPU.
+APT_PACKAGES := ffmpeg clamav libegl1 libgles2
 
-.PHONY: help setup system-deps demo test test-unit lint format bench clean
+.PHONY: help setup system-deps demo analyze up test test-unit lint format bench clean
 
 help:
-	@echo "make demo   analyse a real clip end to end, results in $(OUT)/demo"
-	@echo "make test   lint and run every test"
-	@echo "make bench  speed and memory of the engine against a naive baseline"
+	@echo "make demo     a real clip through the whole serverless pipeline on this machine, results in $(OUT)/demo"
+	@echo "make analyze  the same clip through the engine alone (no pipeline), results in $(OUT)/analyze"
+	@echo "make up       the pipeline and its HTTP API on this machine, until Ctrl-C"
+	@echo "make test     lint and run every test"
+	@echo "make bench    speed and memory of the engine against a naive baseline"
 
 system-deps:
-	@missing=""; for bin in ffmpeg ffprobe; do command -v $$bin >/dev/null || missing=1; done; \
+	@missing=""; for bin in ffmpeg ffprobe clamscan sigtool; do command -v $$bin >/dev/null || missing=1; done; \
+	for lib in libEGL.so.1 libGLESv2.so.2; do ldconfig -p | grep -q $$lib || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $(APT_PACKAGES)"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -43,7 +48,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q --no-deps mediapipe==$(MEDIAPIPE_VERSION)
-	$(PY) -m pip install -q -e '.[worker,dev]'
+	$(PY) -m pip install -q -e '.[worker,local,dev]'
 	$(PY) -c "import importlib.metadata as md, cv2, mediapipe, posereel; \
 	  owners = {d.metadata['Name'] for d in md.distributions() if d.metadata['Name'].startswith('opencv')}; \
 	  assert owners == {'opencv-python-headless'}, f'cv2 must come from opencv-python-headless only: {owners}'"
@@ -51,8 +56,16 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 setup: system-deps $(VENV)/.installed
 
+# The clip goes in through the local HTTP API and a presigned upload, as from the web client; the
+# workflow, Lambda handlers and Batch workers run on the embedded local AWS.
 demo: setup
-	$(VENV)/bin/posereel analyze $(DEMO_CLIP) --out $(OUT)/demo
+	$(VENV)/bin/posereel run $(DEMO_CLIP) --out $(OUT)/demo
+
+analyze: setup
+	$(VENV)/bin/posereel analyze $(DEMO_CLIP) --out $(OUT)/analyze
+
+up: setup
+	$(VENV)/bin/posereel up
 
 lint: setup
 	$(VENV)/bin/ruff check .

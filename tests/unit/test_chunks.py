@@ -10,7 +10,7 @@ from itertools import pairwise
 import pytest
 
 from posereel.chunks import merge_chunk_results, plan_chunks
-from posereel.errors import InputError
+from posereel.errors import ChunkMergeError, InputError
 from posereel.schemas import ChunkResult, ChunkSpec, FramePoses, PersonPose, VideoInfo
 from posereel.settings import TrackingSettings
 from posereel.tracking import track_frames
@@ -378,7 +378,8 @@ def _with_repeated_chunk() -> list[ChunkResult]:
     ],
 )
 def test_merge_rejects_inconsistent_results(make) -> None:
-    with pytest.raises(InputError):
+    # A pipeline fault (the job FAILS), not a bad upload (it would be REJECTED).
+    with pytest.raises(ChunkMergeError):
         merge_chunk_results(make(), tracking=TRACKING)
 
 

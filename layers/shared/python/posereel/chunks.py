@@ -14,7 +14,7 @@ from itertools import pairwise
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from posereel.errors import InputError
+from posereel.errors import ChunkMergeError, InputError
 from posereel.schemas import ChunkResult, ChunkSpec, FramePoses
 from posereel.settings import TrackingSettings
 from posereel.tracking import PoseArrays, drop_short_tracks, pose_similarity
@@ -89,36 +89,40 @@ def _grid_index(t_s: float, fps: float) -> int:
 
 def _check_results(results: Sequence[ChunkResult]) -> list[ChunkResult]:
     if not results:
-        raise InputError("no chunk results to merge")
+        raise ChunkMergeError("no chunk results to merge")
     ordered = sorted(results, key=lambda r: r.chunk.index)
     indices = [r.chunk.index for r in ordered]
     if indices != list(range(len(ordered))):
         missing = sorted(set(range(max(indices) + 1)) - set(indices))
-        raise InputError(f"chunk results must be numbered 0..n-1 once each: missing {missing}, got {indices}")
+        raise ChunkMergeError(
+            f"chunk results must be numbered 0..n-1 once each: missing {missing}, got {indices}"
+        )
     first = ordered[0]
     for r in ordered[1:]:
         if not math.isclose(r.analysis_fps, first.analysis_fps, rel_tol=1e-9):
-            raise InputError(
+            raise ChunkMergeError(
                 f"chunk {r.chunk.index} was analysed at {r.analysis_fps} fps, chunk 0 at {first.analysis_fps}"
             )
         if r.video != first.video:
-            raise InputError(f"chunk {r.chunk.index} is from a different video than chunk 0")
+            raise ChunkMergeError(f"chunk {r.chunk.index} is from a different video than chunk 0")
     for a, b in pairwise(ordered):
         if not math.isclose(a.chunk.own_end_s, b.chunk.own_start_s, abs_tol=1e-6):
-            raise InputError(
+            raise ChunkMergeError(
                 f"chunks {a.chunk.index} and {b.chunk.index} do not meet: "
                 f"{a.chunk.own_end_s} != {b.chunk.own_start_s}"
             )
     for r in ordered:
         seen = [f.index for f in r.frames]
         if len(seen) != len(set(seen)):
-            raise InputError(f"chunk {r.chunk.index} repeats a frame index")
+            raise ChunkMergeError(f"chunk {r.chunk.index} repeats a frame index")
         for f in r.frames:
             ids = [p.track_id for p in f.persons]
             if None in ids:
-                raise InputError(f"chunk {r.chunk.index} frame {f.index} has persons without a track id")
+                raise ChunkMergeError(f"chunk {r.chunk.index} frame {f.index} has persons without a track id")
             if len(ids) != len(set(ids)):
-                raise InputError(f"chunk {r.chunk.index} frame {f.index} gives one track id to two persons")
+                raise ChunkMergeError(
+                    f"chunk {r.chunk.index} frame {f.index} gives one track id to two persons"
+                )
     return ordered
 
 

@@ -2,6 +2,8 @@
 
 posereel analyze VIDEO --out DIR [--start S --end S --chunk-seconds 30 --overlap-seconds 2 ...]
 posereel models fetch [--model-dir DIR] [--from DIR] [--model lite ...]
+posereel up [--port 8321]                        the whole pipeline on this machine, until Ctrl-C
+posereel run VIDEO [--out DIR] [--port 0]        one video through that pipeline, as a user would
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from posereel.errors import InputError, PoseReelError
 from posereel.settings import (
@@ -22,6 +25,9 @@ from posereel.settings import (
     SamplingSettings,
 )
 
+if TYPE_CHECKING:
+    from posereel.local.stack import LocalStack
+
 
 def _analysis_settings(args: argparse.Namespace) -> AnalysisSettings:
     base = AnalysisSettings()
@@ -29,8 +35,12 @@ def _analysis_settings(args: argparse.Namespace) -> AnalysisSettings:
         update={
             "sampling": SamplingSettings(target_fps=args.fps, max_height_px=args.max_height),
             "pose": PoseSettings(model=args.model, num_poses=args.num_poses, delegate=args.delegate),
-            "chunks": ChunkSettings(chunk_seconds=args.chunk_seconds, overlap_seconds=args.overlap_seconds),
+            "chunks": ChunkSettings(
+                chunk_seconds=args.chunk_seconds or base.chunks.chunk_seconds,
+                overlap_seconds=args.overlap_seconds,
+            ),
             "reel": ReelSettings(buffer_before_s=args.buffer_before, buffer_after_s=args.buffer_after),
+            "segments": base.segments.model_copy(update={"focus": args.focus}),
         }
     )
 
@@ -44,7 +54,7 @@ def _runtime(args: argparse.Namespace) -> RuntimeSettings:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from posereel import engine, report
 
@@ -64,7 +74,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         transient=False,
         disable=args.quiet,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: float, total: float) -> None:
             if stage not in tasks:
@@ -80,6 +90,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             end_s=args.end,
             workers=workers,
             overlay=not args.no_overlay,
+            split_for_workers=args.chunk_seconds is None,
             progress=progress,
         )
     report.print_summary(result, outputs, console=Console())
@@ -101,6 +112,106 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_stack(args: argparse.Namespace, *, chunk_seconds: float | None) -> LocalStack:
+    from posereel.local.stack import LocalStack
+
+    return LocalStack(
+        api_port=args.port,
+        aws_port=args.aws_port,
+        model_dir=Path(args.model_dir) if args.model_dir else None,
+        clamav_db=Path(args.clamav_db) if args.clamav_db else None,
+        settings={"chunk_seconds": chunk_seconds} if chunk_seconds else None,
+    )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    # SIGTERM (a service manager, `kill`) stops it as cleanly as Ctrl-C: job processes and
+    # Lambda workers are ended and the state is discarded.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with _local_stack(args, chunk_seconds=args.chunk_seconds) as stack:
+            print(f"PoseReel API    {stack.api_url}" + ("  (web client at /)" if stack.serves_web else ""))
+            print(f"local AWS       {stack.aws.endpoint_url}  (AWS_ENDPOINT_URL for the SDK and CLI)")
+            print(f"uploads bucket  {stack.settings.uploads_bucket}")
+            print(f"results bucket  {stack.settings.results_bucket}")
+            print("Ctrl-C stops it and discards everything.", flush=True)
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _run_chunk_seconds(video: Path, workers: int) -> float | None:
+    """Chunks as ``posereel analyze`` would cut them here (one per core for a short video); None
+    (the pipeline's default) when the file does not probe: the pipeline will say why."""
+    from posereel.engine import local_chunk_seconds
+    from posereel.video import probe
+
+    try:
+        duration_s = probe(video, ffprobe=RuntimeSettings().ffprobe).duration_s
+    except (PoseReelError, OSError):
+        return None
+    return local_chunk_seconds(duration_s, AnalysisSettings(), workers=workers)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from posereel.jobs import JobRecord, Stage
+    from posereel.local.client import ApiError
+    from posereel.local.run import print_outcome, run_video
+
+    video = Path(args.video)
+    if not video.is_file():
+        raise InputError(f"{video} is not a file")
+    out_dir = Path(args.out) if args.out else Path("posereel-results") / video.stem
+    chunk_seconds = args.chunk_seconds or _run_chunk_seconds(video, os.cpu_count() or 1)
+    console = Console(stderr=True)
+    with (
+        _local_stack(args, chunk_seconds=chunk_seconds) as stack,
+        Progress(
+            TextColumn("{task.description:<22}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=args.quiet,
+        ) as bar,
+    ):
+        task = bar.add_task("uploading", total=100)
+
+        def show(record: JobRecord) -> None:
+            running = record.status.value == "RUNNING"
+            label = (record.stage if running else record.status).value.lower()
+            if record.stage == Stage.ANALYZE and record.chunks_total:
+                label = f"analyze {record.chunks_done}/{record.chunks_total} chunks"
+            bar.update(task, description=label, completed=record.percent)
+
+        try:
+            outcome = run_video(stack, video, out_dir, timeout_s=args.timeout, on_update=show)
+        except ApiError as exc:
+            print(f"posereel: the API refused the upload [{exc.code}]: {exc.message}", file=sys.stderr)
+            return 2 if 400 <= exc.status < 500 else 1
+        except TimeoutError as exc:
+            print(f"posereel: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("posereel: interrupted; the local stack and its jobs are gone", file=sys.stderr)
+            return 130
+    print_outcome(outcome, console=Console())
+    return outcome.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="posereel", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
@@ -112,9 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", required=True, help="directory for the results")
     a.add_argument("--start", type=float, default=0.0, metavar="S", help="analyse from this time (s)")
     a.add_argument("--end", type=float, default=None, metavar="S", help="analyse up to this time (s)")
-    a.add_argument("--chunk-seconds", type=float, default=defaults.chunks.chunk_seconds)
+    a.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=None,
+        help=f"chunk length (default {defaults.chunks.chunk_seconds:g}, shorter for a short video so every "
+        "worker has a chunk)",
+    )
     a.add_argument("--overlap-seconds", type=float, default=defaults.chunks.overlap_seconds)
-    a.add_argument("--workers", type=int, default=0, help="chunk worker processes (0: one per core)")
+    a.add_argument("--workers", type=int, default=0, help="chunks analysed at once (0: one per core)")
     a.add_argument(
         "--fps", type=float, default=defaults.sampling.target_fps, help="analysis frames per second"
     )
@@ -127,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--model-dir", default=None, help="pose model directory (default: $POSEREEL_MODEL_DIR)")
     a.add_argument("--buffer-before", type=float, default=defaults.reel.buffer_before_s, metavar="S")
     a.add_argument("--buffer-after", type=float, default=defaults.reel.buffer_after_s, metavar="S")
+    a.add_argument(
+        "--focus",
+        choices=["all", "primary"],
+        default=defaults.segments.focus,
+        help="segments from anyone's movement, or from the primary subject's only",
+    )
     a.add_argument("--no-overlay", action="store_true", help="skip the skeleton overlay video")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=cmd_analyze)
@@ -144,6 +267,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument("--force", action="store_true", help="download again even when a valid copy exists")
     f.set_defaults(func=cmd_models_fetch)
+
+    def local_options(p: argparse.ArgumentParser, *, port: int) -> None:
+        p.add_argument("--port", type=int, default=port, help=f"HTTP API port (default {port}; 0: any)")
+        p.add_argument("--aws-port", type=int, default=0, help="port of the local AWS endpoint (0: any)")
+        p.add_argument("--model-dir", default=None, help="pose models (default: $POSEREEL_MODEL_DIR)")
+        p.add_argument(
+            "--clamav-db",
+            default=None,
+            help="ClamAV signature directory (default: a test-only one that knows the EICAR file)",
+        )
+        p.add_argument("--chunk-seconds", type=float, default=None, help="chunk length of the plan stage")
+
+    up = sub.add_parser("up", help="run the whole pipeline on this machine (local AWS + HTTP API)")
+    local_options(up, port=8321)
+    up.set_defaults(func=cmd_up)
+
+    r = sub.add_parser("run", help="send one video through the local pipeline, as the web client would")
+    r.add_argument("video", help="the video file")
+    r.add_argument("--out", default=None, help="directory for the results (default posereel-results/NAME)")
+    local_options(r, port=0)
+    r.add_argument("--timeout", type=float, default=3600.0, metavar="S", help="give up after this long")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
     return parser
 
 

@@ -53,3 +53,47 @@ class ToolError(PoseReelError):
     """An external tool (ffmpeg, ffprobe) failed unexpectedly."""
 
     code = "TOOL"
+
+
+# Rejections of an upload by the pipeline's validate and scan stages; each code reaches the client.
+
+
+class EmptyFileError(InputError):
+    code = "EMPTY_FILE"
+
+
+class NoVideoStreamError(InputError):
+    """A media container without a usable video stream (audio only, or a single picture)."""
+
+    code = "NO_VIDEO_STREAM"
+
+
+class TooLongError(InputError):
+    code = "TOO_LONG"
+
+
+class TooLargeError(InputError):
+    code = "TOO_LARGE"
+
+
+class ResolutionTooHighError(InputError):
+    code = "RESOLUTION_TOO_HIGH"
+
+
+class MalwareError(InputError):
+    """The virus scanner matched a signature; the message names it."""
+
+    code = "MALWARE"
+
+
+class ObjectNotFoundError(PoseReelError):
+    """A stored object (S3) or record that should exist does not. Not an input error by itself:
+    the stage that expected it decides (a missing upload is one, a missing plan is a bug)."""
+
+    code = "OBJECT_NOT_FOUND"
+
+
+class ChunkMergeError(PoseReelError):
+    """Chunk results that do not fit together: a fault of the pipeline, never of the upload."""
+
+    code = "CHUNK_MERGE"

@@ -122,7 +122,8 @@ class PipelineSettings(BaseSettings):
     jobs_table: str
     state_machine_arn: str = ""
     # Upload limits (validate rejects what is outside them, each with its own code).
-    max_upload_bytes: int = Field(2 * 1024**3, gt=0)
+    # ClamAV cannot scan files of 2 GiB or more.
+    max_upload_bytes: int = Field(2047 * 1024**2, gt=0)
     max_duration_s: float = Field(20 * 60, gt=0)
     max_width_px: int = Field(4096, gt=0)
     max_height_px: int = Field(4096, gt=0)

@@ -17,7 +17,7 @@ import queue
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -217,7 +217,7 @@ def sample_frames(
     max_height_px: int,
     ffmpeg: str = "ffmpeg",
     queue_frames: int = 8,
-) -> Iterator[SampledFrame]:
+) -> Generator[SampledFrame, None, None]:
     """Decode [start_s, end_s) at ``target_fps`` frames per second as RGB uint8 arrays.
 
     Frames lie on the global grid t = index / target_fps: exactly the indices with

@@ -11,7 +11,10 @@ unimplemented. The hooks below replace exactly those private moto internals:
 * ``StateTaskService._normalise_parameters`` / ``_normalise_response`` map ASL's PascalCase to
   boto3's casing and back with botocore's service model;
 * ``Job._container_details`` stops growing the job's environment on every DescribeJobs and
-  reports the exit code; ``StepFunctionsParserBackend.start_execution`` names unnamed executions.
+  reports the exit code; ``StepFunctionsParserBackend.start_execution`` names unnamed executions;
+* the Map iteration worker's ``CustomErrorName`` refuses the "States." names an iteration fails
+  with (States.TaskFailed of a Batch job, States.Timeout), so every such Map failure became
+  States.Runtime with that complaint as its cause; it now keeps the iteration's error and cause.
 
 All of these are private, so moto is pinned and ``check_moto_internals()`` fails loudly at
 start-up when one of them changed shape. This module imports only the standard library at import
@@ -76,6 +79,12 @@ class MotoInternalsChangedError(RuntimeError):
 _SFN_SERVICE_MODULE: Final = (
     "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service"
 )
+_SFN_MAP_ITERATION_MODULE: Final = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.iteration_worker"
+)
+_SFN_STATES_ERROR_MODULE: Final = (
+    "moto.stepfunctions.parser.asl.component.common.error_name.states_error_name"
+)
 
 # (module, qualified attribute, expected parameter names) of every callable we replace or call.
 _EXPECTED_SIGNATURES: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
@@ -108,6 +117,8 @@ _EXPECTED_SIGNATURES: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
         ("self", "state_machine_arn", "name", "execution_input", "trace_header"),
     ),
     ("moto.settings", "moto_server_port", ()),
+    (_SFN_MAP_ITERATION_MODULE, "CustomErrorName", ("error_name",)),
+    (_SFN_STATES_ERROR_MODULE, "StatesErrorName.from_name", ("error_name",)),
 )
 
 # Instance attributes set in __init__ that the hooks read or write.
@@ -1012,7 +1023,7 @@ def install_hooks(*, lambda_runner: LambdaRunner, batch_runner: BatchRunner) -> 
         hooks = InstalledHooks(lambda_runner, batch_runner)
         _installed = hooks
 
-    def patch(owner: type, name: str, replacement: Any) -> None:
+    def patch(owner: Any, name: str, replacement: Any) -> None:
         hooks._originals.append((owner, name, owner.__dict__[name]))
         setattr(owner, name, replacement)
 
@@ -1057,4 +1068,19 @@ def install_hooks(*, lambda_runner: LambdaRunner, batch_runner: BatchRunner) -> 
     patch(StateTaskService, "_normalise_parameters", _normalise_parameters)
     patch(StateTaskService, "_normalise_response", _normalise_response)
     patch(StepFunctionsParserBackend, "start_execution", start_execution)
+
+    iteration_module = importlib.import_module(_SFN_MAP_ITERATION_MODULE)
+    custom_error_name = iteration_module.__dict__["CustomErrorName"]
+
+    def iteration_error_name(error_name: str | None) -> Any:
+        # A failed iteration hands its error name up to the Map; AWS keeps "States.TaskFailed".
+        if error_name is not None and error_name.startswith("States."):
+            states_error_name = importlib.import_module(_SFN_STATES_ERROR_MODULE).StatesErrorName
+            try:
+                return states_error_name.from_name(error_name)
+            except (KeyError, ValueError):
+                pass
+        return custom_error_name(error_name=error_name)
+
+    patch(iteration_module, "CustomErrorName", iteration_error_name)
     return hooks

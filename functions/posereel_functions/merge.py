@@ -1,0 +1,16 @@
+"""merge: stitch the chunk results, find segments. {job_id} -> {"segments", "tracks"}"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from posereel.observability import lambda_boundary
+from posereel.pipeline.events import MergeEvent
+from posereel.pipeline.merge import merge_job
+from posereel_functions import media_store, settings
+
+
+@lambda_boundary
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    result = merge_job(MergeEvent.model_validate(event), settings=settings(), media=media_store())
+    return result.model_dump(mode="json")

@@ -1,0 +1,164 @@
+"""Objects in S3: uploads, intermediate and final files, quarantine; presigned browser uploads.
+
+Missing objects raise posereel.errors.ObjectNotFoundError (``head`` returns None instead);
+throttling and connection failures raise TransientError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from pydantic import BaseModel
+
+from posereel.aws._errors import error_code, transient_errors
+from posereel.errors import ObjectNotFoundError
+from posereel.pipeline.ports import ObjectInfo, PresignedPost
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
+_DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
+# Browser uploads must declare a video type; the validate stage checks the bytes anyway.
+UPLOAD_CONTENT_TYPE_PREFIX = "video/"
+
+
+class MediaStore:
+    """S3 objects; implements posereel.pipeline.ports.MediaStorePort."""
+
+    def __init__(self, *, client: Any = None) -> None:
+        # SigV4 for presigned POSTs too (boto3 may still sign those with the deprecated SigV2).
+        self._client = (
+            client if client is not None else boto3.client("s3", config=Config(signature_version="s3v4"))
+        )
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        try:
+            with transient_errors(f"reading s3://{bucket}/{key}"):
+                response = self._client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if error_code(exc) in _MISSING:
+                return None
+            raise
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size_bytes=int(response["ContentLength"]),
+            content_type=response.get("ContentType"),
+            etag=response.get("ETag"),
+        )
+
+    def read_bytes(self, bucket: str, key: str, *, length: int | None = None) -> bytes:
+        extra = {"Range": f"bytes=0-{length - 1}"} if length else {}
+        try:
+            with _missing_as_not_found(bucket, key):
+                response = self._client.get_object(Bucket=bucket, Key=key, **extra)
+                return bytes(response["Body"].read())
+        except ClientError as exc:
+            if error_code(exc) == "InvalidRange":  # a range of an empty object
+                return b""
+            raise
+
+    def download(self, bucket: str, key: str, dest: Path) -> Path:
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with _missing_as_not_found(bucket, key):
+            self._client.download_file(bucket, key, str(dest))
+        return dest
+
+    def upload_file(self, path: Path, bucket: str, key: str, *, content_type: str) -> None:
+        with transient_errors(f"writing s3://{bucket}/{key}"):
+            self._client.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
+
+    def put_bytes(self, data: bytes, bucket: str, key: str, *, content_type: str) -> None:
+        with transient_errors(f"writing s3://{bucket}/{key}"):
+            self._client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+
+    def read_model(self, bucket: str, key: str, model_type: type[ModelT]) -> ModelT:
+        return model_type.model_validate_json(self.read_bytes(bucket, key))
+
+    def write_model(self, model: BaseModel, bucket: str, key: str) -> None:
+        self.put_bytes(model.model_dump_json().encode(), bucket, key, content_type="application/json")
+
+    def presigned_post(
+        self, bucket: str, key: str, *, size_bytes: int, content_type: str, expires_in_s: int
+    ) -> PresignedPost:
+        """A form upload of exactly this key, at most ``size_bytes`` long (and not empty), whose
+        Content-Type must start with video/."""
+        if not content_type.startswith(UPLOAD_CONTENT_TYPE_PREFIX):
+            raise ValueError(f"an upload's content type must start with {UPLOAD_CONTENT_TYPE_PREFIX}")
+        with transient_errors(f"signing an upload to s3://{bucket}/{key}"):
+            post = self._client.generate_presigned_post(
+                Bucket=bucket,
+                Key=key,
+                Fields={"Content-Type": content_type},
+                Conditions=[
+                    ["content-length-range", 1, size_bytes],
+                    ["starts-with", "$Content-Type", UPLOAD_CONTENT_TYPE_PREFIX],
+                ],
+                ExpiresIn=expires_in_s,
+            )
+        return PresignedPost(url=post["url"], fields={k: str(v) for k, v in post["fields"].items()})
+
+    def presigned_get(self, bucket: str, key: str, *, expires_in_s: int) -> str:
+        with transient_errors(f"signing a download of s3://{bucket}/{key}"):
+            return str(
+                self._client.generate_presigned_url(
+                    "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in_s
+                )
+            )
+
+    def move(
+        self, bucket: str, key: str, *, dest_bucket: str, dest_key: str, tags: Mapping[str, str]
+    ) -> None:
+        """Copy (multipart for big objects) to dest, tag the copy with exactly ``tags``, delete the
+        original. Safe to repeat: a second call after the delete finds dest in place."""
+        with _missing_as_not_found(bucket, key):
+            self._client.copy({"Bucket": bucket, "Key": key}, dest_bucket, dest_key)
+        with transient_errors(f"tagging s3://{dest_bucket}/{dest_key}"):
+            self._client.put_object_tagging(
+                Bucket=dest_bucket,
+                Key=dest_key,
+                Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+            )
+            self._client.delete_object(Bucket=bucket, Key=key)
+
+    def get_tags(self, bucket: str, key: str) -> dict[str, str]:
+        with _missing_as_not_found(bucket, key):
+            response = self._client.get_object_tagging(Bucket=bucket, Key=key)
+        return {tag["Key"]: tag["Value"] for tag in response.get("TagSet", [])}
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        keys: list[str] = []
+        with transient_errors(f"listing s3://{bucket}/{prefix}"):
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return keys
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under ``prefix``; returns how many there were."""
+        keys = self.list_keys(bucket, prefix)
+        for start in range(0, len(keys), _DELETE_BATCH):
+            batch = keys[start : start + _DELETE_BATCH]
+            with transient_errors(f"deleting under s3://{bucket}/{prefix}"):
+                self._client.delete_objects(
+                    Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+                )
+        return len(keys)
+
+
+@contextmanager
+def _missing_as_not_found(bucket: str, key: str) -> Iterator[None]:
+    """A missing object or bucket becomes ObjectNotFoundError; transient failures TransientError."""
+    try:
+        with transient_errors(f"reading s3://{bucket}/{key}"):
+            yield
+    except ClientError as exc:
+        if error_code(exc) in _MISSING:
+            raise ObjectNotFoundError(f"s3://{bucket}/{key} does not exist") from exc
+        raise

@@ -1,0 +1,269 @@
+"""A local stand-in for API Gateway (REST API, Lambda proxy integration) in front of the api Lambda.
+
+Each HTTP request becomes the proxy event API Gateway would send; the caller's ``invoke`` runs
+the function (the local stack invokes it through boto3, so it runs in its own environment through
+the same hook as every other Lambda) and the function's response becomes the HTTP response.
+When a static folder with an ``index.html`` is given, GET requests for ``/`` and for files in it
+are served from disk, as a CDN in front of the site bucket would.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import mimetypes
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+logger = logging.getLogger("posereel.local")
+
+# event -> the function's response document ({statusCode, headers, body, isBase64Encoded})
+Invoke = Callable[[dict[str, Any]], Mapping[str, Any]]
+
+STAGE = "local"
+_MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+_TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "application/xml")
+
+
+class FunctionError(Exception):
+    """The api function failed (raised, timed out): API Gateway answers 502 then."""
+
+
+def proxy_event(
+    *,
+    method: str,
+    raw_path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    source_ip: str,
+    host: str,
+) -> dict[str, Any]:
+    """The API Gateway REST proxy event (payload format 1.0) for one request."""
+    split = urlsplit(raw_path)
+    path = unquote(split.path) or "/"
+    query = parse_qsl(split.query, keep_blank_values=True)
+    multi_query: dict[str, list[str]] = {}
+    for name, value in query:
+        multi_query.setdefault(name, []).append(value)
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers.items():
+        multi_headers.setdefault(name, []).append(value)
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    text = not body or content_type.startswith(_TEXT_TYPES)
+    encoded_body: str | None
+    if not body:
+        encoded_body = None
+    elif text:
+        try:
+            encoded_body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = False
+            encoded_body = base64.b64encode(body).decode("ascii")
+    else:
+        encoded_body = base64.b64encode(body).decode("ascii")
+    now = time.time()
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": dict(headers),
+        "multiValueHeaders": multi_headers,
+        # API Gateway sends null, not {}, when there is none.
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": {"proxy": path.lstrip("/")} if path != "/" else None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "resourceId": "local",
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "path": f"/{STAGE}{path}",
+            "stage": STAGE,
+            "protocol": "HTTP/1.1",
+            "domainName": host,
+            "requestId": str(uuid.uuid4()),
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "requestTimeEpoch": int(now * 1000),
+            "identity": {
+                "sourceIp": source_ip,
+                "userAgent": next((v for k, v in headers.items() if k.lower() == "user-agent"), None),
+            },
+        },
+        "body": encoded_body,
+        "isBase64Encoded": not text,
+    }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("api %s - %s", self.address_string(), format % args)
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_BODY_BYTES:
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "Request Too Long"})
+            return
+        body = self.rfile.read(length) if length else b""
+        if self.command in ("GET", "HEAD") and self._serve_static():
+            return
+        event = proxy_event(
+            method=self.command,
+            raw_path=self.path,
+            headers={k: v for k, v in self.headers.items()},
+            body=body,
+            source_ip=self.client_address[0],
+            host=self.headers.get("Host", ""),
+        )
+        try:
+            response = self.server.invoke(event)
+        except FunctionError as exc:
+            logger.warning("local API: the api function failed: %s", exc)
+            self._reply(HTTPStatus.BAD_GATEWAY, {"message": "Internal server error"})
+            return
+        self._send_function_response(response)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch
+
+    def _send_function_response(self, response: Mapping[str, Any]) -> None:
+        try:
+            status = int(response["statusCode"])
+        except (KeyError, TypeError, ValueError):
+            logger.warning("local API: malformed Lambda proxy response: %.500r", response)
+            self._reply(HTTPStatus.BAD_GATEWAY, {"message": "Internal server error"})
+            return
+        raw = response.get("body") or ""
+        payload = base64.b64decode(raw) if response.get("isBase64Encoded") else str(raw).encode("utf-8")
+        headers: list[tuple[str, str]] = [(k, str(v)) for k, v in (response.get("headers") or {}).items()]
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers.extend((name, str(v)) for v in values)
+        self.send_response(status)
+        names = {k.lower() for k, _ in headers}
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        if "content-type" not in names:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _reply(self, status: HTTPStatus, document: Mapping[str, Any]) -> None:
+        payload = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _serve_static(self) -> bool:
+        root = self.server.static_dir
+        if root is None:
+            return False
+        relative = unquote(urlsplit(self.path).path).lstrip("/") or "index.html"
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            return False
+        data = target.read_bytes()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", mimetypes.guess_type(target.name)[0] or "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        return True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], invoke: Invoke, static_dir: Path | None) -> None:
+        super().__init__(address, _Handler)
+        self.invoke = invoke
+        self.static_dir = static_dir
+
+
+class ApiServer:
+    """The local API: ``start()`` returns its URL; ``stop()`` closes it. Port 0 picks a free one."""
+
+    def __init__(
+        self,
+        invoke: Invoke,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        static_dir: str | Path | None = None,
+    ) -> None:
+        self._invoke = invoke
+        self._address = (host, port)
+        static = Path(static_dir).resolve() if static_dir is not None else None
+        # Only a real site: an empty or half-made web/ folder must not hide API routes.
+        self._static_dir = static if static is not None and (static / "index.html").is_file() else None
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the local API is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def serves_static(self) -> bool:
+        return self._static_dir is not None
+
+    def start(self) -> str:
+        try:
+            self._server = _Server(self._address, self._invoke, self._static_dir)
+        except OSError as exc:
+            host, port = self._address
+            raise OSError(f"the local API cannot listen on {host}:{port}: {exc}") from exc
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="local-api", daemon=True
+        )
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+def invoke_through_lambda(client: Any, function_name: str) -> Invoke:
+    """An ``Invoke`` that calls ``function_name`` with boto3's lambda.invoke, as API Gateway does."""
+
+    def invoke(event: dict[str, Any]) -> Mapping[str, Any]:
+        response = client.invoke(FunctionName=function_name, Payload=json.dumps(event).encode())
+        payload = response["Payload"].read()
+        if response.get("FunctionError"):
+            raise FunctionError(payload.decode("utf-8", errors="replace")[:2000])
+        with contextlib.suppress(ValueError):
+            document = json.loads(payload)
+            if isinstance(document, Mapping):
+                return document
+        raise FunctionError(f"the api function returned no proxy response: {payload[:500]!r}")
+
+    return invoke

@@ -1,0 +1,174 @@
+"""What the web client does, from Python: announce an upload to the API, POST the file to the
+presigned form exactly as a browser would, and poll the job until it ends.
+
+Standard library only (urllib): it talks HTTP to the API and to S3's form upload, nothing else.
+``posereel run`` uses it against the local stack; it works against a deployed API as well.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.request import ProxyHandler, Request, build_opener
+
+from posereel.jobs import JobRecord
+
+_CHUNK_BYTES = 1 << 20
+_TIMEOUT_S = 60.0
+# Types a browser reports for video files its OS knows; .mp4 and friends come from mimetypes.
+_FALLBACK_TYPE = "application/octet-stream"
+
+
+class ApiError(Exception):
+    """The API (or the upload endpoint) answered with an error."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"HTTP {status} [{code}]: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Upload:
+    """POST /uploads' answer: the job and the form to upload its file with."""
+
+    job_id: str
+    url: str
+    fields: dict[str, str]
+
+
+def content_type_of(path: Path) -> str:
+    """The type a browser would send for this file: from its name, like a file input does."""
+    return mimetypes.guess_type(path.name)[0] or _FALLBACK_TYPE
+
+
+def multipart_form(
+    fields: Mapping[str, str], file_path: Path, *, content_type: str, boundary: str | None = None
+) -> tuple[str, int, Iterator[bytes]]:
+    """A multipart/form-data body: every field, then the file as the last part (S3 ignores
+    anything after it). Returns (Content-Type header, Content-Length, body chunks)."""
+    boundary = boundary or f"posereel-{uuid.uuid4().hex}"
+    head = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    )
+    filename = file_path.name.replace('"', "%22")
+    head += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    size = file_path.stat().st_size
+
+    def chunks() -> Iterator[bytes]:
+        yield head
+        with file_path.open("rb") as f:
+            while block := f.read(_CHUNK_BYTES):
+                yield block
+        yield tail
+
+    return f"multipart/form-data; boundary={boundary}", len(head) + size + len(tail), chunks()
+
+
+class ApiClient:
+    """The PoseReel REST API at ``base_url`` (no trailing slash needed)."""
+
+    def __init__(self, base_url: str, *, timeout_s: float = _TIMEOUT_S) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._timeout_s = timeout_s
+        self._opener = build_opener(ProxyHandler({}))  # a local API is never behind the host's proxy
+
+    def _request(self, request: Request) -> tuple[int, bytes]:
+        try:
+            with self._opener.open(request, timeout=self._timeout_s) as response:
+                return int(response.status), response.read()
+        except HTTPError as exc:
+            body = exc.read()
+            code, message = _error_of(body)
+            raise ApiError(exc.code, code, message or exc.reason) from None
+        except URLError as exc:
+            raise ApiError(0, "UNREACHABLE", f"{request.full_url}: {exc.reason}") from None
+
+    def _json(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        _, payload = self._request(Request(self.base_url + path, data=data, method=method, headers=headers))
+        return json.loads(payload)
+
+    def create_upload(self, path: Path, *, content_type: str) -> Upload:
+        answer = self._json(
+            "POST",
+            "/uploads",
+            {"filename": path.name, "size_bytes": path.stat().st_size, "content_type": content_type},
+        )
+        upload = answer["upload"]
+        return Upload(job_id=answer["job_id"], url=upload["url"], fields=dict(upload["fields"]))
+
+    def upload_file(self, upload: Upload, path: Path, *, content_type: str) -> None:
+        """POST the file to the presigned form, fields first and the file last, like a browser."""
+        header, length, body = multipart_form(upload.fields, path, content_type=content_type)
+        request = Request(
+            upload.url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": header, "Content-Length": str(length)},
+        )
+        self._request(request)
+
+    def get_job(self, job_id: str) -> JobRecord:
+        return JobRecord.model_validate(self._json("GET", f"/jobs/{job_id}"))
+
+    def submit(self, path: Path) -> str:
+        """Announce and upload ``path``; returns the job id."""
+        content_type = content_type_of(path)
+        upload = self.create_upload(path, content_type=content_type)
+        self.upload_file(upload, path, content_type=content_type)
+        return upload.job_id
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout_s: float,
+        poll_s: float = 0.5,
+        on_update: Callable[[JobRecord], None] | None = None,
+    ) -> JobRecord:
+        """Poll the job until it ends; raises TimeoutError after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            record = self.get_job(job_id)
+            if on_update is not None:
+                on_update(record)
+            if record.status.terminal:
+                return record
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"job {job_id} still {record.status} ({record.stage}) after {timeout_s:.0f} s"
+                )
+            time.sleep(poll_s)
+
+
+def _error_of(body: bytes) -> tuple[str, str]:
+    """(code, message) of an error body: the API's JSON {code, message}, or S3's XML."""
+    text = body.decode("utf-8", errors="replace")
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if isinstance(document, Mapping):
+        return str(document.get("code", "ERROR")), str(document.get("message", text[:500]))
+    if "<Code>" in text:
+        code = text.split("<Code>", 1)[1].split("</Code>", 1)[0]
+        message = text.split("<Message>", 1)[1].split("</Message>", 1)[0] if "<Message>" in text else ""
+        return code, message
+    return "ERROR", text[:500]

@@ -1,0 +1,495 @@
+"""The whole PoseReel pipeline on one machine: LocalAws plus the resources the CDK app deploys.
+
+``LocalStack`` creates, on the embedded moto, what the cloud stack holds: the uploads, results
+and quarantine buckets, the jobs table, every Lambda function of ``posereel.resources.FUNCTIONS``
+(real handlers from ``functions/``, each with the POSEREEL_* settings as its environment), the
+Batch queues and job definitions of the chunk worker, the state machine from
+``statemachine/pipeline.asl.json`` with its substitutions, the S3 notification that starts a job
+on upload, and an HTTP server in front of the api function. Names come from
+``posereel.resources.ResourceNames``, as in AWS.
+
+Differences from AWS, on purpose: an upload starts the job through an S3 -> Lambda notification
+(moto cannot deliver S3 -> EventBridge -> target; the start function takes both shapes), the
+finalize function has no EventBridge rule to call it, and Batch jobs run as local processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from posereel.local.api_server import ApiServer, invoke_through_lambda
+from posereel.local.server import LocalAws
+from posereel.resources import (
+    FUNCTION_SIZES,
+    FUNCTIONS,
+    SUBSTITUTION_KEYS,
+    WORKER_COMMAND,
+    WORKER_ENTRYPOINT,
+    ResourceNames,
+)
+from posereel.settings import PipelineSettings, RuntimeSettings
+
+logger = logging.getLogger("posereel.local")
+
+DEFAULT_API_PORT = 8321
+# The "images" of the local job definitions; LocalAws prepends the worker's ENTRYPOINT to them.
+GPU_IMAGE = "posereel-worker-gpu:local"
+CPU_IMAGE = "posereel-worker-cpu:local"
+_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+# The EICAR anti-virus test file (68 bytes), in two halves so that this source is not itself
+# reported by a scanner. Every anti-virus product detects it; it is harmless.
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+_TEST_SIGNATURE = "PoseReel.Test.EICAR"
+# Quiet MediaPipe's native logging in the workers; the rest of their environment is POSEREEL_*.
+_WORKER_QUIET_ENV = {"GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
+# No X-Ray daemon here: Powertools' tracer would try to send every segment to one.
+_FUNCTION_LOCAL_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
+
+
+def repository_root() -> Path:
+    """The checkout this package runs from (``functions/`` and ``statemachine/`` are read from it)."""
+    root = Path(__file__).resolve().parents[5]  # layers/shared/python/posereel/local/stack.py
+    if not (root / "statemachine" / "pipeline.asl.json").is_file() or not (root / "functions").is_dir():
+        raise FileNotFoundError(
+            f"{root} is not a PoseReel checkout (no statemachine/pipeline.asl.json or functions/): "
+            "the local stack runs from the repository, with the package installed in editable mode"
+        )
+    return root
+
+
+def render_definition(template: str, values: Mapping[str, str]) -> str:
+    """Replace every ``${Key}`` of a workflow file, as CloudFormation's DefinitionSubstitutions do.
+
+    Raises ValueError naming every placeholder without a (non-empty) value. Values are
+    JSON-escaped, since every placeholder stands inside a JSON string."""
+    missing = sorted({key for key in _PLACEHOLDER.findall(template) if not values.get(key)})
+    if missing:
+        raise ValueError(f"the workflow definition needs values for: {', '.join(missing)}")
+    return _PLACEHOLDER.sub(lambda m: json.dumps(str(values[m[1]]))[1:-1], template)
+
+
+def settings_environment(settings: PipelineSettings) -> dict[str, str]:
+    """The POSEREEL_* variables that make ``PipelineSettings()`` read back ``settings``."""
+    return {
+        f"POSEREEL_{name.upper()}": str(value)
+        for name, value in settings.model_dump(mode="json").items()
+        if value is not None
+    }
+
+
+def write_test_clamav_db(directory: Path) -> Path:
+    """A ClamAV database that knows only the EICAR test string: the file itself (an MD5 .hdb
+    signature, as official databases have) and the string anywhere in a file (a body .ndb
+    signature), so that a real video carrying it passes validation and is caught by the scan."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "posereel-test.hdb").write_text(
+        f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:{_TEST_SIGNATURE}\n"
+    )
+    (directory / "posereel-test.ndb").write_text(f"{_TEST_SIGNATURE}.Embedded:0:*:{EICAR.hex()}\n")
+    return directory
+
+
+@dataclass(frozen=True)
+class StackResources:
+    """What the stack created, by name and ARN."""
+
+    names: ResourceNames
+    account: str
+    region: str
+    role_arn: str
+    functions: dict[str, str]  # function key (as in resources.FUNCTIONS) -> ARN
+    job_queues: dict[str, str]  # "gpu" / "cpu" -> ARN
+    job_definitions: dict[str, str]  # "gpu" / "cpu" -> ARN
+    state_machine_arn: str
+
+
+class LocalStack:
+    """The pipeline on the embedded AWS, with its HTTP API. Only one per process (like LocalAws).
+
+    model_dir / clamav_db: the pose models and the ClamAV signature database. model_dir defaults
+    to $POSEREEL_MODEL_DIR (RuntimeSettings); without a clamav_db a test-only database that knows
+    only the EICAR file is written at start-up (the scan is still a real clamscan run).
+    settings: overrides of PipelineSettings fields (limits, chunk_seconds, ...).
+    max_concurrency: chunks analysed at once (the Map's MaxConcurrency and the compute
+    environment's size); default one per CPU core. chunk_timeout_s: a chunk job's time limit.
+    gpu_available: None detects with nvidia-smi; without a GPU every GPU job fails at once and
+    its chunk runs on the CPU queue, as in AWS when the GPU job fails.
+    handlers / code_paths / worker_entrypoint: other code for some functions (merged over
+    resources.FUNCTIONS, importable from code_paths, searched before functions/) and another
+    worker program, to run the same stack and workflow with scripted stages.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_port: int = DEFAULT_API_PORT,
+        aws_port: int = 0,
+        env: str = "local",
+        model_dir: str | os.PathLike[str] | None = None,
+        clamav_db: str | os.PathLike[str] | None = None,
+        settings: Mapping[str, Any] | None = None,
+        max_concurrency: int | None = None,
+        chunk_timeout_s: int = 900,
+        gpu_available: bool | None = None,
+        repo_root: str | os.PathLike[str] | None = None,
+        web_dir: str | os.PathLike[str] | None = None,
+        handlers: Mapping[str, str] | None = None,
+        code_paths: Sequence[str | os.PathLike[str]] = (),
+        worker_entrypoint: Sequence[str] = WORKER_ENTRYPOINT,
+        quiet: bool = True,
+    ) -> None:
+        unknown = sorted(set(handlers or {}) - set(FUNCTIONS))
+        if unknown:
+            raise ValueError(f"not functions of posereel.resources.FUNCTIONS: {unknown}")
+        self._api_port = api_port
+        self._aws_port = aws_port
+        self._names = ResourceNames(env)
+        self._model_dir = Path(model_dir) if model_dir is not None else None
+        self._clamav_db = Path(clamav_db) if clamav_db is not None else None
+        self._overrides = dict(settings or {})
+        self.max_concurrency = max_concurrency or os.cpu_count() or 1
+        self._chunk_timeout_s = chunk_timeout_s
+        self._gpu_available = gpu_available
+        self._repo_root = Path(repo_root) if repo_root is not None else None
+        self._web_dir = Path(web_dir) if web_dir is not None else None
+        self._handlers = {**FUNCTIONS, **(handlers or {})}
+        self._code_paths = [Path(p) for p in code_paths]
+        self._worker_entrypoint = list(worker_entrypoint)
+        self._quiet = quiet
+        self._aws: LocalAws | None = None
+        self._api: ApiServer | None = None
+        self._tmp: Path | None = None
+        self._settings: PipelineSettings | None = None
+        self._resources: StackResources | None = None
+
+    # -- what callers read ----------------------------------------------------------------------
+
+    @property
+    def aws(self) -> LocalAws:
+        if self._aws is None:
+            raise RuntimeError("the local stack is not started")
+        return self._aws
+
+    @property
+    def settings(self) -> PipelineSettings:
+        """The settings every function and worker of this stack runs with."""
+        if self._settings is None:
+            raise RuntimeError("the local stack is not started")
+        return self._settings
+
+    @property
+    def resources(self) -> StackResources:
+        if self._resources is None:
+            raise RuntimeError("the local stack is not started")
+        return self._resources
+
+    @property
+    def api_url(self) -> str:
+        if self._api is None:
+            raise RuntimeError("the local stack is not started")
+        return self._api.url
+
+    @property
+    def serves_web(self) -> bool:
+        return self._api is not None and self._api.serves_static
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        return self.aws.client(service, **kwargs)
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        logger.info("local PoseReel API on %s (AWS on %s)", self.api_url, self.aws.endpoint_url)
+        return self
+
+    def stop(self) -> None:
+        """Stop the API, every job process and Lambda worker, and discard all state."""
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+        if self._aws is not None:
+            self._aws.stop()
+            self._aws = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+        self._settings = None
+        self._resources = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- building the stack ---------------------------------------------------------------------
+
+    def _start(self) -> None:
+        root = self._repo_root or repository_root()
+        self._tmp = Path(tempfile.mkdtemp(prefix="posereel-stack-"))
+        batch_dir = self._tmp / "batch"
+        batch_dir.mkdir()
+        self._aws = LocalAws(
+            port=self._aws_port,
+            gpu_available=self._gpu_available,
+            lambda_code_paths=[*self._code_paths, root / "functions"],
+            batch_workdir=batch_dir,
+            image_entrypoints={GPU_IMAGE: self._worker_entrypoint, CPU_IMAGE: self._worker_entrypoint},
+            max_parallel_jobs=self.max_concurrency,
+            quiet=self._quiet,
+        ).start()
+        region = self._aws.region
+        account = self.client("sts").get_caller_identity()["Account"]
+        names = self._names
+        role = self.client("iam").create_role(
+            RoleName=f"{names.prefix}-stack", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
+        )["Role"]["Arn"]
+        state_machine_arn = f"arn:aws:states:{region}:{account}:stateMachine:{names.state_machine}"
+        self._settings = settings = self._pipeline_settings(names, account, state_machine_arn)
+
+        self._create_buckets(settings)
+        self._create_table(settings)
+        environment = settings_environment(settings)
+        functions = self._create_functions(names, role, {**environment, **_FUNCTION_LOCAL_ENV})
+        queues, definitions = self._create_batch(names, role, {**environment, **_WORKER_QUIET_ENV})
+        created = self._create_state_machine(
+            root, names, role, settings=settings, functions=functions, queues=queues, definitions=definitions
+        )
+        if created != state_machine_arn:
+            raise RuntimeError(
+                f"the state machine is {created}, but the functions were told {state_machine_arn}"
+            )
+        self.client("s3").put_bucket_notification_configuration(
+            Bucket=settings.uploads_bucket,
+            NotificationConfiguration={
+                "LambdaFunctionConfigurations": [
+                    {
+                        "Id": "start-job-on-upload",
+                        "LambdaFunctionArn": functions["start"],
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "uploads/"}]}},
+                    }
+                ]
+            },
+        )
+        self._resources = StackResources(
+            names=names,
+            account=account,
+            region=region,
+            role_arn=role,
+            functions=functions,
+            job_queues=queues,
+            job_definitions=definitions,
+            state_machine_arn=created,
+        )
+        self._api = ApiServer(
+            invoke_through_lambda(self.client("lambda"), functions["api"]),
+            port=self._api_port,
+            static_dir=self._web_dir or root / "web",
+        )
+        self._api.start()
+
+    def _pipeline_settings(
+        self, names: ResourceNames, account: str, state_machine_arn: str
+    ) -> PipelineSettings:
+        assert self._tmp is not None
+        clamav_db = self._clamav_db
+        if clamav_db is None:
+            clamav_db = write_test_clamav_db(self._tmp / "clamav")
+            logger.warning(
+                "ClamAV: no signature database given, so scans use a test-only one that knows just "
+                "the EICAR test file (%s); they are real clamscan runs. Pass clamav_db (--clamav-db) "
+                "with freshclam's databases for real protection.",
+                clamav_db,
+            )
+        fixed: dict[str, Any] = {
+            "env": names.env,
+            "uploads_bucket": names.bucket("uploads", account=account),
+            "results_bucket": names.bucket("results", account=account),
+            "quarantine_bucket": names.bucket("quarantine", account=account),
+            "jobs_table": names.jobs_table,
+            "state_machine_arn": state_machine_arn,
+            "clamav_db": str(clamav_db),
+            "model_dir": self._model_dir or RuntimeSettings().model_dir,
+        }
+        clash = sorted(fixed.keys() & self._overrides.keys())
+        if clash:
+            raise ValueError(f"the local stack sets these itself (model_dir, clamav_db: arguments): {clash}")
+        return PipelineSettings(**{**fixed, **self._overrides})
+
+    def _create_buckets(self, settings: PipelineSettings) -> None:
+        s3 = self.client("s3")
+        for bucket in (settings.uploads_bucket, settings.results_bucket, settings.quarantine_bucket):
+            s3.create_bucket(Bucket=bucket)
+        # The web client POSTs uploads straight to the bucket; it must read the ETag back.
+        s3.put_bucket_cors(
+            Bucket=settings.uploads_bucket,
+            CORSConfiguration={
+                "CORSRules": [
+                    {
+                        "AllowedMethods": ["POST", "PUT", "GET", "HEAD"],
+                        "AllowedOrigins": ["*"],
+                        "AllowedHeaders": ["*"],
+                        "ExposeHeaders": ["ETag"],
+                        "MaxAgeSeconds": 3000,
+                    }
+                ]
+            },
+        )
+
+    def _create_table(self, settings: PipelineSettings) -> None:
+        dynamodb = self.client("dynamodb")
+        dynamodb.create_table(
+            TableName=settings.jobs_table,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[
+                {"AttributeName": "job_id", "AttributeType": "S"},
+                {"AttributeName": "owner", "AttributeType": "S"},
+                {"AttributeName": "created_at", "AttributeType": "S"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by_owner",
+                    "KeySchema": [
+                        {"AttributeName": "owner", "KeyType": "HASH"},
+                        {"AttributeName": "created_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
+        dynamodb.update_time_to_live(
+            TableName=settings.jobs_table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+        )
+
+    def _create_functions(
+        self, names: ResourceNames, role: str, environment: dict[str, str]
+    ) -> dict[str, str]:
+        # The hook runs the handler named in the configuration from functions/; the zip only
+        # satisfies the API.
+        code = _placeholder_zip()
+        lam = self.client("lambda")
+        functions: dict[str, str] = {}
+        for key, handler in self._handlers.items():
+            size = FUNCTION_SIZES[key]
+            functions[key] = lam.create_function(
+                FunctionName=names.function(key),
+                Runtime="python3.11",
+                Role=role,
+                Handler=handler,
+                Code={"ZipFile": code},
+                Timeout=size.timeout_s,
+                MemorySize=size.memory_mb,
+                Environment={"Variables": environment},
+            )["FunctionArn"]
+        return functions
+
+    def _create_batch(
+        self, names: ResourceNames, role: str, environment: dict[str, str]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        batch = self.client("batch")
+        compute = batch.create_compute_environment(
+            computeEnvironmentName=f"{names.prefix}-local",
+            type="UNMANAGED",
+            state="ENABLED",
+            serviceRole=role,
+        )["computeEnvironmentArn"]
+        order = [{"order": 1, "computeEnvironment": compute}]
+        queues = {
+            "gpu": batch.create_job_queue(
+                jobQueueName=names.gpu_job_queue, state="ENABLED", priority=1, computeEnvironmentOrder=order
+            )["jobQueueArn"],
+            "cpu": batch.create_job_queue(
+                jobQueueName=names.cpu_job_queue, state="ENABLED", priority=1, computeEnvironmentOrder=order
+            )["jobQueueArn"],
+        }
+        env = [{"name": k, "value": v} for k, v in sorted(environment.items())]
+        base = [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "4096"}]
+        specs = {
+            "gpu": (names.gpu_job_definition, GPU_IMAGE, [*base, {"type": "GPU", "value": "1"}]),
+            "cpu": (names.cpu_job_definition, CPU_IMAGE, base),
+        }
+        definitions = {
+            device: batch.register_job_definition(
+                jobDefinitionName=name,
+                type="container",
+                containerProperties={
+                    "image": image,
+                    "command": WORKER_COMMAND,
+                    "resourceRequirements": requirements,
+                    "environment": env,
+                },
+                timeout={"attemptDurationSeconds": self._chunk_timeout_s},
+            )["jobDefinitionArn"]
+            for device, (name, image, requirements) in specs.items()
+        }
+        return queues, definitions
+
+    def _create_state_machine(
+        self,
+        root: Path,
+        names: ResourceNames,
+        role: str,
+        *,
+        settings: PipelineSettings,
+        functions: Mapping[str, str],
+        queues: Mapping[str, str],
+        definitions: Mapping[str, str],
+    ) -> str:
+        values = {
+            "ValidateFunctionArn": functions["validate"],
+            "ScanFunctionArn": functions["scan"],
+            "PlanFunctionArn": functions["plan"],
+            "MergeFunctionArn": functions["merge"],
+            "CompileFunctionArn": functions["compile"],
+            "JobsTableName": settings.jobs_table,
+            "WorkBucketName": settings.results_bucket,
+            "GpuJobQueueArn": queues["gpu"],
+            "CpuJobQueueArn": queues["cpu"],
+            "GpuJobDefinitionArn": definitions["gpu"],
+            "CpuJobDefinitionArn": definitions["cpu"],
+            "ChunkTimeoutSeconds": str(self._chunk_timeout_s),
+            "MaxConcurrency": str(self.max_concurrency),
+        }
+        unknown = sorted(values.keys() - set(SUBSTITUTION_KEYS))
+        if unknown:
+            raise ValueError(f"not substitution keys of posereel.resources: {', '.join(unknown)}")
+        template = (root / "statemachine" / "pipeline.asl.json").read_text(encoding="utf-8")
+        definition = render_definition(template, values)
+        return str(
+            self.client("stepfunctions").create_state_machine(
+                name=names.state_machine, definition=definition, roleArn=role, type="STANDARD"
+            )["stateMachineArn"]
+        )
+
+
+def _placeholder_zip() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            "README.txt", "PoseReel local stack: the code runs from functions/ and the shared layer.\n"
+        )
+    return buffer.getvalue()

@@ -1,0 +1,116 @@
+"""Compile a job's results: render every artefact (engine.render_results: reel, overlay,
+thumbnails, timeline, data files) in a temporary directory, upload them under results/{job_id}/
+with their content types, and write the result summary into the job record.
+
+A job with no segments succeeds with no reel (reel_key None). A re-run after the result was
+recorded (and its result.json stored) renders nothing again.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+
+from posereel.engine import Merged, render_results
+from posereel.errors import ObjectNotFoundError, VideoNotFoundError
+from posereel.jobs import JobResult, results_prefix
+from posereel.pipeline.events import CompileEvent, CompileResult
+from posereel.pipeline.files import MergedFile, PlanFile, merged_key, plan_key
+from posereel.pipeline.ports import JobStorePort, MediaStorePort
+from posereel.settings import PipelineSettings, RuntimeSettings
+
+CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".json": "application/json",
+    ".csv": "text/csv",
+    ".edl": "text/plain",
+}
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+REEL_NAME = "reel.mp4"
+RESULT_NAME = "result.json"
+UPLOAD_THREADS = 4
+
+
+def content_type(path: Path | str) -> str:
+    return CONTENT_TYPES.get(Path(path).suffix.lower(), DEFAULT_CONTENT_TYPE)
+
+
+def runtime_settings(settings: PipelineSettings) -> RuntimeSettings:
+    return RuntimeSettings(model_dir=settings.model_dir, ffmpeg=settings.ffmpeg, ffprobe=settings.ffprobe)
+
+
+def upload_tree(media: MediaStorePort, root: Path, bucket: str, prefix: str) -> list[str]:
+    """Upload every file under ``root`` to ``prefix`` + its relative path; returns the keys."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+    def put(path: Path) -> str:
+        key = prefix + path.relative_to(root).as_posix()
+        media.upload_file(path, bucket, key, content_type=content_type(path))
+        return key
+
+    with ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="upload") as pool:
+        return list(pool.map(put, files))
+
+
+def compile_job(
+    event: CompileEvent,
+    *,
+    settings: PipelineSettings,
+    media: MediaStorePort,
+    jobs: JobStorePort,
+    overlay: bool = True,
+    workdir: Path | None = None,
+) -> CompileResult:
+    bucket = settings.results_bucket
+    prefix = results_prefix(event.job_id)
+    done = _already_compiled(event.job_id, media=media, jobs=jobs, bucket=bucket, prefix=prefix)
+    if done is not None:
+        return done
+
+    plan = media.read_model(bucket, plan_key(event.job_id), PlanFile)
+    merged = media.read_model(bucket, merged_key(event.job_id), MergedFile)
+    name = PurePosixPath(plan.source.key).name or "video"
+    with tempfile.TemporaryDirectory(prefix="compile-", dir=workdir) as tmp:
+        try:
+            source = media.download(plan.source.bucket, plan.source.key, Path(tmp) / "source" / name)
+        except ObjectNotFoundError as exc:
+            raise VideoNotFoundError(f"the upload {name} is gone") from exc
+        out_dir = Path(tmp) / "out"
+        result, outputs = render_results(
+            source,
+            Merged(result=merged.result, tracks=merged.tracks),
+            out_dir,
+            settings=plan.settings,
+            runtime=runtime_settings(settings),
+            overlay=overlay,
+        )
+        upload_tree(media, out_dir, bucket, prefix)
+    jobs.set_result(
+        event.job_id,
+        JobResult(
+            prefix=prefix,
+            segments=len(result.segments),
+            reel_duration_s=round(outputs.reel_duration_s, 3),
+            primary_track_id=result.primary_track_id,
+        ),
+    )
+    return CompileResult(
+        reel_key=prefix + REEL_NAME if outputs.reel is not None else None,
+        reel_duration_s=round(outputs.reel_duration_s, 3),
+    )
+
+
+def _already_compiled(
+    job_id: str, *, media: MediaStorePort, jobs: JobStorePort, bucket: str, prefix: str
+) -> CompileResult | None:
+    record = jobs.get(job_id)
+    if record is None or record.result is None or media.head(bucket, prefix + RESULT_NAME) is None:
+        return None
+    has_reel = media.head(bucket, prefix + REEL_NAME) is not None
+    return CompileResult(
+        reel_key=prefix + REEL_NAME if has_reel else None, reel_duration_s=record.result.reel_duration_s
+    )

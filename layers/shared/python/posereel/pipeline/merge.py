@@ -1,0 +1,38 @@
+"""Merge a job's chunk results: stitch tracks across chunks, then motion, segments and metrics
+(engine.merge_chunks), written to work/{job_id}/merged.json. A merged file already there is
+reused, so a re-run merges nothing new."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from posereel.engine import merge_chunks
+from posereel.pipeline.events import MergeEvent, MergeResult
+from posereel.pipeline.files import MergedFile, PlanFile, chunk_key, merged_key, plan_key
+from posereel.pipeline.ports import MediaStorePort
+from posereel.schemas import ChunkResult
+from posereel.settings import PipelineSettings
+
+# Chunk results are read in parallel: each is one GET of a JSON file of a few MB.
+READ_THREADS = 8
+
+
+def merge_job(event: MergeEvent, *, settings: PipelineSettings, media: MediaStorePort) -> MergeResult:
+    bucket = settings.results_bucket
+    out_key = merged_key(event.job_id)
+    if media.head(bucket, out_key) is not None:
+        merged = media.read_model(bucket, out_key, MergedFile)
+        return MergeResult(segments=len(merged.result.segments), tracks=len(merged.result.tracks))
+
+    plan = media.read_model(bucket, plan_key(event.job_id), PlanFile)
+
+    def read(index: int) -> ChunkResult:
+        return media.read_model(bucket, chunk_key(event.job_id, index), ChunkResult)
+
+    with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="read-chunk") as pool:
+        results = list(pool.map(read, [c.index for c in plan.chunks]))
+    merged_run = merge_chunks(results, settings=plan.settings)
+    media.write_model(
+        MergedFile(job_id=event.job_id, result=merged_run.result, tracks=merged_run.tracks), bucket, out_key
+    )
+    return MergeResult(segments=len(merged_run.result.segments), tracks=len(merged_run.result.tracks))

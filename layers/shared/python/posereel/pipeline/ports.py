@@ -1,0 +1,123 @@
+"""What the pipeline's services need from AWS, as interfaces (``typing.Protocol``), and the small
+value types that cross them. ``posereel.aws`` implements them with boto3; tests with fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from posereel.jobs import JobError, JobRecord, JobResult, SourceObject
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What a HEAD request says about a stored object."""
+
+    bucket: str
+    key: str
+    size_bytes: int
+    content_type: str | None = None
+    etag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedPost:
+    """A browser form upload: POST multipart/form-data to ``url`` with ``fields`` first, then the file."""
+
+    url: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionInfo:
+    """One workflow execution as Step Functions describes it. ``status`` is RUNNING, SUCCEEDED,
+    FAILED, TIMED_OUT, ABORTED or PENDING_REDRIVE; ``stopped_at`` an ISO time once it ended."""
+
+    arn: str
+    status: str
+    error: str | None = None
+    cause: str | None = None
+    stopped_at: str | None = None
+
+
+class JobStorePort(Protocol):
+    """The jobs table. Every write is conditional on the item existing (an update never creates
+    a half item); the ones returning bool say whether their condition held."""
+
+    def create_if_absent(self, record: JobRecord) -> bool: ...
+
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    def mark_queued(self, job_id: str, *, source: SourceObject) -> bool:
+        """AWAITING_UPLOAD -> QUEUED with the uploaded object; False when the job was not awaiting."""
+        ...
+
+    def set_execution_arn(self, job_id: str, execution_arn: str) -> bool:
+        """Record the job's workflow execution; False when another execution is recorded."""
+        ...
+
+    def set_chunks_total(self, job_id: str, chunks_total: int) -> None: ...
+
+    def set_result(self, job_id: str, result: JobResult) -> None: ...
+
+    def mark_failed(self, job_id: str, error: JobError, *, finished_at: str) -> bool:
+        """Status FAILED with the error, unless the job already ended; False when it had."""
+        ...
+
+    def list_by_owner(self, owner: str, *, limit: int = 50) -> list[JobRecord]: ...
+
+
+class MediaStorePort(Protocol):
+    """Objects in S3. Missing objects raise posereel.errors.ObjectNotFoundError (``head`` returns None)."""
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None: ...
+
+    def read_bytes(self, bucket: str, key: str, *, length: int | None = None) -> bytes:
+        """The object's bytes, or only its first ``length`` bytes."""
+        ...
+
+    def download(self, bucket: str, key: str, dest: Path) -> Path: ...
+
+    def upload_file(self, path: Path, bucket: str, key: str, *, content_type: str) -> None: ...
+
+    def put_bytes(self, data: bytes, bucket: str, key: str, *, content_type: str) -> None: ...
+
+    def read_model(self, bucket: str, key: str, model_type: type[ModelT]) -> ModelT: ...
+
+    def write_model(self, model: BaseModel, bucket: str, key: str) -> None: ...
+
+    def presigned_post(
+        self, bucket: str, key: str, *, size_bytes: int, content_type: str, expires_in_s: int
+    ) -> PresignedPost: ...
+
+    def presigned_get(self, bucket: str, key: str, *, expires_in_s: int) -> str: ...
+
+    def move(
+        self, bucket: str, key: str, *, dest_bucket: str, dest_key: str, tags: Mapping[str, str]
+    ) -> None:
+        """Copy to dest with exactly these tags, then delete the original."""
+        ...
+
+    def get_tags(self, bucket: str, key: str) -> dict[str, str]: ...
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int: ...
+
+
+class WorkflowPort(Protocol):
+    """The pipeline's state machine. Executions are named by the job id."""
+
+    def start(self, name: str, payload: Mapping[str, Any]) -> str:
+        """Start (or find the already started) execution ``name``; returns its ARN."""
+        ...
+
+    def describe(self, execution_arn: str) -> ExecutionInfo | None: ...
+
+    def execution_arn(self, name: str) -> str: ...

@@ -1,0 +1,210 @@
+"""Virus-scan an upload with ClamAV; an infected one is moved to the quarantine bucket.
+
+``clamscan`` exits 0 (clean), 1 (a signature matched: its name is on stdout) or 2 (an error: no
+or bad database, unreadable file). An error is a ToolError: retrying the same scan gives the
+same answer, so the job fails rather than loops. The signature database is
+``settings.clamav_db``: a directory, or s3://bucket/prefix/ downloaded into /tmp once per
+container (Lambda keeps /tmp between invocations of a warm container).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from posereel.errors import MalwareError, ObjectNotFoundError, TooLargeError, ToolError, VideoNotFoundError
+from posereel.pipeline.events import ScanEvent, ScanResult
+from posereel.pipeline.ports import MediaStorePort
+from posereel.settings import PipelineSettings
+
+log = logging.getLogger(__name__)
+
+JOB_TAG = "posereel:job_id"
+THREAT_TAG = "posereel:threat"
+# clamscan skips (and calls clean) files above its size limits (100 MB / 400 MB by default):
+# raise them to the most it takes (it scans nothing of 2 GiB or more), so a whole upload is scanned.
+CLAMSCAN_MAX_BYTES = 2047 * 1024**2
+_CLAMSCAN_MAX_SIZE = "2047M"
+_OUTPUT_TAIL_CHARS = 1500
+_FOUND = re.compile(r":\s*(?P<signature>.+?)\s+FOUND\s*$", re.MULTILINE)
+# S3 tag values: letters, digits, spaces and + - = . _ : / @, at most 256 characters.
+_TAG_UNSAFE = re.compile(r"[^\w +\-=.:/@]")
+
+
+@dataclass(frozen=True, slots=True)
+class ScanVerdict:
+    clean: bool
+    signature: str | None = None
+
+
+class Scanner(Protocol):
+    engine: str
+
+    def scan(self, path: Path) -> ScanVerdict: ...
+
+
+class ClamAV:
+    """``clamscan`` with a given signature database (a directory or one database file)."""
+
+    def __init__(self, database: Path, *, clamscan: str = "clamscan", timeout_s: float = 600.0) -> None:
+        database = Path(database)
+        if not database.exists() or (database.is_dir() and not any(database.iterdir())):
+            raise ToolError(
+                f"no ClamAV signature database at {database}: set POSEREEL_CLAMAV_DB to a directory "
+                "or s3:// prefix holding one (freshclam fills it)"
+            )
+        self.database = database
+        self.clamscan = clamscan
+        self.timeout_s = timeout_s
+        self.engine = self._version()
+
+    def _run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(
+                [self.clamscan, *args],
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=self.timeout_s,
+                stdin=subprocess.DEVNULL,
+            )
+        except FileNotFoundError as exc:
+            raise ToolError(f"{self.clamscan!r} not found: install ClamAV (Debian: clamav)") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise ToolError(f"clamscan did not finish within {self.timeout_s:.0f} s") from exc
+
+    def _version(self) -> str:
+        proc = self._run(["--version"])
+        if proc.returncode != 0:
+            raise ToolError(f"clamscan --version failed: {_tail(proc.stderr or proc.stdout)}")
+        # "ClamAV 1.4.6/27500/Mon Jan  1 ..." (the database part only with the official one)
+        return proc.stdout.strip().split("/", 1)[0] or "ClamAV"
+
+    def scan(self, path: Path) -> ScanVerdict:
+        size = path.stat().st_size
+        if size > CLAMSCAN_MAX_BYTES:
+            raise TooLargeError(
+                f"{path.name} is {size / 1e6:.0f} MB; the virus scanner takes at most "
+                f"{CLAMSCAN_MAX_BYTES / 1e6:.0f} MB"
+            )
+        proc = self._run(
+            [
+                "--no-summary",
+                f"--max-filesize={_CLAMSCAN_MAX_SIZE}",
+                f"--max-scansize={_CLAMSCAN_MAX_SIZE}",
+                "-d",
+                str(self.database),
+                str(path),
+            ]
+        )
+        if proc.returncode == 0:
+            return ScanVerdict(clean=True)
+        if proc.returncode == 1:
+            found = _FOUND.search(proc.stdout)
+            return ScanVerdict(clean=False, signature=found["signature"] if found else "unknown signature")
+        raise ToolError(
+            f"clamscan failed (exit status {proc.returncode}) on {path.name}: "
+            f"{_tail(proc.stderr or proc.stdout) or 'no message'}"
+        )
+
+
+_db_lock = threading.Lock()
+
+
+def resolve_clamav_db(spec: str, *, media: MediaStorePort, cache_root: Path | None = None) -> Path:
+    """The local directory of the signature database ``spec`` (a path, or s3://bucket/prefix/).
+
+    An S3 database is downloaded once into ``cache_root`` (the temp directory by default) and
+    reused while the files are there; a partial download is never used."""
+    if not spec.startswith("s3://"):
+        return Path(spec)
+    bucket, _, prefix = spec.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise ToolError(f"bad ClamAV database location {spec!r}: expected s3://bucket/prefix/")
+    root = Path(cache_root or tempfile.gettempdir()) / "posereel-clamav"
+    target = root / hashlib.sha256(spec.encode()).hexdigest()[:16]
+    with _db_lock:
+        if target.is_dir():
+            return target
+        keys = [k for k in media.list_keys(bucket, prefix) if not k.endswith("/")]
+        if not keys:
+            raise ToolError(f"no ClamAV signature database under {spec}")
+        partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=_mkdir(root)))
+        try:
+            for key in keys:
+                media.download(bucket, key, partial / PurePosixPath(key).name)
+            partial.rename(target)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        log.info("downloaded %d ClamAV database files from %s", len(keys), spec)
+        return target
+
+
+def quarantine_key(job_id: str, name: str) -> str:
+    return f"quarantine/{job_id}/{name}"
+
+
+def scan_upload(
+    event: ScanEvent,
+    *,
+    settings: PipelineSettings,
+    media: MediaStorePort,
+    scanner: Scanner,
+    workdir: Path | None = None,
+) -> ScanResult:
+    """Scan the upload; when infected, move it to quarantine (tagged with the job id and the
+    threat) and raise MalwareError naming the signature. A re-run after the move finds the
+    quarantined copy and raises the same error."""
+    bucket, key = event.source.bucket, event.source.key
+    name = PurePosixPath(key).name or "video"
+    dest_key = quarantine_key(event.job_id, name)
+    with tempfile.TemporaryDirectory(prefix="scan-", dir=workdir) as tmp:
+        try:
+            path = media.download(bucket, key, Path(tmp) / name)
+        except ObjectNotFoundError:
+            if media.head(settings.quarantine_bucket, dest_key) is not None:
+                threat = media.get_tags(settings.quarantine_bucket, dest_key).get(THREAT_TAG, "unknown")
+                raise MalwareError(_malware_message(name, threat)) from None
+            raise VideoNotFoundError(f"the upload {name} is gone (s3://{bucket}/{key})") from None
+        verdict = scanner.scan(path)
+    if verdict.clean:
+        return ScanResult(clean=True, engine=scanner.engine)
+    threat = verdict.signature or "unknown signature"
+    media.move(
+        bucket,
+        key,
+        dest_bucket=settings.quarantine_bucket,
+        dest_key=dest_key,
+        tags={JOB_TAG: event.job_id, THREAT_TAG: tag_value(threat)},
+    )
+    log.warning(
+        "quarantined s3://%s/%s (%s) as s3://%s/%s", bucket, key, threat, settings.quarantine_bucket, dest_key
+    )
+    raise MalwareError(_malware_message(name, threat))
+
+
+def tag_value(text: str) -> str:
+    return _TAG_UNSAFE.sub("_", text)[:256]
+
+
+def _malware_message(name: str, threat: str) -> str:
+    return f"{name} is infected ({threat}); it was moved to quarantine"
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _tail(text: str | None) -> str:
+    text = (text or "").strip()
+    return text[-_OUTPUT_TAIL_CHARS:]

@@ -1,0 +1,116 @@
+"""Validate an upload: is it a video we can and may analyse?
+
+Cheapest checks first, each rejection an InputError subclass with its own code:
+EMPTY_FILE (HEAD), NOT_A_VIDEO (the first bytes, never the name), TOO_LARGE (before downloading
+it), then ffprobe on the downloaded file: NO_VIDEO_STREAM, UNREADABLE, TOO_LONG,
+RESOLUTION_TOO_HIGH. Read-only, so safe to run any number of times.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from posereel.errors import (
+    EmptyFileError,
+    NotAVideoError,
+    NoVideoStreamError,
+    ObjectNotFoundError,
+    ResolutionTooHighError,
+    TooLargeError,
+    TooLongError,
+    VideoNotFoundError,
+)
+from posereel.pipeline.events import ValidateEvent, ValidateResult, VideoSummary
+from posereel.pipeline.ports import MediaStorePort
+from posereel.schemas import VideoInfo
+from posereel.settings import PipelineSettings
+from posereel.video import probe
+
+# Enough for every signature below (MPEG-TS: five packets of up to 192 bytes).
+SNIFF_BYTES = 1024
+_TS_PACKET = 188
+_M2TS_PACKET = 192
+_TS_SYNCS_CHECKED = 5  # sync bytes compared where the file is that long ...
+_TS_SYNCS_NEEDED = 3  # ... and at least this many (a shorter "stream" is no video anyway)
+# Leading boxes of QuickTime files written before ftyp existed.
+_QUICKTIME_BOXES = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+
+
+def sniff_container(head: bytes) -> str | None:
+    """The video container family that ``head`` (a file's first bytes) starts, or None.
+
+    ISO-BMFF (mp4/mov/m4v/3gp: an ftyp box), Matroska/WebM (EBML 1A45DFA3), AVI (RIFF....AVI ),
+    MPEG-TS (0x47 sync every 188 bytes, or every 192 with a 4-byte timestamp as in M2TS)."""
+    if len(head) >= 8 and head[4:8] == b"ftyp":
+        return "iso-bmff"
+    if len(head) >= 8 and head[4:8] in _QUICKTIME_BOXES and int.from_bytes(head[:4], "big") >= 8:
+        return "quicktime"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "matroska"
+    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
+        return "avi"
+    for offset, step in ((0, _TS_PACKET), (4, _M2TS_PACKET)):
+        syncs = [offset + k * step for k in range(_TS_SYNCS_CHECKED) if offset + k * step < len(head)]
+        if len(syncs) >= _TS_SYNCS_NEEDED and all(head[i] == 0x47 for i in syncs):
+            return "mpeg-ts"
+    return None
+
+
+def check_limits(info: VideoInfo, settings: PipelineSettings) -> None:
+    """Raise the rejection for a probed video outside the configured limits."""
+    if info.duration_s > settings.max_duration_s:
+        raise TooLongError(
+            f"{info.name} lasts {info.duration_s:.1f} s; at most {settings.max_duration_s:.0f} s is accepted"
+        )
+    if info.size_bytes is not None and info.size_bytes > settings.max_upload_bytes:
+        raise TooLargeError(_too_large(info.name, info.size_bytes, settings))
+    if info.width > settings.max_width_px or info.height > settings.max_height_px:
+        raise ResolutionTooHighError(
+            f"{info.name} is {info.width}x{info.height}; at most "
+            f"{settings.max_width_px}x{settings.max_height_px} is accepted"
+        )
+
+
+def probe_upload(path: Path, *, ffprobe: str) -> VideoInfo:
+    """ffprobe a file whose first bytes are a video container's. probe's NotAVideoError then
+    means the container holds no usable video stream (audio only, or a single picture)."""
+    try:
+        return probe(path, ffprobe=ffprobe)
+    except NotAVideoError as exc:
+        raise NoVideoStreamError(exc.message) from exc
+
+
+def validate_upload(
+    event: ValidateEvent, *, settings: PipelineSettings, media: MediaStorePort, workdir: Path | None = None
+) -> ValidateResult:
+    """Check the uploaded object of ``event``; returns its video summary or raises the rejection."""
+    bucket, key = event.source.bucket, event.source.key
+    name = PurePosixPath(key).name or "video"
+    head = media.head(bucket, key)
+    if head is None:
+        raise VideoNotFoundError(f"the upload {name} is gone (s3://{bucket}/{key})")
+    if head.size_bytes == 0:
+        raise EmptyFileError(f"{name} is empty (0 bytes)")
+    first = media.read_bytes(bucket, key, length=SNIFF_BYTES)
+    if sniff_container(first) is None:
+        raise NotAVideoError(
+            f"{name} is not a video file (its content is no MP4, MOV, MKV/WebM, AVI or MPEG-TS)"
+        )
+    if head.size_bytes > settings.max_upload_bytes:
+        raise TooLargeError(_too_large(name, head.size_bytes, settings))
+
+    with tempfile.TemporaryDirectory(prefix="validate-", dir=workdir) as tmp:
+        try:
+            path = media.download(bucket, key, Path(tmp) / name)
+        except ObjectNotFoundError as exc:
+            raise VideoNotFoundError(f"the upload {name} is gone (s3://{bucket}/{key})") from exc
+        info = probe_upload(path, ffprobe=settings.ffprobe)
+    check_limits(info, settings)
+    return ValidateResult(video=VideoSummary.of(info))
+
+
+def _too_large(name: str, size_bytes: int, settings: PipelineSettings) -> str:
+    return (
+        f"{name} is {size_bytes / 1e6:.1f} MB; at most {settings.max_upload_bytes / 1e6:.0f} MB is accepted"
+    )

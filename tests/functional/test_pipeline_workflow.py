@@ -1,0 +1,172 @@
+"""The workflow file (statemachine/pipeline.asl.json) on the local stack, with scripted stages in
+place of the real handlers and worker: each path (success with the GPU-to-CPU fallback, a
+rejection with and without our error JSON, a retried transient error, a crash, a failing chunk,
+a job that already ended) leaves the job record as the contracts say. Seconds, no media."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from posereel.aws.jobstore import JobStore
+from posereel.jobs import JobRecord, JobStatus, Stage, upload_key
+from posereel.local.stack import LocalStack
+
+FIXTURES = Path(__file__).parent / "workflow_fixtures"
+STAGES = ("validate", "scan", "plan", "merge", "compile")
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], *, what: str, timeout_s: float = 60.0) -> T:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with LocalStack(
+        api_port=0,
+        gpu_available=False,  # the same on every machine
+        model_dir=tmp_path_factory.mktemp("no-models"),
+        handlers={name: f"scripted_stages.{name}" for name in STAGES},
+        code_paths=[FIXTURES],
+        worker_entrypoint=[sys.executable, str(FIXTURES / "scripted_worker.py")],
+    ) as local:
+        yield local
+
+
+@dataclass(frozen=True)
+class Ended:
+    record: JobRecord
+    status: str  # of the execution
+    history: list[dict[str, Any]]
+
+    def entered(self) -> list[str]:
+        return [
+            e["stateEnteredEventDetails"]["name"] for e in self.history if "stateEnteredEventDetails" in e
+        ]
+
+    def failures(self, state_type: str = "TaskFailed") -> list[dict[str, Any]]:
+        return [e["taskFailedEventDetails"] for e in self.history if e["type"] == state_type]
+
+
+def run_job(stack: LocalStack, scenario: str) -> Ended:
+    """Upload a file for a job named after the scenario and wait for its execution to stop."""
+    job_id = f"{scenario}-{uuid.uuid4().hex[:12]}"
+    stack.client("s3").put_object(
+        Bucket=stack.settings.uploads_bucket, Key=upload_key(job_id, "clip.mp4"), Body=b"scripted"
+    )
+    return ended(stack, job_id)
+
+
+def ended(stack: LocalStack, job_id: str) -> Ended:
+    sfn = stack.client("stepfunctions")
+    arn = f"{stack.resources.state_machine_arn.replace(':stateMachine:', ':execution:')}:{job_id}"
+    status = wait_until(
+        lambda: (s := sfn.describe_execution(executionArn=arn)["status"]) != "RUNNING" and s,
+        what=f"execution {job_id}",
+    )
+    history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    record = JobStore(stack.settings.jobs_table, client=stack.client("dynamodb")).get(job_id)
+    assert record is not None
+    return Ended(record, status, history)
+
+
+def test_success_counts_each_chunk_once_on_the_cpu_after_the_gpu_fails(stack: LocalStack) -> None:
+    job = run_job(stack, "ok")
+    assert job.status == "SUCCEEDED"
+    record = job.record
+    assert (record.status, record.stage, record.error) == (JobStatus.SUCCEEDED, Stage.DONE, None)
+    assert record.chunks_done == 2
+    assert record.devices == {"0": "cpu", "1": "cpu"}
+    assert set(record.stage_started) == {"VALIDATE", "SCAN", "PLAN", "ANALYZE", "MERGE", "COMPILE"}
+    assert record.execution_arn is not None and record.execution_arn.endswith(record.job_id)
+    gpu_failures = [json.loads(f["cause"]) for f in job.failures() if f["resource"] == "submitJob.sync"]
+    assert len(gpu_failures) == 2
+    assert all(f["JobQueue"].endswith("-gpu") and f["Status"] == "FAILED" for f in gpu_failures)
+
+
+def test_our_input_error_is_recorded_with_its_own_code_and_stage(stack: LocalStack) -> None:
+    job = run_job(stack, "infected")
+    assert job.status == "SUCCEEDED", "a rejection is a handled outcome, not a failed execution"
+    assert job.entered()[-2:] == ["RecordRejected", "Rejected"]
+    record = job.record
+    assert record.status == JobStatus.REJECTED
+    assert record.error is not None
+    assert (record.error.code, record.error.stage) == ("MALWARE", "SCAN")
+    assert record.error.message == "clip.mp4 is infected (Test.Signature)"
+    assert record.finished_at is not None
+
+
+@pytest.mark.parametrize(
+    ("scenario", "message"),
+    [("plain", "not a video: plain words"), ("braces", "{this is not json}")],
+    ids=["plain-text", "braces-but-not-json"],
+)
+def test_an_input_error_without_our_json_is_still_a_rejection(
+    stack: LocalStack, scenario: str, message: str
+) -> None:
+    job = run_job(stack, scenario)
+    record = job.record
+    assert record.status == JobStatus.REJECTED, (job.status, record)
+    assert record.error is not None
+    assert (record.error.code, record.error.stage) == ("INVALID_INPUT", "VALIDATE")
+    assert message in record.error.message
+
+
+def test_a_transient_error_is_retried_and_the_job_goes_on(stack: LocalStack) -> None:
+    job = run_job(stack, "flaky")
+    assert job.record.status == JobStatus.SUCCEEDED
+    assert [f["error"] for f in job.failures() if f["resource"] == "invoke"] == ["TransientError"]
+    assert job.entered().count("Plan") == 1  # a retry stays in the state
+
+
+def test_a_crash_fails_the_job_with_a_readable_error_and_the_execution(stack: LocalStack) -> None:
+    job = run_job(stack, "crash")
+    assert job.status == "FAILED"
+    assert job.entered()[-2:] == ["RecordFailed", "Failed"]
+    record = job.record
+    assert record.status == JobStatus.FAILED
+    assert record.error is not None
+    assert (record.error.code, record.error.stage) == ("RuntimeError", "MERGE")
+    assert "merge blew up" in record.error.message
+
+
+def test_a_chunk_failing_on_both_queues_fails_the_job_at_analyze(stack: LocalStack) -> None:
+    job = run_job(stack, "cpufail")
+    assert job.status == "FAILED"
+    record = job.record
+    assert record.status == JobStatus.FAILED
+    assert record.error is not None
+    assert (record.error.code, record.error.stage) == ("States.TaskFailed", "ANALYZE")
+    assert "exit" in record.error.message.lower()
+    assert "MergeFunction" not in job.entered() and "Merge" not in job.entered()
+
+
+def test_a_job_that_already_ended_is_never_overwritten(stack: LocalStack) -> None:
+    job_id = f"ended-{uuid.uuid4().hex[:12]}"
+    store = JobStore(stack.settings.jobs_table, client=stack.client("dynamodb"))
+    assert store.create_if_absent(JobRecord(job_id=job_id, status=JobStatus.SUCCEEDED, stage=Stage.DONE))
+    stack.client("stepfunctions").start_execution(
+        stateMachineArn=stack.resources.state_machine_arn,
+        name=job_id,
+        input=json.dumps({"job_id": job_id, "source": {"bucket": "b", "key": "k"}}),
+    )
+    job = ended(stack, job_id)
+    assert job.status == "FAILED"
+    assert "Validate" not in job.entered()
+    assert (job.record.status, job.record.stage, job.record.error) == (JobStatus.SUCCEEDED, Stage.DONE, None)

@@ -1,0 +1,369 @@
+"""The whole pipeline on the local stack, driven as a user drives it: a real clip goes in through
+the HTTP API and the presigned form POST, the upload notification starts the workflow, Lambda
+handlers and Batch worker processes run the real code, and the results come back from S3.
+Bad uploads end REJECTED with their own code, and nothing is left running."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote_plus
+
+import pytest
+
+from posereel import engine
+from posereel.jobs import JobRecord, JobStatus, Stage, upload_key
+from posereel.local.client import ApiClient, ApiError
+from posereel.local.run import RunOutcome, run_video
+from posereel.local.stack import EICAR, LocalStack
+from posereel.pipeline.files import chunk_key, plan_key
+from posereel.settings import AnalysisSettings, ChunkSettings, RuntimeSettings
+
+pytestmark = pytest.mark.media
+
+T = TypeVar("T")
+
+CLIP = "sports2d_walk_in_out"  # 13.4 s, one person: the fastest clip with a clear segment
+CHUNK_S = 8.0  # two chunks for the clip
+OVERLAP_S = 2.0
+MAX_DURATION_S = 15.0  # the clip passes; hybrik_taiji (17.2 s) is over-long
+TIMEOUT_S = 240.0
+
+
+def wait_until(check: Callable[[], T], *, what: str, timeout_s: float = 60.0) -> T:
+    """Poll until check() is truthy; fail with ``what`` after timeout_s (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def stack(models_dir: Path) -> Iterator[LocalStack]:
+    with LocalStack(
+        api_port=0,
+        model_dir=models_dir,
+        settings={"chunk_seconds": CHUNK_S, "overlap_seconds": OVERLAP_S, "max_duration_s": MAX_DURATION_S},
+    ) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def api(stack: LocalStack) -> ApiClient:
+    return ApiClient(stack.api_url)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A job that ended, with its workflow execution."""
+
+    record: JobRecord
+    execution: dict[str, Any]
+    history: list[dict[str, Any]]
+
+    def entered(self) -> list[str]:
+        return [
+            e["stateEnteredEventDetails"]["name"] for e in self.history if "stateEnteredEventDetails" in e
+        ]
+
+
+def finished(stack: LocalStack, record: JobRecord) -> Finished:
+    """The job's execution once it has stopped (the record can end a moment before it)."""
+    assert record.execution_arn, f"job {record.job_id} has no execution"
+    sfn = stack.client("stepfunctions")
+    execution = wait_until(
+        lambda: (d := sfn.describe_execution(executionArn=record.execution_arn))["status"] != "RUNNING" and d,
+        what=f"the execution of job {record.job_id} to stop",
+    )
+    history = sfn.get_execution_history(executionArn=record.execution_arn, maxResults=1000)["events"]
+    return Finished(record, execution, history)
+
+
+@pytest.fixture(scope="module")
+def walk(
+    stack: LocalStack, clip: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> RunOutcome:
+    """The clip through ``posereel run``'s code path; the tests below check one part each."""
+    return run_video(stack, clip(CLIP), tmp_path_factory.mktemp("walk"), timeout_s=TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def walk_execution(stack: LocalStack, walk: RunOutcome) -> Finished:
+    return finished(stack, walk.record)
+
+
+# -- a real clip, end to end --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_job_succeeds_with_every_stage_timed(walk: RunOutcome) -> None:
+    record = walk.record
+    assert record.status == JobStatus.SUCCEEDED, record.error
+    assert record.stage == Stage.DONE
+    assert record.percent == 100.0
+    assert record.chunks_total == 2
+    assert record.chunks_done == record.chunks_total
+    assert list(record.stage_seconds) == ["VALIDATE", "SCAN", "PLAN", "ANALYZE", "MERGE", "COMPILE"]
+    assert record.finished_at is not None
+    assert record.result is not None and record.result.segments >= 1
+    assert walk.exit_code == 0
+
+
+@pytest.mark.slow
+def test_execution_runs_every_state_of_the_workflow(walk_execution: Finished) -> None:
+    assert walk_execution.execution["status"] == "SUCCEEDED"
+    entered = walk_execution.entered()
+    for state in ("Validate", "Scan", "Plan", "Analyze", "Merge", "Compile", "MarkSucceeded", "Succeeded"):
+        assert state in entered, f"{state} never ran: {entered}"
+    assert entered.count("ChunkDone") == 2
+    assert not {"RecordFailed", "RecordRejected"} & set(entered)
+
+
+@pytest.mark.slow
+def test_each_chunk_runs_on_the_gpu_queue_or_falls_back_to_the_cpu(
+    stack: LocalStack, walk: RunOutcome, walk_execution: Finished
+) -> None:
+    batch = stack.client("batch")
+    jobs = {
+        j["jobName"]: j
+        for queue in stack.resources.job_queues.values()
+        for status in ("SUCCEEDED", "FAILED")
+        for j in batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]
+        if walk.record.job_id in j["jobName"]
+    }
+    described = {
+        j["jobName"]: j for j in batch.describe_jobs(jobs=[j["jobId"] for j in jobs.values()])["jobs"]
+    }
+    if stack.aws.hooks.batch_runner.gpu_available:
+        pytest.skip("this machine has a GPU: the CPU fallback is covered where there is none")
+    for index in ("0", "1"):
+        gpu = described[f"posereel-{walk.record.job_id}-{index}-gpu"]
+        cpu = described[f"posereel-{walk.record.job_id}-{index}-cpu"]
+        assert gpu["status"] == "FAILED"
+        assert "no GPU usable" in gpu["statusReason"]
+        assert cpu["status"] == "SUCCEEDED"
+        assert cpu["container"]["exitCode"] == 0
+    assert walk.record.devices == {"0": "cpu", "1": "cpu"}
+    assert walk_execution.entered().count("CpuJob") == 2
+
+
+@pytest.mark.slow
+def test_results_are_in_s3_and_downloaded(stack: LocalStack, walk: RunOutcome) -> None:
+    record = walk.record
+    assert record.result is not None and walk.out_dir is not None
+    s3 = stack.client("s3")
+    bucket = stack.settings.results_bucket
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=record.result.prefix)["Contents"]
+    keys = {o["Key"].removeprefix(record.result.prefix) for o in listed}
+    for name in ("reel.mp4", "overlay.mp4", "result.json", "tracks.json", "segments.json", "timeline.png"):
+        assert name in keys
+    assert {p.relative_to(walk.out_dir).as_posix() for p in walk.files} == keys
+    # The intermediates stay under work/: the plan and one result per chunk.
+    for key in (plan_key(record.job_id), chunk_key(record.job_id, 0), chunk_key(record.job_id, 1)):
+        s3.head_object(Bucket=bucket, Key=key)
+    reel = walk.out_dir / "reel.mp4"
+    probed = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(reel)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert float(probed.stdout) == pytest.approx(record.result.reel_duration_s, abs=0.2)
+
+
+@pytest.mark.slow
+def test_segments_equal_the_engine_on_the_same_chunks(
+    walk: RunOutcome, clip: Callable[[str], Path], models_dir: Path, tmp_path: Path
+) -> None:
+    assert walk.out_dir is not None
+    pipeline = json.loads((walk.out_dir / "result.json").read_text())["segments"]
+    settings = AnalysisSettings(chunks=ChunkSettings(chunk_seconds=CHUNK_S, overlap_seconds=OVERLAP_S))
+    local, _ = engine.analyze_video(
+        clip(CLIP),
+        tmp_path,
+        settings=settings,
+        runtime=RuntimeSettings(model_dir=models_dir),
+        workers=2,
+        overlay=False,
+    )
+    assert len(pipeline) == len(local.segments) >= 1
+    for ours, theirs in zip(pipeline, local.segments, strict=True):
+        assert ours["start_s"] == pytest.approx(theirs.start_s, abs=0.3)
+        assert ours["end_s"] == pytest.approx(theirs.end_s, abs=0.3)
+
+
+# -- rejected uploads ---------------------------------------------------------------------------
+
+
+def submit_and_wait(api: ApiClient, path: Path) -> JobRecord:
+    job_id = api.submit(path)
+    return api.wait(job_id, timeout_s=TIMEOUT_S, poll_s=0.2)
+
+
+def assert_rejected(stack: LocalStack, record: JobRecord, code: str, stage: Stage) -> Finished:
+    assert record.status == JobStatus.REJECTED, record
+    assert record.error is not None
+    assert (record.error.code, record.error.stage) == (code, stage.value)
+    assert record.finished_at is not None
+    done = finished(stack, record)
+    # A rejection is a handled outcome: the execution succeeds, through RecordRejected.
+    assert done.execution["status"] == "SUCCEEDED"
+    assert "RecordRejected" in done.entered()
+    assert "Analyze" not in done.entered(), "a rejected upload must never reach the workers"
+    return done
+
+
+def test_infected_upload_is_rejected_and_quarantined(
+    stack: LocalStack, api: ApiClient, clip: Callable[[str], Path], tmp_path: Path
+) -> None:
+    # A real video (so it passes validation) that carries the EICAR test string.
+    infected = tmp_path / "infected.mp4"
+    infected.write_bytes(clip(CLIP).read_bytes() + EICAR)
+    record = submit_and_wait(api, infected)
+    assert_rejected(stack, record, "MALWARE", Stage.SCAN)
+    assert record.error is not None and "EICAR" in record.error.message
+    s3 = stack.client("s3")
+    assert record.source is not None
+    with pytest.raises(s3.exceptions.ClientError):
+        s3.head_object(Bucket=stack.settings.uploads_bucket, Key=record.source.key)
+    quarantined = s3.list_objects_v2(
+        Bucket=stack.settings.quarantine_bucket, Prefix=f"quarantine/{record.job_id}/"
+    )
+    assert [o["Key"] for o in quarantined["Contents"]] == [f"quarantine/{record.job_id}/infected.mp4"]
+
+
+def _text(path: Path) -> None:
+    path.write_text("Meeting notes, not a video at all.\n" * 20)
+
+
+def _truncated(path: Path, source: Path) -> None:
+    path.write_bytes(source.read_bytes()[:300_000])
+
+
+def _audio_only(path: Path) -> None:
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=3",
+            "-c:a",
+            "aac",
+            str(path),
+        ],
+        check=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (lambda p, src: _text(p), "NOT_A_VIDEO"),
+        (_truncated, "UNREADABLE"),
+        (lambda p, src: _audio_only(p), "NO_VIDEO_STREAM"),
+        (lambda p, src: p.write_bytes(src.read_bytes()), "TOO_LONG"),
+    ],
+    ids=["text-renamed-mp4", "truncated-mp4", "audio-only", "over-long"],
+)
+def test_unusable_upload_is_rejected_with_its_code(
+    stack: LocalStack,
+    api: ApiClient,
+    clip: Callable[[str], Path],
+    tmp_path: Path,
+    make: Callable[[Path, Path], None],
+    code: str,
+) -> None:
+    upload = tmp_path / "upload.mp4"
+    make(upload, clip("hybrik_taiji"))  # 17.2 s: over this stack's limit of 15 s
+    record = submit_and_wait(api, upload)
+    assert_rejected(stack, record, code, Stage.VALIDATE)
+
+
+def test_zero_byte_upload_is_refused_by_the_api_and_rejected_by_the_pipeline(
+    stack: LocalStack, api: ApiClient, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(ApiError) as refused:
+        api.submit(empty)
+    assert refused.value.status == 422
+    # A client that skips the API (or a form without the length condition) still gets no further.
+    job_id = uuid.uuid4().hex
+    stack.client("s3").put_object(
+        Bucket=stack.settings.uploads_bucket, Key=upload_key(job_id, "empty.mp4"), Body=b""
+    )
+    record = api.wait(job_id, timeout_s=TIMEOUT_S, poll_s=0.2)
+    assert_rejected(stack, record, "EMPTY_FILE", Stage.VALIDATE)
+
+
+# -- at-least-once delivery, and nothing left behind --------------------------------------------
+
+
+def test_the_same_upload_event_twice_gives_one_execution_and_one_job(
+    stack: LocalStack, api: ApiClient, tmp_path: Path
+) -> None:
+    job_id = uuid.uuid4().hex
+    key = upload_key(job_id, "notes one.mp4")
+    body = b"not a video, so the job ends fast"
+    stack.client("s3").put_object(Bucket=stack.settings.uploads_bucket, Key=key, Body=body)  # event no. 1
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": stack.settings.uploads_bucket},
+                    "object": {"key": quote_plus(key), "size": len(body)},
+                },
+            }
+        ]
+    }
+    lam = stack.client("lambda")
+    for _ in range(2):  # delivered again, twice
+        response = lam.invoke(FunctionName=stack.resources.functions["start"], Payload=json.dumps(event))
+        answer = json.loads(response["Payload"].read())
+        assert "FunctionError" not in response, answer
+        assert answer["started"] == [] and answer["already_started"] == [job_id]
+    record = api.wait(job_id, timeout_s=TIMEOUT_S, poll_s=0.2)
+    assert_rejected(stack, record, "NOT_A_VIDEO", Stage.VALIDATE)
+    executions = stack.client("stepfunctions").list_executions(
+        stateMachineArn=stack.resources.state_machine_arn
+    )
+    assert [e["name"] for e in executions["executions"]].count(job_id) == 1
+    items = stack.client("dynamodb").scan(TableName=stack.settings.jobs_table)["Items"]
+    assert [i["job_id"]["S"] for i in items].count(job_id) == 1
+
+
+def test_nothing_is_left_running(stack: LocalStack) -> None:
+    """Runs last in this module: every job above ended, and so did its execution and Batch jobs."""
+    items = stack.client("dynamodb").scan(TableName=stack.settings.jobs_table)["Items"]
+    assert items, "the tests above made jobs"
+    open_jobs = [i["job_id"]["S"] for i in items if not JobStatus(i["status"]["S"]).terminal]
+    assert open_jobs == []
+    sfn = stack.client("stepfunctions")
+    wait_until(
+        lambda: (
+            not sfn.list_executions(
+                stateMachineArn=stack.resources.state_machine_arn, statusFilter="RUNNING"
+            )["executions"]
+        ),
+        what="every execution to stop",
+    )
+    batch = stack.client("batch")
+    for queue in stack.resources.job_queues.values():
+        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"):
+            assert batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"] == []

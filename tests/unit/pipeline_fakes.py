@@ -1,0 +1,217 @@
+"""In-memory fakes of the pipeline's ports (posereel.pipeline.ports), for unit tests of services.
+
+They keep the semantics the services rely on (conditional writes, idempotent starts, missing
+objects raising ObjectNotFoundError) and record what was done, so tests can assert on it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from posereel.errors import ObjectNotFoundError
+from posereel.jobs import JobError, JobRecord, JobResult, JobStatus, SourceObject
+from posereel.pipeline.ports import ExecutionInfo, ObjectInfo, PresignedPost
+from posereel.pipeline.scan import ScanVerdict
+from posereel.settings import PipelineSettings
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class FakeJobStore:
+    def __init__(self, *records: JobRecord) -> None:
+        self.records: dict[str, JobRecord] = {r.job_id: r for r in records}
+        self.writes = 0
+
+    def _set(self, job_id: str, **update: Any) -> bool:
+        if job_id not in self.records:
+            return False
+        self.records[job_id] = self.records[job_id].model_copy(update=update)
+        self.writes += 1
+        return True
+
+    def create_if_absent(self, record: JobRecord) -> bool:
+        if record.job_id in self.records:
+            return False
+        self.records[record.job_id] = record
+        self.writes += 1
+        return True
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return self.records.get(job_id)
+
+    def mark_queued(self, job_id: str, *, source: SourceObject) -> bool:
+        record = self.records.get(job_id)
+        if record is None or record.status != JobStatus.AWAITING_UPLOAD:
+            return False
+        return self._set(job_id, status=JobStatus.QUEUED, source=source)
+
+    def set_execution_arn(self, job_id: str, execution_arn: str) -> bool:
+        record = self.records.get(job_id)
+        if record is None or record.execution_arn not in (None, execution_arn):
+            return False
+        return self._set(job_id, execution_arn=execution_arn)
+
+    def set_chunks_total(self, job_id: str, chunks_total: int) -> None:
+        if not self._set(job_id, chunks_total=chunks_total):
+            raise ObjectNotFoundError(f"no job {job_id}")
+
+    def set_result(self, job_id: str, result: JobResult) -> None:
+        if not self._set(job_id, result=result):
+            raise ObjectNotFoundError(f"no job {job_id}")
+
+    def mark_failed(self, job_id: str, error: JobError, *, finished_at: str) -> bool:
+        record = self.records.get(job_id)
+        if record is None or record.status.terminal:
+            return False
+        return self._set(job_id, status=JobStatus.FAILED, error=error, finished_at=finished_at)
+
+    def list_by_owner(self, owner: str, *, limit: int = 50) -> list[JobRecord]:
+        mine = [r for r in self.records.values() if r.owner == owner]
+        return sorted(mine, key=lambda r: r.created_at, reverse=True)[:limit]
+
+
+@dataclass
+class StoredObject:
+    data: bytes
+    content_type: str = "binary/octet-stream"
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class FakeMediaStore:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], StoredObject] = {}
+        self.downloads: list[tuple[str, str]] = []
+
+    def put(self, bucket: str, key: str, data: bytes, content_type: str = "video/mp4") -> None:
+        self.objects[(bucket, key)] = StoredObject(data, content_type)
+
+    def _get(self, bucket: str, key: str) -> StoredObject:
+        try:
+            return self.objects[(bucket, key)]
+        except KeyError:
+            raise ObjectNotFoundError(f"s3://{bucket}/{key} does not exist") from None
+
+    def keys(self, bucket: str) -> list[str]:
+        return sorted(k for b, k in self.objects if b == bucket)
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        obj = self.objects.get((bucket, key))
+        if obj is None:
+            return None
+        return ObjectInfo(bucket=bucket, key=key, size_bytes=len(obj.data), content_type=obj.content_type)
+
+    def read_bytes(self, bucket: str, key: str, *, length: int | None = None) -> bytes:
+        data = self._get(bucket, key).data
+        return data[:length] if length else data
+
+    def download(self, bucket: str, key: str, dest: Path) -> Path:
+        data = self._get(bucket, key).data
+        self.downloads.append((bucket, key))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        return dest
+
+    def upload_file(self, path: Path, bucket: str, key: str, *, content_type: str) -> None:
+        self.put(bucket, key, Path(path).read_bytes(), content_type)
+
+    def put_bytes(self, data: bytes, bucket: str, key: str, *, content_type: str) -> None:
+        self.put(bucket, key, data, content_type)
+
+    def read_model(self, bucket: str, key: str, model_type: type[ModelT]) -> ModelT:
+        return model_type.model_validate_json(self._get(bucket, key).data)
+
+    def write_model(self, model: BaseModel, bucket: str, key: str) -> None:
+        self.put(bucket, key, model.model_dump_json().encode(), "application/json")
+
+    def presigned_post(
+        self, bucket: str, key: str, *, size_bytes: int, content_type: str, expires_in_s: int
+    ) -> PresignedPost:
+        return PresignedPost(
+            url=f"https://{bucket}.example/",
+            fields={"key": key, "Content-Type": content_type, "max": str(size_bytes)},
+        )
+
+    def presigned_get(self, bucket: str, key: str, *, expires_in_s: int) -> str:
+        return f"https://{bucket}.example/{key}"
+
+    def move(
+        self, bucket: str, key: str, *, dest_bucket: str, dest_key: str, tags: Mapping[str, str]
+    ) -> None:
+        obj = self._get(bucket, key)
+        self.objects[(dest_bucket, dest_key)] = StoredObject(obj.data, obj.content_type, dict(tags))
+        del self.objects[(bucket, key)]
+
+    def get_tags(self, bucket: str, key: str) -> dict[str, str]:
+        return dict(self._get(bucket, key).tags)
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        return [k for k in self.keys(bucket) if k.startswith(prefix)]
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        keys = self.list_keys(bucket, prefix)
+        for key in keys:
+            del self.objects[(bucket, key)]
+        return len(keys)
+
+
+class FakeWorkflow:
+    STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:posereel-test-pipeline"
+
+    def __init__(self) -> None:
+        self.executions: dict[str, ExecutionInfo] = {}
+        self.inputs: dict[str, Mapping[str, Any]] = {}
+        self.start_calls = 0
+
+    def execution_arn(self, name: str) -> str:
+        return self.STATE_MACHINE.replace(":stateMachine:", ":execution:") + f":{name}"
+
+    def start(self, name: str, payload: Mapping[str, Any]) -> str:
+        self.start_calls += 1
+        arn = self.execution_arn(name)
+        if name not in self.executions:
+            self.executions[name] = ExecutionInfo(arn=arn, status="RUNNING")
+            self.inputs[name] = dict(payload)
+        return arn
+
+    def end(self, name: str, status: str, *, error: str | None = None, cause: str | None = None) -> None:
+        self.executions[name] = ExecutionInfo(
+            arn=self.execution_arn(name),
+            status=status,
+            error=error,
+            cause=cause,
+            stopped_at="2026-01-01T00:00:00.000Z",
+        )
+
+    def describe(self, execution_arn: str) -> ExecutionInfo | None:
+        return next((e for e in self.executions.values() if e.arn == execution_arn), None)
+
+
+class FakeScanner:
+    engine = "FakeAV 1.0"
+
+    def __init__(self, infected: Mapping[bytes, str] | None = None) -> None:
+        self.infected = dict(infected or {})
+        self.scanned: list[str] = []
+
+    def scan(self, path: Path) -> ScanVerdict:
+        self.scanned.append(path.name)
+        signature = self.infected.get(path.read_bytes())
+        return ScanVerdict(clean=signature is None, signature=signature)
+
+
+def pipeline_settings(**overrides: Any) -> PipelineSettings:
+    """Settings of a test environment; keyword arguments override fields."""
+    values: dict[str, Any] = {
+        "env": "test",
+        "uploads_bucket": "uploads",
+        "results_bucket": "results",
+        "quarantine_bucket": "quarantine",
+        "jobs_table": "jobs",
+        "state_machine_arn": FakeWorkflow.STATE_MACHINE,
+        **overrides,
+    }
+    return PipelineSettings(**values)

@@ -1,0 +1,102 @@
+"""plan: chunk borders move to where the worker's seek lands on a keyframe, the plan stays a
+valid tiling of the video, and a re-run reuses the stored plan."""
+
+from __future__ import annotations
+
+import math
+from itertools import pairwise
+
+import pytest
+
+from posereel.chunks import plan_chunks
+from posereel.jobs import JobRecord, JobStatus
+from posereel.pipeline.events import PlanEvent, SourceRef
+from posereel.pipeline.files import PlanFile, plan_key
+from posereel.pipeline.plan import align_to_keyframes, analysis_settings, plan_job, plan_video
+from posereel.schemas import ChunkSpec, VideoInfo
+from tests.unit.pipeline_fakes import FakeJobStore, FakeMediaStore, pipeline_settings
+
+JOB = "0123456789abcdef0123456789abcdef"
+FPS = 10.0
+PREROLL = 0.5
+
+
+def assert_valid_plan(chunks: list[ChunkSpec], duration_s: float) -> None:
+    assert chunks[0].start_s == 0 and chunks[0].own_start_s == 0
+    assert math.isclose(chunks[-1].end_s, duration_s) and math.isclose(chunks[-1].own_end_s, duration_s)
+    for c in chunks:
+        assert c.start_s <= c.own_start_s < c.own_end_s <= c.end_s
+        assert math.isclose(c.start_s * FPS, round(c.start_s * FPS))  # on the analysis grid
+    for a, b in pairwise(chunks):
+        assert a.own_end_s == b.own_start_s
+        assert b.start_s < a.end_s  # they overlap
+
+
+def nominal(duration_s: float = 100.0, chunk_s: float = 30.0, overlap_s: float = 2.0) -> list[ChunkSpec]:
+    return plan_chunks(duration_s, chunk_seconds=chunk_s, overlap_seconds=overlap_s, grid_fps=FPS)
+
+
+@pytest.mark.parametrize(
+    ("keyframes", "expected_starts"),
+    [
+        pytest.param([], [0.0, 28.0, 56.0, 84.0], id="no-keyframes"),
+        pytest.param([0.0, 27.2, 55.9, 84.3], [0.0, 27.7, 56.4, 84.8], id="near-keyframes"),
+        pytest.param([0.0, 25.0, 60.0], [0.0, 28.0, 56.0, 84.0], id="too-far"),
+        pytest.param([0.0, 27.54], [0.0, 28.1, 56.0, 84.0], id="rounded-up-onto-the-grid"),
+    ],
+)
+def test_chunk_starts_move_to_a_preroll_after_a_keyframe_within_half_the_overlap(
+    keyframes: list[float], expected_starts: list[float]
+) -> None:
+    # Given a 100 s video in 30 s chunks with 2 s overlap: starts 0, 28, 56, 84
+    chunks = nominal()
+    # When
+    aligned = align_to_keyframes(chunks, keyframes, grid_fps=FPS, overlap_seconds=2.0, preroll_s=PREROLL)
+    # Then
+    assert [c.start_s for c in aligned] == pytest.approx(expected_starts)
+    assert_valid_plan(aligned, 100.0)
+    for c, before in zip(aligned, chunks, strict=True):
+        assert abs(c.start_s - before.start_s) <= 1.0 + 1e-9
+    for a, b in pairwise(aligned):
+        assert math.isclose(a.end_s - b.start_s, 2.0)  # the overlap keeps its length
+
+
+def test_a_single_chunk_never_moves() -> None:
+    chunks = nominal(duration_s=20.0)
+    assert (
+        align_to_keyframes(chunks, [0.0, 3.0], grid_fps=FPS, overlap_seconds=2.0, preroll_s=PREROLL) == chunks
+    )
+
+
+def test_plan_video_uses_the_pipeline_chunking() -> None:
+    info = VideoInfo(
+        name="v.mp4", duration_s=65.0, fps=30.0, width=640, height=360, codec="h264", has_audio=False
+    )
+    analysis = analysis_settings(pipeline_settings(chunk_seconds=20.0, overlap_seconds=2.0))
+    # Nominal starts 0, 18, 36, 54 (20 s chunks, 2 s overlap); the worker seeks 0.5 s early.
+    chunks = plan_video(info, analysis, keyframes=[0.0, 17.2, 35.0])
+    assert [c.start_s for c in chunks] == pytest.approx([0.0, 17.7, 35.5, 54.0])
+    assert_valid_plan(chunks, 65.0)
+
+
+def test_a_stored_plan_for_the_same_source_is_reused() -> None:
+    # Given a plan stored by an earlier run, and no source to download
+    source = SourceRef(bucket="uploads", key=f"uploads/{JOB}/v.mp4")
+    info = VideoInfo(
+        name="v.mp4", duration_s=50.0, fps=25.0, width=640, height=360, codec="h264", has_audio=False
+    )
+    settings = pipeline_settings()
+    analysis = analysis_settings(settings)
+    stored = PlanFile(
+        job_id=JOB, source=source, video=info, settings=analysis, chunks=plan_video(info, analysis)
+    )
+    media = FakeMediaStore()
+    media.write_model(stored, "results", plan_key(JOB))
+    jobs = FakeJobStore(JobRecord(job_id=JOB, status=JobStatus.RUNNING))
+    # When
+    result = plan_job(PlanEvent(job_id=JOB, source=source), settings=settings, media=media, jobs=jobs)
+    # Then
+    assert result.plan_key == f"work/{JOB}/plan.json"
+    assert [c.index for c in result.chunks] == [0, 1]
+    assert jobs.records[JOB].chunks_total == 2
+    assert media.downloads == []
