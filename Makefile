@@ -83,6 +83,7 @@ test-unit: setup
 
 bench: setup
 	$(PY) tests/bench/bench_engine.py --media $(SHARED)/media --out $(OUT)/bench
+	$(PY) tests/bench/bench_pipeline.py --media $(SHARED)/media --out $(OUT)/bench-pipeline
 
 clean:
 	rm -rf $(OUT) .pytest_cache .ruff_cache .mypy_cache

@@ -12,7 +12,7 @@ import re
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,21 +23,10 @@ import pytest
 
 from posereel.local import LocalAws, MotoInternalsChangedError, check_moto_internals, substitute_refs
 from posereel.local.hooks import nvidia_gpu_usable
+from tests.support import wait_until
 
 FIXTURES = Path(__file__).parent / "local_fixtures"
 T = TypeVar("T")
-
-
-def wait_until(check: Callable[[], T], *, what: str, timeout_s: float = 30.0) -> T:
-    """Poll until check() is truthy; fail with `what` after timeout_s (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _code_zip() -> bytes:

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,21 +18,11 @@ import pytest
 from posereel.aws.jobstore import JobStore
 from posereel.jobs import JobRecord, JobStatus, Stage, upload_key
 from posereel.local.stack import LocalStack
+from tests.support import wait_until
 
 FIXTURES = Path(__file__).parent / "workflow_fixtures"
 STAGES = ("validate", "scan", "plan", "merge", "compile")
 T = TypeVar("T")
-
-
-def wait_until(check: Callable[[], T], *, what: str, timeout_s: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

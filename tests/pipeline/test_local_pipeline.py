@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from posereel.local.run import RunOutcome, run_video
 from posereel.local.stack import EICAR, LocalStack
 from posereel.pipeline.files import chunk_key, plan_key
 from posereel.settings import AnalysisSettings, ChunkSettings, RuntimeSettings
+from tests.support import wait_until
 
 pytestmark = pytest.mark.media
 
@@ -34,18 +34,6 @@ CHUNK_S = 8.0  # two chunks for the clip
 OVERLAP_S = 2.0
 MAX_DURATION_S = 15.0  # the clip passes; hybrik_taiji (17.2 s) is over-long
 TIMEOUT_S = 240.0
-
-
-def wait_until(check: Callable[[], T], *, what: str, timeout_s: float = 60.0) -> T:
-    """Poll until check() is truthy; fail with ``what`` after timeout_s (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

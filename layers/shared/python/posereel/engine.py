@@ -5,7 +5,7 @@ them on one machine.
 - ``merge_chunks``   (merge Lambda): stitch chunks, then motion, segments, metrics, primary subject.
 - ``render_results`` (compile Lambda): reel, overlay, thumbnails, timeline plot, data files.
 
-``analyze_video`` plans chunks, runs ``analyze_chunk`` in worker processes, and calls the other two.
+``analyze_video`` plans chunks, runs ``analyze_chunk`` in worker threads, and calls the other two.
 A one-pass run is the same code with a single chunk.
 """
 
@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from posereel import chunks as chunking
 from posereel import export, metrics, motion, reel, render, segments, tracking
+from posereel.errors import InputError
 from posereel.modelstore import resolve_model
 from posereel.pose import AdaptivePoseEstimator, PoseEstimator
 from posereel.schemas import (
@@ -61,8 +62,6 @@ def snap_range(
     end = info.duration_s if end_s is None else min(end_s, info.duration_s)
     start = max(0.0, math.ceil(start_s * fps - 1e-6) / fps)
     if end - start < 1.0 / fps:
-        from posereel.errors import InputError
-
         raise InputError(
             f"the range [{start_s}, {end_s}) holds no analysable frame of a {info.duration_s:.2f} s video"
         )
