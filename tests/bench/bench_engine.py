@@ -143,7 +143,11 @@ def main() -> None:
                 ]
             )
             row.update(
-                baseline_s=bwall, baseline_rt=bwall / dur, ratio=bwall / wall, baseline_peak_mb=bpeak / 2**20
+                baseline_s=bwall,
+                baseline_rt=bwall / dur,
+                ratio=bwall / wall,
+                ratio_lean=bwall / lean_wall,
+                baseline_peak_mb=bpeak / 2**20,
             )
         rows.append(row)
         print(_line(row), flush=True)

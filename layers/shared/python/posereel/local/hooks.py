@@ -541,6 +541,17 @@ class LambdaRunner:
                 return
         worker.kill()
 
+    def prewarm(self, fn: LambdaFunction) -> None:
+        """Start one worker for ``fn`` and leave it idle, its handler imported: the local
+        counterpart of provisioned concurrency, so a job's first call of each stage is warm."""
+        spec = self._spec(fn)
+        try:
+            worker = self._acquire(fn, spec)
+        except (_WorkerGone, OSError) as exc:  # the first real call will report it properly
+            logger.debug("local Lambda %s: pre-warm failed: %s", fn.function_name, exc)
+            return
+        self._release(spec, worker, reusable=True)
+
     def invoke(self, fn: LambdaFunction, event: Any) -> tuple[str, bool, str]:
         """Run one invocation; returns moto's ``(payload_json, errored, log_tail)``."""
         if event is None or event == "{}":  # moto passes the string "{}" for an empty body

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,6 +270,7 @@ class LocalStack:
         self._create_table(settings)
         environment = settings_environment(settings)
         functions = self._create_functions(names, role, {**environment, **_FUNCTION_LOCAL_ENV})
+        self._prewarm(account, region, list(functions))
         queues, definitions = self._create_batch(names, role, {**environment, **_WORKER_QUIET_ENV})
         created = self._create_state_machine(
             root, names, role, settings=settings, functions=functions, queues=queues, definitions=definitions
@@ -334,6 +336,18 @@ class LocalStack:
         if clash:
             raise ValueError(f"the local stack sets these itself (model_dir, clamav_db: arguments): {clash}")
         return PipelineSettings(**{**fixed, **self._overrides})
+
+    def _prewarm(self, account: str, region: str, keys: list[str]) -> None:
+        """Start a warm worker per function in the background while the rest is set up and the
+        upload goes in (each costs ~0.5-1 s of imports that would otherwise delay its stage)."""
+        from moto.awslambda.models import lambda_backends
+
+        backend = lambda_backends[account][region]
+        runner = self.aws.hooks.lambda_runner
+        functions = [backend.get_function(self._names.function(key)) for key in keys]
+        for fn in functions:
+            name = f"prewarm-{fn.function_name}"
+            threading.Thread(target=runner.prewarm, args=(fn,), name=name, daemon=True).start()
 
     def _create_buckets(self, settings: PipelineSettings) -> None:
         s3 = self.client("s3")
