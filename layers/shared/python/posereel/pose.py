@@ -13,6 +13,7 @@ this module's logger at DEBUG.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -181,11 +182,16 @@ class AdaptivePoseEstimator:
         *,
         discover_every: int = 10,
         quiet_native_logs: bool = True,
+        replay_frames: int = 20,
     ) -> None:
         self.settings = settings
         self.model_path = Path(model_path)
         self._quiet = quiet_native_logs
         self._discover_every = max(1, discover_every)
+        # The last frames, replayed into the wide tracker when it takes over (see _go_wide).
+        self._recent: collections.deque[tuple[np.ndarray, int]] = collections.deque(
+            maxlen=max(0, replay_frames)
+        )
         self._scout: PoseEstimator | None = None
         if settings.num_poses > 1:
             self._scout = PoseEstimator(
@@ -206,6 +212,8 @@ class AdaptivePoseEstimator:
         """As PoseEstimator.detect: RGB uint8 frame, strictly increasing ``t_ms``."""
         scouting = self._scout is not None and self._frames % self._discover_every == 0
         self._frames += 1
+        if self._scout is not None and self._recent.maxlen:
+            self._recent.append((rgb, t_ms))
         if scouting:
             assert self._scout is not None
             persons = self._scout.detect(rgb, t_ms)
@@ -218,12 +226,22 @@ class AdaptivePoseEstimator:
             seen = len(persons)
         if seen > 1 and self._scout is not None:
             self._go_wide()
+            # This frame again, from the tracker that has now seen the frames before it.
+            persons = self._tracker.detect(rgb, t_ms)
         return persons
 
     def _go_wide(self) -> None:
-        """Two people seen: from now on track everyone, like a plain PoseEstimator."""
+        """Two people seen: from now on track everyone, like a plain PoseEstimator.
+
+        The new tracker first replays the last frames (up to this one), so it picks people up
+        where they were easier to detect than now; tracking then carries them on, as it would
+        have done had it run from the start."""
         self._tracker.close()
         self._tracker = PoseEstimator(self.settings, self.model_path, quiet_native_logs=self._quiet)
+        replay = list(self._recent)
+        self._recent.clear()
+        for rgb, t_ms in replay[:-1]:
+            self._tracker.detect(rgb, t_ms)
         if self._scout is not None:
             self._scout.close()
             self._scout = None
