@@ -170,6 +170,10 @@ def test_basketball_shows_two_people(clip, lite_model):
     assert abs((a[0] + a[2]) / 2 - (b[0] + b[2]) / 2) > 0.1
 
 
+def _counts(estimator, frames) -> list[int]:
+    return [len(estimator.detect(f.rgb, round(f.t_s * 1000))) for f in frames]
+
+
 def _frames(clip_path, *, start_s: float, end_s: float):
     info = probe(clip_path)
     return list(
@@ -186,8 +190,7 @@ def test_adaptive_tracks_one_person_cheaply_and_finds_the_same_people(clip, lite
         PoseEstimator(settings, lite_model) as plain,
         AdaptivePoseEstimator(settings, lite_model) as adaptive,
     ):
-        plain_counts = [len(plain.detect(f.rgb, round(f.t_s * 1000))) for f in frames]
-        adaptive_counts = [len(adaptive.detect(f.rgb, round(f.t_s * 1000))) for f in frames]
+        plain_counts, adaptive_counts = _counts(plain, frames), _counts(adaptive, frames)
         # Then the adaptive estimator stays at num_poses=1 and sees what the plain one sees
         assert adaptive.current_num_poses == 1
     assert adaptive_counts == plain_counts == [1] * len(frames)
@@ -198,7 +201,7 @@ def test_adaptive_goes_wide_when_a_second_person_is_there(clip, lite_model):
     # Given two players on court
     frames = _frames(clip("mmaction2_basketball"), start_s=0.0, end_s=2.5)
     with AdaptivePoseEstimator(PoseSettings(num_poses=4), lite_model) as adaptive:
-        counts = [len(adaptive.detect(f.rgb, round(f.t_s * 1000))) for f in frames]
+        counts = _counts(adaptive, frames)
         # Then it tracks everyone from then on
         assert adaptive.current_num_poses == 4
     assert max(counts) >= 2
@@ -214,8 +217,7 @@ def test_adaptive_keeps_people_it_tracked_when_it_goes_wide(clip, lite_model):
         PoseEstimator(settings, lite_model) as plain,
         AdaptivePoseEstimator(settings, lite_model) as adaptive,
     ):
-        plain_counts = [len(plain.detect(f.rgb, round(f.t_s * 1000))) for f in frames]
-        adaptive_counts = [len(adaptive.detect(f.rgb, round(f.t_s * 1000))) for f in frames]
+        plain_counts, adaptive_counts = _counts(plain, frames), _counts(adaptive, frames)
     # Then switching to wide tracking loses nobody the plain estimator keeps (the man on the
     # roof is hard to detect afresh; the new tracker replays the last second to pick him up)
     assert sum(adaptive_counts) >= 0.9 * sum(plain_counts), (adaptive_counts, plain_counts)

@@ -56,7 +56,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("posereel.local")
 
 MOTO_VERSION: Final = "5.2.5"
-DUMMY_CREDENTIAL: Final = "testing"
+# The embedded moto server accepts any credentials; these only ever reach it, never AWS.
+LOCAL_CREDENTIAL: Final = "testing"
 
 # Host variables a Lambda worker or a Batch job inherits; everything else comes from the function's
 # or job definition's configuration, as in AWS, so a missing setting fails here too.
@@ -241,9 +242,9 @@ class LocalEndpoint:
     def aws_env(self, region: str) -> dict[str, str]:
         return {
             "AWS_ENDPOINT_URL": self.url,
-            "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIAL,
-            "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIAL,
-            "AWS_SESSION_TOKEN": DUMMY_CREDENTIAL,
+            "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIAL,
+            "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIAL,
+            "AWS_SESSION_TOKEN": LOCAL_CREDENTIAL,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
         }

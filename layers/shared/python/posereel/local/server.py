@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Self
 
 from posereel.local.hooks import (
     DEFAULT_PASS_ENV,
-    DUMMY_CREDENTIAL,
+    LOCAL_CREDENTIAL,
     BatchRunner,
     InstalledHooks,
     LambdaRunner,
@@ -116,24 +116,24 @@ class LocalAws:
         """Environment for any code (this process, a CLI, a test) to use this AWS via the SDK."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIAL,
-            "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIAL,
-            "AWS_SESSION_TOKEN": DUMMY_CREDENTIAL,
+            "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIAL,
+            "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIAL,
+            "AWS_SESSION_TOKEN": LOCAL_CREDENTIAL,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
         }
 
     def client(self, service: str, **kwargs: Any) -> Any:
-        """A boto3 client for ``service`` on this endpoint, with dummy credentials."""
+        """A boto3 client for ``service`` on this endpoint (moto takes any credentials)."""
         import boto3
 
         return boto3.client(
             service,
             endpoint_url=self.endpoint_url,
             region_name=self.region,
-            aws_access_key_id=DUMMY_CREDENTIAL,
-            aws_secret_access_key=DUMMY_CREDENTIAL,
-            aws_session_token=DUMMY_CREDENTIAL,
+            aws_access_key_id=LOCAL_CREDENTIAL,
+            aws_secret_access_key=LOCAL_CREDENTIAL,
+            aws_session_token=LOCAL_CREDENTIAL,
             **kwargs,
         )
 
