@@ -48,7 +48,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q --no-deps mediapipe==$(MEDIAPIPE_VERSION)
-	$(PY) -m pip install -q -e '.[worker,local,dev]'
+	$(PY) -m pip install -q -e '.[worker,local,dev,infra]'
 	$(PY) -c "import importlib.metadata as md, cv2, mediapipe, posereel; \
 	  owners = {d.metadata['Name'] for d in md.distributions() if d.metadata['Name'].startswith('opencv')}; \
 	  assert owners == {'opencv-python-headless'}, f'cv2 must come from opencv-python-headless only: {owners}'"

@@ -1,0 +1,127 @@
+"""Per-environment settings, read from cdk.json's context (``posereel:environments``) into a typed
+model that rejects unknown keys, so a typo in cdk.json fails the synth instead of deploying a default."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CONTEXT_KEY = "posereel:environments"
+
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiConfig(_Strict):
+    auth: Literal["api_key", "jwt"] = Field(
+        description="api_key: an API key and usage plan; jwt: a Cognito user pool authorizer (the api "
+        "function reads the caller's `sub` claim as the job owner)"
+    )
+    throttle_rate_per_s: float = Field(gt=0)
+    throttle_burst: int = Field(gt=0)
+    quota_per_day: int | None = Field(None, gt=0, description="usage plan quota (api_key only)")
+    allowed_origins: list[str] = Field(min_length=1, description="CORS origins of the web client")
+
+
+class BatchConfig(_Strict):
+    gpu_instance_types: list[str] = Field(min_length=1)
+    gpu_max_vcpus: int = Field(gt=0)
+    gpu_spot: bool
+    cpu_max_vcpus: int = Field(gt=0)
+    cpu_spot: bool = False
+    worker_vcpus: float = Field(2, gt=0)
+    worker_memory_mib: int = Field(8192, ge=512)
+
+    @field_validator("gpu_instance_types")
+    @classmethod
+    def _gpu_families(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"(g4dn|g5|g5g|g6|g6e|gr6|p3|p4d|p5)\.[0-9a-z]+", name):
+                raise ValueError(f"{name!r} is not a GPU instance type (g4dn, g5, g6, p3, ...)")
+        return value
+
+
+class EnvironmentConfig(_Strict):
+    """Everything that differs between dev, staging and prod."""
+
+    account: str = Field(pattern=r"^\d{12}$")
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    availability_zones: list[str] = Field(
+        min_length=2, description="given here, never looked up: a lookup needs credentials at synth"
+    )
+    # Where the chunk workers run. "ecs" (ECS on EC2/Fargate with Step Functions ecs:runTask.sync) is
+    # the planned alternative; it is not built yet, so the model refuses it rather than ignore it.
+    worker_backend: Literal["batch"] = "batch"
+    batch: BatchConfig
+    chunk_seconds: float = Field(gt=0)
+    overlap_seconds: float = Field(ge=0)
+    chunk_timeout_s: int = Field(ge=60, le=86400, description="a chunk job's attempt duration")
+    max_concurrency: int = Field(ge=1, le=40, description="chunks analysed at once per video (inline Map)")
+    max_upload_bytes: int = Field(gt=0, lt=2 * 1024**3, description="ClamAV cannot scan 2 GiB or more")
+    max_duration_s: float = Field(gt=0)
+    upload_expiry_days: int = Field(ge=1, description="uploads are deleted this long after they land")
+    results_expiry_days: int = Field(ge=1)
+    work_expiry_days: int = Field(ge=1, description="work/ intermediates in the results bucket")
+    abort_multipart_days: int = Field(1, ge=1)
+    job_ttl_days: int = Field(ge=1)
+    log_retention_days: int
+    removal_policy: Literal["destroy", "retain"]
+    point_in_time_recovery: bool
+    clamav_refresh_hours: int = Field(ge=1, le=24)
+    alarm_email: str | None = None
+    api: ApiConfig
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"CloudWatch Logs has no {value}-day retention; pick one of {LOG_RETENTION_DAYS}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EnvironmentConfig:
+        if self.overlap_seconds >= self.chunk_seconds:
+            raise ValueError("overlap_seconds must be shorter than chunk_seconds")
+        for zone in self.availability_zones:
+            if not zone.startswith(self.region):
+                raise ValueError(f"availability zone {zone} is not in {self.region}")
+        return self
+
+
+def load_environments(context: dict[str, Any]) -> dict[str, EnvironmentConfig]:
+    """The ``posereel:environments`` context value -> validated settings per environment name."""
+    raw = context.get(CONTEXT_KEY)
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError(f"cdk.json context has no {CONTEXT_KEY!r} mapping")
+    return {name: EnvironmentConfig.model_validate(value) for name, value in raw.items()}

@@ -1,0 +1,197 @@
+"""ONE factory for PoseReel's Lambda functions. Each function gets its own role (grants are added by
+the caller, per function), its own log group with the environment's retention, X-Ray tracing and the
+POSEREEL_* settings. Light functions are zip packages of functions/ with two layers (the shared
+``posereel`` package and its third-party dependencies); those needing ffmpeg/ffprobe or ClamAV are
+container images built from containers/lambda/Dockerfile, with the handler string as the CMD."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+import jsii
+from aws_cdk import (
+    AssetHashType,
+    BundlingOptions,
+    DockerImage,
+    Duration,
+    ILocalBundling,
+    Size,
+)
+from aws_cdk import (
+    aws_iam as iam,
+)
+from aws_cdk import (
+    aws_lambda as lambda_,
+)
+from constructs import Construct
+
+from infra.common import CODE_EXCLUDE, DOCKER_CONTEXT_EXCLUDE, REPO, log_group
+from infra.config import EnvironmentConfig
+from infra.stacks.storage import function_role_name
+from posereel.resources import FUNCTION_SIZES, FUNCTIONS, ResourceNames
+
+# Functions that shell out to ffmpeg/ffprobe (validate, plan, merge, compile) or clamscan (scan).
+CONTAINER_FUNCTIONS = frozenset({"validate", "scan", "plan", "merge", "compile"})
+RUNTIME = lambda_.Runtime.PYTHON_3_11
+ARCHITECTURE = lambda_.Architecture.X86_64
+
+
+def layer_requirements() -> list[str]:
+    """The core dependencies from pyproject (boto3 comes with the Lambda runtime)."""
+    with (REPO / "pyproject.toml").open("rb") as handle:
+        dependencies = tomllib.load(handle)["project"]["dependencies"]
+    return [dep for dep in dependencies if not dep.replace(" ", "").startswith("boto3")]
+
+
+@jsii.implements(ILocalBundling)
+class PipLayerBundler:
+    """Local bundling in Python (no Docker): pip installs manylinux wheels for the Lambda runtime
+    into the layer's python/ folder. Runs at `cdk synth`/`cdk deploy` only; tests skip bundling."""
+
+    def __init__(self, requirements: list[str]) -> None:
+        self._requirements = requirements
+
+    def try_bundle(self, output_dir: str, options: Any) -> bool:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-compile",
+                "--target",
+                f"{output_dir}/python",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--implementation",
+                "cp",
+                "--python-version",
+                "3.11",
+                "--only-binary=:all:",
+                "--no-warn-conflicts",
+                *self._requirements,
+            ],
+            check=True,
+        )
+        return True
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """What every function is given: POSEREEL_* variables (PipelineSettings reads them)."""
+
+    environment: dict[str, str]
+
+
+class FunctionFactory:
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        names: ResourceNames,
+        config: EnvironmentConfig,
+        environment: dict[str, str],
+    ) -> None:
+        self._scope = scope
+        self._names = names
+        self._config = config
+        self._environment = environment
+        self._code = lambda_.Code.from_asset(str(REPO / "functions"), exclude=CODE_EXCLUDE)
+        self.shared_layer = lambda_.LayerVersion(
+            scope,
+            "SharedLayer",
+            code=lambda_.Code.from_asset(str(REPO / "layers" / "shared"), exclude=CODE_EXCLUDE),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="posereel: the shared domain package",
+        )
+        requirements = layer_requirements()
+        self.dependencies_layer = lambda_.LayerVersion(
+            scope,
+            "DependenciesLayer",
+            code=lambda_.Code.from_asset(
+                str(REPO / "infra" / "layer"),
+                asset_hash_type=AssetHashType.CUSTOM,
+                asset_hash=hashlib.sha256("\n".join(requirements).encode()).hexdigest(),
+                bundling=BundlingOptions(
+                    # Only used where local bundling fails; tests synthesize without bundling.
+                    image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.11"),
+                    command=[
+                        "bash",
+                        "-c",
+                        "pip install -t /asset-output/python " + " ".join(f"'{r}'" for r in requirements),
+                    ],
+                    local=PipLayerBundler(requirements),
+                ),
+            ),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="posereel: third-party dependencies (" + ", ".join(requirements) + ")",
+        )
+        self.functions: dict[str, lambda_.Function] = {}
+        self.roles: dict[str, iam.Role] = {}
+
+    def make(
+        self,
+        name: str,
+        *,
+        extra_environment: dict[str, str] | None = None,
+        dead_letter_queue: Any = None,
+        ephemeral_storage_mib: int | None = None,
+    ) -> lambda_.Function:
+        handler = FUNCTIONS[name]
+        size = FUNCTION_SIZES[name]
+        scope = Construct(self._scope, f"{name.capitalize()}Function")
+        role = iam.Role(
+            scope,
+            "Role",
+            role_name=function_role_name(self._names, name),
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"PoseReel {name} function (least privilege: grants added per function)",
+        )
+        logs = log_group(scope, "Logs", self._config, name=f"/aws/lambda/{self._names.function(name)}")
+        logs.grant_write(role)
+        common: dict[str, Any] = dict(
+            function_name=self._names.function(name),
+            role=role,
+            timeout=Duration.seconds(size.timeout_s),
+            memory_size=size.memory_mb,
+            architecture=ARCHITECTURE,
+            environment={**self._environment, **(extra_environment or {})},
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=logs,
+            dead_letter_queue=dead_letter_queue,
+            ephemeral_storage_size=Size.mebibytes(ephemeral_storage_mib) if ephemeral_storage_mib else None,
+        )
+        if name in CONTAINER_FUNCTIONS:
+            function: lambda_.Function = lambda_.DockerImageFunction(
+                scope,
+                "Function",
+                code=lambda_.DockerImageCode.from_image_asset(
+                    str(REPO),
+                    file="containers/lambda/Dockerfile",
+                    target="functions",
+                    cmd=[handler],
+                    exclude=DOCKER_CONTEXT_EXCLUDE,
+                ),
+                **common,
+            )
+        else:
+            function = lambda_.Function(
+                scope,
+                "Function",
+                runtime=RUNTIME,
+                handler=handler,
+                code=self._code,
+                layers=[self.shared_layer, self.dependencies_layer],
+                **common,
+            )
+        self.functions[name] = function
+        self.roles[name] = role
+        return function

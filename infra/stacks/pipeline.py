@@ -1,0 +1,342 @@
+"""The functions, the state machine (statemachine/pipeline.asl.json with DefinitionSubstitutions),
+the EventBridge rules that start and finalize jobs, and the scheduled ClamAV signature refresh."""
+
+from __future__ import annotations
+
+import math
+
+from aws_cdk import (
+    ArnFormat,
+    Duration,
+    Size,
+    Stack,
+)
+from aws_cdk import (
+    aws_batch as batch,
+)
+from aws_cdk import (
+    aws_ecs as ecs,
+)
+from aws_cdk import (
+    aws_events as events,
+)
+from aws_cdk import (
+    aws_events_targets as targets,
+)
+from aws_cdk import (
+    aws_iam as iam,
+)
+from aws_cdk import (
+    aws_sqs as sqs,
+)
+from aws_cdk import (
+    aws_stepfunctions as sfn,
+)
+from aws_cdk.aws_ecr_assets import DockerImageAsset, Platform
+from constructs import Construct
+
+from infra.common import DOCKER_CONTEXT_EXCLUDE, REPO, log_group, suppress
+from infra.config import EnvironmentConfig
+from infra.functions import FunctionFactory
+from infra.stacks.compute import ComputeStack
+from infra.stacks.storage import StorageStack
+from posereel.resources import SUBSTITUTION_KEYS, ResourceNames
+
+WORKFLOW_FILE = REPO / "statemachine" / "pipeline.asl.json"
+CLAMAV_PREFIX = "clamav/"
+FAILED_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
+_COLON = ArnFormat.COLON_RESOURCE_NAME
+
+
+def state_machine_arn(stack: Stack, names: ResourceNames) -> str:
+    """Built from the name, not referenced: the start and finalize functions need it and the state
+    machine needs their ARNs, so a reference would be a cycle."""
+    return stack.format_arn(
+        service="states",
+        resource="stateMachine",
+        resource_name=names.state_machine,
+        arn_format=_COLON,
+    )
+
+
+class PipelineStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        config: EnvironmentConfig,
+        storage: StorageStack,
+        compute: ComputeStack,
+        function_environment: dict[str, str],
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.state_machine_arn = state_machine_arn(self, names)
+        executions_arn = self.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{names.state_machine}:*",
+            arn_format=_COLON,
+        )
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            queue_name=f"{names.prefix}-dead-letters",
+            retention_period=Duration.days(14),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        suppress(self.dead_letters, {"AwsSolutions-SQS3": "This queue is the dead-letter queue."})
+
+        factory = FunctionFactory(self, names=names, config=config, environment=function_environment)
+        # Upload-sized /tmp for the stages that download the source (twice its size for outputs).
+        big_tmp = min(10240, max(512, math.ceil(2 * config.max_upload_bytes / 1024**2) + 512))
+        fns = {
+            "start": factory.make("start", dead_letter_queue=self.dead_letters),
+            "api": factory.make("api"),
+            "finalize": factory.make("finalize", dead_letter_queue=self.dead_letters),
+            "validate": factory.make("validate", ephemeral_storage_mib=big_tmp),
+            "scan": factory.make("scan", ephemeral_storage_mib=big_tmp),
+            "plan": factory.make("plan", ephemeral_storage_mib=big_tmp),
+            "merge": factory.make("merge", ephemeral_storage_mib=2048),
+            "compile": factory.make("compile", ephemeral_storage_mib=big_tmp),
+        }
+        self.functions = fns
+        self.factory = factory
+        roles = factory.roles
+        uploads, results, quarantine, jobs = (
+            storage.uploads,
+            storage.results,
+            storage.quarantine,
+            storage.jobs,
+        )
+
+        # -- least privilege per function ----------------------------------------------------------
+        jobs.grant(roles["start"], "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+        roles["start"].add_to_policy(
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[self.state_machine_arn])
+        )
+        jobs.grant(roles["api"], "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query")
+        uploads.grant_put(roles["api"], "uploads/*")  # signs the browser's presigned POST
+        results.grant_read(roles["api"], "results/*")  # signs downloads of the results
+        jobs.grant(roles["finalize"], "dynamodb:GetItem", "dynamodb:UpdateItem")
+        roles["finalize"].add_to_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions_arn])
+        )
+        uploads.grant_read(roles["validate"], "uploads/*")
+        uploads.grant_read(roles["scan"], "uploads/*")
+        uploads.grant_delete(roles["scan"], "uploads/*")  # an infected upload is moved away
+        quarantine.grant_read_write(roles["scan"])
+        results.grant_read(roles["scan"], f"{CLAMAV_PREFIX}*")
+        uploads.grant_read(roles["plan"], "uploads/*")
+        results.grant_read_write(roles["plan"], "work/*")
+        jobs.grant(roles["plan"], "dynamodb:GetItem", "dynamodb:UpdateItem")
+        results.grant_read_write(roles["merge"], "work/*")
+        uploads.grant_read(roles["compile"], "uploads/*")
+        results.grant_read(roles["compile"], "work/*")
+        results.grant_read_write(roles["compile"], "results/*")
+        jobs.grant(roles["compile"], "dynamodb:GetItem", "dynamodb:UpdateItem")
+
+        # -- the workflow: the same file the local stack runs -----------------------------------------
+        substitutions = {
+            "ValidateFunctionArn": fns["validate"].function_arn,
+            "ScanFunctionArn": fns["scan"].function_arn,
+            "PlanFunctionArn": fns["plan"].function_arn,
+            "MergeFunctionArn": fns["merge"].function_arn,
+            "CompileFunctionArn": fns["compile"].function_arn,
+            "JobsTableName": jobs.table_name,
+            "WorkBucketName": results.bucket_name,
+            "GpuJobQueueArn": compute.gpu_queue.job_queue_arn,
+            "CpuJobQueueArn": compute.cpu_queue.job_queue_arn,
+            "GpuJobDefinitionArn": compute.gpu_job_definition.job_definition_arn,
+            "CpuJobDefinitionArn": compute.cpu_job_definition.job_definition_arn,
+            "ChunkTimeoutSeconds": str(config.chunk_timeout_s),
+            "MaxConcurrency": str(config.max_concurrency),
+        }
+        missing = set(SUBSTITUTION_KEYS) ^ set(substitutions)
+        if missing:
+            raise ValueError(
+                f"substitutions and posereel.resources.SUBSTITUTION_KEYS differ: {sorted(missing)}"
+            )
+
+        role = iam.Role(
+            self,
+            "WorkflowRole",
+            role_name=f"{names.prefix}-workflow",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description="PoseReel workflow: invoke its functions, update job records, run Batch jobs",
+        )
+        stage_functions = [fns[n] for n in ("validate", "scan", "plan", "merge", "compile")]
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[r for f in stage_functions for r in (f.function_arn, f"{f.function_arn}:*")],
+            )
+        )
+        jobs.grant(role, "dynamodb:UpdateItem")
+        job_definition_arns = [
+            self.format_arn(service="batch", resource="job-definition", resource_name=f"{name}*")
+            for name in (names.gpu_job_definition, names.cpu_job_definition)
+        ]
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["batch:SubmitJob"],
+                resources=[
+                    compute.gpu_queue.job_queue_arn,
+                    compute.cpu_queue.job_queue_arn,
+                    *job_definition_arns,
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["batch:TerminateJob"],
+                resources=[self.format_arn(service="batch", resource="job", resource_name="*")],
+            )
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["batch:DescribeJobs"], resources=["*"]))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    self.format_arn(
+                        service="events",
+                        resource="rule",
+                        resource_name="StepFunctionsGetEventsForBatchJobsRule",
+                    )
+                ],
+            )
+        )
+        self.workflow_logs = log_group(
+            self, "WorkflowLogs", config, name=f"/aws/vendedlogs/states/{names.state_machine}"
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "Workflow",
+            state_machine_name=names.state_machine,
+            definition_body=sfn.DefinitionBody.from_string(WORKFLOW_FILE.read_text()),
+            definition_substitutions=substitutions,
+            role=role,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=self.workflow_logs, level=sfn.LogLevel.ALL, include_execution_data=False
+            ),
+        )
+
+        # -- events: an upload starts a job; a failed/timed-out/aborted execution is finalized -------
+        self.uploads_rule = events.Rule(
+            self,
+            "UploadCreated",
+            rule_name=f"{names.prefix}-upload-created",
+            description="An object landed under uploads/ in the uploads bucket: start its job",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [uploads.bucket_name]},
+                    "object": {"key": [{"prefix": "uploads/"}]},
+                },
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    fns["start"],
+                    dead_letter_queue=self.dead_letters,
+                    retry_attempts=4,
+                    max_event_age=Duration.hours(2),
+                )
+            ],
+        )
+        self.execution_rule = events.Rule(
+            self,
+            "ExecutionEnded",
+            rule_name=f"{names.prefix}-execution-ended",
+            description="A workflow execution failed, timed out or was aborted: finalize its job",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={"status": FAILED_STATUSES, "stateMachineArn": [self.state_machine_arn]},
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    fns["finalize"],
+                    dead_letter_queue=self.dead_letters,
+                    retry_attempts=4,
+                    max_event_age=Duration.hours(2),
+                )
+            ],
+        )
+
+        # -- ClamAV signatures refreshed into s3://results/clamav/ on a schedule (Batch on Fargate) --
+        refresh_role = iam.Role(
+            self,
+            "ClamavRefreshRole",
+            role_name=f"{names.prefix}-clamav-refresh",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="Writes the ClamAV signature databases under clamav/ in the results bucket",
+        )
+        results.grant_read_write(refresh_role, f"{CLAMAV_PREFIX}*")
+        results.grant_delete(refresh_role, f"{CLAMAV_PREFIX}*")
+        refresh_image = DockerImageAsset(
+            self,
+            "ClamavRefreshImage",
+            directory=str(REPO),
+            file="containers/lambda/Dockerfile",
+            target="clamav-refresh",
+            exclude=DOCKER_CONTEXT_EXCLUDE,
+            platform=Platform.LINUX_AMD64,
+        )
+        self.clamav_refresh = batch.EcsJobDefinition(
+            self,
+            "ClamavRefresh",
+            job_definition_name=f"{names.prefix}-clamav-refresh",
+            timeout=Duration.minutes(30),
+            retry_attempts=3,
+            container=batch.EcsFargateContainerDefinition(
+                self,
+                "ClamavRefreshContainer",
+                image=ecs.ContainerImage.from_docker_image_asset(refresh_image),
+                cpu=1,
+                memory=Size.mebibytes(2048),
+                job_role=refresh_role,
+                assign_public_ip=True,
+                environment={"CLAMAV_DB_URI": f"s3://{results.bucket_name}/{CLAMAV_PREFIX}"},
+                logging=ecs.LogDriver.aws_logs(
+                    stream_prefix="clamav", log_group=log_group(self, "ClamavRefreshLogs", config)
+                ),
+            ),
+        )
+        self.clamav_schedule = events.Rule(
+            self,
+            "ClamavSchedule",
+            rule_name=f"{names.prefix}-clamav-refresh",
+            description="Refresh the ClamAV signature databases the scan function reads",
+            schedule=events.Schedule.rate(Duration.hours(config.clamav_refresh_hours)),
+            targets=[
+                targets.BatchJob(
+                    compute.cpu_queue.job_queue_arn,
+                    compute.cpu_queue,
+                    self.clamav_refresh.job_definition_arn,
+                    self.clamav_refresh,
+                    job_name=f"{names.prefix}-clamav-refresh",
+                    dead_letter_queue=self.dead_letters,
+                    retry_attempts=2,
+                )
+            ],
+        )
+
+        suppress(
+            self,
+            {
+                "AwsSolutions-IAM5": "Wildcards are object keys under our own prefixes (uploads/*, work/*, "
+                "results/*, clamav/*), function versions (arn:*), executions of our state machine, our job "
+                "definitions' revisions, and the '*' resources AWS requires (X-Ray, CloudWatch Logs delivery "
+                "for Step Functions, batch:DescribeJobs, ECR GetAuthorizationToken).",
+                "AwsSolutions-IAM4": "The Batch Fargate execution role uses AWS's "
+                "AmazonECSTaskExecutionRolePolicy.",
+                "AwsSolutions-L1": "Python 3.11 is the runtime the code is built and tested for (pyproject "
+                "requires-python, "
+                "the container images); moving runtimes is a separate change.",
+            },
+        )

@@ -1,0 +1,411 @@
+"""Assertions on the synthesized templates of every environment (see conftest: one synthesis)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from posereel.resources import (
+    FUNCTION_SIZES,
+    FUNCTIONS,
+    SUBSTITUTION_KEYS,
+    WORKER_COMMAND,
+    WORKER_ENTRYPOINT,
+    ResourceNames,
+)
+from posereel.settings import PipelineSettings
+
+REPO = Path(__file__).resolve().parents[2]
+ENVS = sorted(json.loads((REPO / "cdk.json").read_text())["context"]["posereel:environments"])
+PARTS = ("storage", "compute", "pipeline", "api", "monitoring")
+CONTAINER_FUNCTIONS = {"validate", "scan", "plan", "merge", "compile"}
+
+pytestmark = [pytest.mark.infra, pytest.mark.parametrize("env", ENVS)]
+
+
+def only(resources: dict[str, Any], **properties: Any) -> tuple[str, dict[str, Any]]:
+    """The one resource whose Properties contain these values."""
+    found = [
+        (logical, r)
+        for logical, r in resources.items()
+        if all(r.get("Properties", {}).get(k) == v for k, v in properties.items())
+    ]
+    assert len(found) == 1, f"expected one resource with {properties}, found {[f[0] for f in found]}"
+    return found[0]
+
+
+def bucket(synth, env: str, role: str) -> tuple[str, dict[str, Any]]:
+    account = synth.configs[env].account
+    return only(
+        synth.resources(env, "storage", "AWS::S3::Bucket"),
+        BucketName=ResourceNames(env).bucket(role, account=account),
+    )
+
+
+def function(synth, env: str, name: str) -> tuple[str, dict[str, Any]]:
+    return only(
+        synth.resources(env, "pipeline", "AWS::Lambda::Function"),
+        FunctionName=ResourceNames(env).function(name),
+    )
+
+
+def test_every_stack_is_named_after_its_environment(synth, env):
+    assert {f"posereel-{env}-{part}" for part in PARTS} <= set(synth.templates)
+
+
+# -- storage ------------------------------------------------------------------------------------
+
+
+def test_uploads_bucket_takes_browser_uploads_and_emits_events(synth, env):
+    config = synth.configs[env]
+    logical, uploads = bucket(synth, env, "uploads")
+    props = uploads["Properties"]
+    (cors,) = props["CorsConfiguration"]["CorsRules"]
+    assert set(cors["AllowedMethods"]) == {"POST", "PUT"}
+    assert "ETag" in cors["ExposedHeaders"]
+    assert cors["AllowedOrigins"] == config.api.allowed_origins
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": config.abort_multipart_days}
+    assert rule["ExpirationInDays"] == config.upload_expiry_days
+    notifications = synth.resources(env, "storage", "Custom::S3BucketNotifications")
+    (notification,) = [n for n in notifications.values() if n["Properties"]["BucketName"] == {"Ref": logical}]
+    assert notification["Properties"]["NotificationConfiguration"] == {"EventBridgeConfiguration": {}}
+
+
+@pytest.mark.parametrize("role", ["uploads", "results", "quarantine"])
+def test_buckets_are_private_encrypted_logged_and_tls_only(synth, env, role):
+    logical, resource = bucket(synth, env, role)
+    props = resource["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert props["LoggingConfiguration"]["LogFilePrefix"] == f"{role}/"
+    policies = [
+        p
+        for p in synth.resources(env, "storage", "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": logical}
+    ]
+    statements = policies[0]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in statements
+    )
+
+
+def test_only_the_scanner_writes_to_quarantine(synth, env):
+    logical, _ = bucket(synth, env, "quarantine")
+    policy = next(
+        p
+        for p in synth.resources(env, "storage", "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": logical}
+    )
+    (deny,) = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "OnlyTheScannerWrites"
+    ]
+    assert deny["Effect"] == "Deny" and deny["Principal"] == {"AWS": "*"}
+    assert "s3:PutObject" in deny["Action"]
+    allowed = json.dumps(deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"])
+    assert f"role/posereel-{env}-scan-fn" in allowed
+    # ... and that is the scan function's role.
+    roles = synth.resources(env, "pipeline", "AWS::IAM::Role")
+    _, scan = function(synth, env, "scan")
+    assert (
+        roles[scan["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]["RoleName"]
+        == f"posereel-{env}-scan-fn"
+    )
+
+
+def test_jobs_table(synth, env):
+    config = synth.configs[env]
+    _, table = only(
+        synth.resources(env, "storage", "AWS::DynamoDB::GlobalTable"), TableName=f"posereel-{env}-jobs"
+    )
+    props = table["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]
+    (gsi,) = props["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == "by_owner"
+    assert gsi["KeySchema"] == [
+        {"AttributeName": "owner", "KeyType": "HASH"},
+        {"AttributeName": "created_at", "KeyType": "RANGE"},
+    ]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    (replica,) = props["Replicas"]
+    pitr = replica.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled", False)
+    assert pitr is config.point_in_time_recovery
+
+
+# -- functions ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_functions_come_from_one_factory_with_their_own_role(synth, env, name):
+    _, fn = function(synth, env, name)
+    props = fn["Properties"]
+    assert props["Timeout"] == FUNCTION_SIZES[name].timeout_s
+    assert props["MemorySize"] == FUNCTION_SIZES[name].memory_mb
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    role = props["Role"]["Fn::GetAtt"][0]
+    others = [
+        function(synth, env, other)[1]["Properties"]["Role"]["Fn::GetAtt"][0]
+        for other in FUNCTIONS
+        if other != name
+    ]
+    assert role not in others
+    if name in CONTAINER_FUNCTIONS:
+        assert props["PackageType"] == "Image"
+        assert props["ImageConfig"]["Command"] == [FUNCTIONS[name]]
+    else:
+        assert props["Handler"] == FUNCTIONS[name]
+        assert props["Runtime"] == "python3.11"
+        assert len(props["Layers"]) == 2  # the shared package and its dependencies
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_function_settings_read_back_into_pipeline_settings(synth, env, name, monkeypatch):
+    _, fn = function(synth, env, name)
+    variables = fn["Properties"]["Environment"]["Variables"]
+    for key, value in variables.items():
+        monkeypatch.setenv(key, value)
+    settings = PipelineSettings()
+    names = ResourceNames(env)
+    account = synth.configs[env].account
+    assert settings.jobs_table == names.jobs_table
+    assert settings.uploads_bucket == names.bucket("uploads", account=account)
+    assert settings.state_machine_arn.endswith(f":stateMachine:{names.state_machine}")
+    assert settings.chunk_seconds == synth.configs[env].chunk_seconds
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_handler_resolves_in_the_code_asset(synth, env, name):
+    _, fn = function(synth, env, name)
+    module_name, attr = FUNCTIONS[name].rsplit(".", 1)
+    if name in CONTAINER_FUNCTIONS:
+        asset_root = REPO / "functions"  # the image COPYs functions/ (containers/lambda/Dockerfile)
+        assert "COPY functions " in (REPO / "containers/lambda/Dockerfile").read_text()
+    else:
+        asset_hash = fn["Properties"]["Code"]["S3Key"].removesuffix(".zip")
+        asset_root = synth.outdir / f"asset.{asset_hash}"
+    assert (asset_root / (module_name.replace(".", "/") + ".py")).is_file()
+    assert callable(getattr(importlib.import_module(module_name), attr))
+
+
+# -- the workflow --------------------------------------------------------------------------------
+
+
+def test_state_machine_is_the_workflow_file_with_every_substitution(synth, env):
+    machines = synth.resources(env, "pipeline", "AWS::StepFunctions::StateMachine")
+    _, machine = only(machines, StateMachineName=ResourceNames(env).state_machine)
+    props = machine["Properties"]
+    text = (REPO / "statemachine" / "pipeline.asl.json").read_text()
+    assert json.loads(props["DefinitionString"]) == json.loads(text)
+    used = set(re.findall(r"\$\{(\w+)\}", text))
+    assert used == set(SUBSTITUTION_KEYS) == set(props["DefinitionSubstitutions"])
+    subs = props["DefinitionSubstitutions"]
+    for stage in ("validate", "scan", "plan", "merge", "compile"):
+        logical, _ = function(synth, env, stage)
+        assert subs[f"{stage.capitalize()}FunctionArn"] == {"Fn::GetAtt": [logical, "Arn"]}
+    assert subs["ChunkTimeoutSeconds"] == str(synth.configs[env].chunk_timeout_s)
+    assert subs["MaxConcurrency"] == str(synth.configs[env].max_concurrency)
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_uploads_start_jobs_and_failed_executions_are_finalized(synth, env):
+    rules = synth.resources(env, "pipeline", "AWS::Events::Rule")
+    start_logical, _ = function(synth, env, "start")
+    finalize_logical, _ = function(synth, env, "finalize")
+    _, uploads = only(rules, Name=f"posereel-{env}-upload-created")
+    pattern = uploads["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["object"]["key"] == [{"prefix": "uploads/"}]
+    (target,) = uploads["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [start_logical, "Arn"]}
+    assert "DeadLetterConfig" in target
+    _, ended = only(rules, Name=f"posereel-{env}-execution-ended")
+    pattern = ended["Properties"]["EventPattern"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
+    assert f":stateMachine:posereel-{env}-pipeline" in json.dumps(pattern["detail"]["stateMachineArn"])
+    (target,) = ended["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [finalize_logical, "Arn"]}
+    assert "DeadLetterConfig" in target
+
+
+def test_clamav_signatures_are_refreshed_on_a_schedule(synth, env):
+    rules = synth.resources(env, "pipeline", "AWS::Events::Rule")
+    _, rule = only(rules, Name=f"posereel-{env}-clamav-refresh")
+    hours = synth.configs[env].clamav_refresh_hours
+    count, unit = re.fullmatch(r"rate\((\d+) (\w+?)s?\)", rule["Properties"]["ScheduleExpression"]).groups()
+    assert int(count) * {"hour": 1, "day": 24}[unit] == hours
+    (target,) = rule["Properties"]["Targets"]
+    assert "BatchParameters" in target
+
+
+# -- Batch ----------------------------------------------------------------------------------------
+
+
+def test_compute_environments_scale_to_zero_with_configured_gpus(synth, env):
+    config = synth.configs[env].batch
+    environments = synth.resources(env, "compute", "AWS::Batch::ComputeEnvironment")
+    resources = [e["Properties"]["ComputeResources"] for e in environments.values()]
+    (gpu,) = [r for r in resources if r["Type"] in ("EC2", "SPOT")]
+    (cpu,) = [r for r in resources if r["Type"] in ("FARGATE", "FARGATE_SPOT")]
+    assert gpu["Type"] == ("SPOT" if config.gpu_spot else "EC2")
+    assert gpu["MinvCpus"] == 0 and gpu["MaxvCpus"] == config.gpu_max_vcpus
+    assert sorted(gpu["InstanceTypes"]) == sorted(config.gpu_instance_types)
+    assert gpu["Ec2Configuration"] == [{"ImageType": "ECS_AL2_NVIDIA"}]
+    assert cpu["MaxvCpus"] == config.cpu_max_vcpus
+    queues = synth.resources(env, "compute", "AWS::Batch::JobQueue")
+    names = ResourceNames(env)
+    assert {q["Properties"]["JobQueueName"] for q in queues.values()} == {
+        names.gpu_job_queue,
+        names.cpu_job_queue,
+    }
+
+
+@pytest.mark.parametrize("device", ["gpu", "cpu"])
+def test_job_definitions_run_the_worker_entry_point(synth, env, device):
+    names = ResourceNames(env)
+    definitions = synth.resources(env, "compute", "AWS::Batch::JobDefinition")
+    name = names.gpu_job_definition if device == "gpu" else names.cpu_job_definition
+    _, definition = only(definitions, JobDefinitionName=name)
+    container = definition["Properties"]["ContainerProperties"]
+    assert container["Command"] == WORKER_COMMAND
+    requirements = {r["Type"]: r["Value"] for r in container["ResourceRequirements"]}
+    assert requirements.get("GPU") == ("1" if device == "gpu" else None)
+    assert definition["Properties"]["Timeout"] == {
+        "AttemptDurationSeconds": synth.configs[env].chunk_timeout_s
+    }
+    # The image is built from that Dockerfile, whose ENTRYPOINT is the one the local stack prepends.
+    assets = json.loads((synth.outdir / f"posereel-{env}-compute.assets.json").read_text())["dockerImages"]
+    files = {a["source"]["dockerFile"] for a in assets.values()}
+    dockerfile = f"containers/worker/Dockerfile.{device}"
+    assert dockerfile in files
+    (entrypoint,) = re.findall(r"^ENTRYPOINT (.+)$", (REPO / dockerfile).read_text(), flags=re.M)
+    assert json.loads(entrypoint) == WORKER_ENTRYPOINT
+
+
+# -- API, alarms, logs ----------------------------------------------------------------------------
+
+
+def test_api_is_throttled_and_authorized_per_environment(synth, env):
+    config = synth.configs[env].api
+    (stage,) = synth.resources(env, "api", "AWS::ApiGateway::Stage").values()
+    (settings,) = stage["Properties"]["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == config.throttle_rate_per_s
+    assert settings["ThrottlingBurstLimit"] == config.throttle_burst
+    methods = [
+        m["Properties"]
+        for m in synth.resources(env, "api", "AWS::ApiGateway::Method").values()
+        if m["Properties"]["HttpMethod"] != "OPTIONS"
+    ]
+    assert len(methods) == 2
+    if config.auth == "api_key":
+        assert all(m["ApiKeyRequired"] for m in methods)
+        assert synth.resources(env, "api", "AWS::ApiGateway::UsagePlan")
+    else:
+        assert all(m["AuthorizationType"] == "COGNITO_USER_POOLS" for m in methods)
+        assert synth.resources(env, "api", "AWS::Cognito::UserPool")
+
+
+def test_alarms_cover_failures_dead_letters_and_stuck_batch_jobs(synth, env):
+    alarms = synth.resources(env, "monitoring", "AWS::CloudWatch::Alarm")
+    names = {a["Properties"]["AlarmName"] for a in alarms.values()}
+    assert names == {
+        f"posereel-{env}-executions-failed",
+        f"posereel-{env}-dead-letters",
+        f"posereel-{env}-batch-jobs-stuck-runnable",
+    }
+    assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
+
+
+def test_every_log_group_keeps_logs_as_long_as_the_environment_says(synth, env):
+    days = synth.configs[env].log_retention_days
+    groups = [g for part in PARTS for g in synth.resources(env, part, "AWS::Logs::LogGroup").values()]
+    assert len(groups) >= 8 + 4  # a group per function, workflow, workers, API access, flow logs
+    assert {g["Properties"].get("RetentionInDays") for g in groups} == {days}
+
+
+# -- least privilege ------------------------------------------------------------------------------
+
+# Actions that AWS only authorizes on "*" (no resource-level permissions).
+STAR_RESOURCE_ACTIONS = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+    "batch:DescribeJobs",
+    "ecr:GetAuthorizationToken",
+    "s3:PutBucketNotification",  # aws-cdk-lib's bucket notifications handler
+}
+
+
+def _statements(template: dict[str, Any]):
+    for logical, resource in template["Resources"].items():
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                yield logical, statement
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in resource["Properties"].get("Policies", []):
+                for statement in policy["PolicyDocument"]["Statement"]:
+                    yield logical, statement
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_iam_has_no_wildcard_actions_and_star_resources_only_where_aws_requires(synth, env, part):
+    for logical, statement in _statements(synth.template(env, part)):
+        if statement["Effect"] != "Allow":
+            continue
+        actions = _listed(statement["Action"])
+        assert not [a for a in actions if a == "*" or a.endswith(":*")], f"{logical}: {actions}"
+        if "*" in _listed(statement.get("Resource")):
+            assert set(actions) <= STAR_RESOURCE_ACTIONS, f"{logical}: {actions} on '*'"
+
+
+def test_workflow_role_may_do_what_the_workflow_does_and_no_more(synth, env):
+    template = synth.template(env, "pipeline")
+    role_logical = next(
+        k
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::IAM::Role" and r["Properties"].get("RoleName") == f"posereel-{env}-workflow"
+    )
+    actions = {
+        a
+        for logical, s in _statements(template)
+        if {"Ref": role_logical} in template["Resources"][logical]["Properties"].get("Roles", [])
+        for a in _listed(s["Action"])
+    }
+    assert {
+        "lambda:InvokeFunction",
+        "dynamodb:UpdateItem",
+        "batch:SubmitJob",
+        "batch:DescribeJobs",
+        "batch:TerminateJob",
+        "events:PutTargets",
+        "events:PutRule",
+        "events:DescribeRule",
+    } <= actions
+    assert not {a for a in actions if a.startswith(("s3:", "dynamodb:Delete", "dynamodb:Scan", "iam:"))}
