@@ -13,7 +13,10 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
 from posereel.errors import InputError, TooLargeError, TransientError
 from posereel.observability import lambda_boundary, logger
@@ -23,6 +26,7 @@ from posereel_functions import job_store, media_store, settings, workflow
 app = APIGatewayRestResolver(enable_validation=True)
 
 RETRY_AFTER_S = 5
+JSON = "application/json"
 
 
 def error_response(status: HTTPStatus, code: str, message: str, **extra: Any) -> Response[Any]:
@@ -68,8 +72,16 @@ def read_job(job_id: str) -> Response[Any]:
     )
 
 
+def body_media_type() -> str:
+    headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+    return str(headers.get("content-type", "")).split(";")[0].strip().lower()
+
+
 @app.exception_handler(RequestValidationError)
 def invalid_request(exc: RequestValidationError) -> Response[Any]:
+    if app.current_event.body and body_media_type() not in (JSON, ""):
+        # The body was read as what it claims to be (curl -d, for one, says form-urlencoded).
+        return not_json()
     fields = []
     for error in exc.errors():
         loc = [str(part) for part in error.get("loc", ()) if part != "body"]
@@ -77,6 +89,15 @@ def invalid_request(exc: RequestValidationError) -> Response[Any]:
     named = ", ".join(f["field"] for f in fields) or "the body"
     return error_response(
         HTTPStatus.UNPROCESSABLE_ENTITY, "INVALID_REQUEST", f"invalid request: {named}", fields=fields
+    )
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def not_json(exc: RequestUnsupportedContentType | None = None) -> Response[Any]:
+    return error_response(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        "UNSUPPORTED_MEDIA_TYPE",
+        f"send the body as JSON with Content-Type: {JSON} (got {body_media_type()})",
     )
 
 

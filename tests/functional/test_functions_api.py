@@ -84,6 +84,32 @@ def test_a_body_that_is_no_json_gets_422(aws: PipelineAws) -> None:
     assert status == 422 and payload["code"] == "INVALID_REQUEST"
 
 
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "text/plain"], ids=["form", "text"]
+)
+def test_a_json_body_not_labelled_json_gets_415_naming_the_fix(
+    aws: PipelineAws, content_type: str | None
+) -> None:
+    # Given a good body sent the way `curl -d` sends it (labelled form-urlencoded), or unlabelled
+    event = api_request(
+        "POST", "/uploads", {"filename": "a.mp4", "size_bytes": 1000, "content_type": "video/mp4"}
+    )
+    event["headers"] = {"Content-Type": content_type}
+    # Then the caller is told to send JSON, not that every field is missing
+    status, payload = call(event)
+    assert (status, payload["code"]) == (415, "UNSUPPORTED_MEDIA_TYPE")
+    assert "application/json" in payload["message"]
+
+
+def test_a_json_body_without_a_content_type_is_read_as_json(aws: PipelineAws) -> None:
+    event = api_request(
+        "POST", "/uploads", {"filename": "a.mp4", "size_bytes": 1000, "content_type": "video/mp4"}
+    )
+    event["headers"] = {}
+    status, _ = call(event)
+    assert status == 201
+
+
 def test_an_upload_over_the_limit_gets_413(aws: PipelineAws) -> None:
     status, payload = call(
         api_request(
