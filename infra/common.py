@@ -3,7 +3,7 @@ cdk-nag suppressions that always carry a reason."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from aws_cdk import RemovalPolicy, Stack
@@ -78,6 +78,18 @@ def retention(config: EnvironmentConfig) -> logs.RetentionDays:
     return _RETENTION[config.log_retention_days]
 
 
+def _nag_suppressions(
+    reasons: dict[str, str], applies_to: Mapping[str, Iterable[str]] | None
+) -> list[NagPackSuppression]:
+    applies_to = applies_to or {}
+    return [
+        NagPackSuppression(
+            id=rule, reason=reason, applies_to=list(applies_to[rule]) if rule in applies_to else None
+        )
+        for rule, reason in reasons.items()
+    ]
+
+
 def suppress(
     construct: IConstruct,
     reasons: dict[str, str],
@@ -86,29 +98,12 @@ def suppress(
     children: bool = True,
 ) -> None:
     """cdk-nag suppressions with a written reason each (rule id -> reason)."""
-    applies_to = applies_to or {}
     NagSuppressions.add_resource_suppressions(
-        construct,
-        [
-            NagPackSuppression(
-                id=rule, reason=reason, applies_to=list(applies_to[rule]) if rule in applies_to else None
-            )
-            for rule, reason in reasons.items()
-        ],
-        apply_to_children=children,
+        construct, _nag_suppressions(reasons, applies_to), apply_to_children=children
     )
 
 
 def suppress_stack(
     stack: Stack, reasons: dict[str, str], applies_to: dict[str, Iterable[str]] | None = None
 ) -> None:
-    applies_to = applies_to or {}
-    NagSuppressions.add_stack_suppressions(
-        stack,
-        [
-            NagPackSuppression(
-                id=rule, reason=reason, applies_to=list(applies_to[rule]) if rule in applies_to else None
-            )
-            for rule, reason in reasons.items()
-        ],
-    )
+    NagSuppressions.add_stack_suppressions(stack, _nag_suppressions(reasons, applies_to))

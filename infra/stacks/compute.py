@@ -3,6 +3,8 @@ each, and the worker job definitions built from containers/worker. Also the VPC 
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, Size, Stack
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_ec2 as ec2
@@ -118,24 +120,27 @@ class ComputeStack(Stack):
         storage.results.grant_read_write(self.worker_role, "work/*")
 
         image_env = {"POSEREEL_MODEL_DIR": "/opt/models", **worker_environment}
-        self.gpu_image = DockerImageAsset(
-            self,
-            "GpuImage",
-            directory=str(REPO),
-            file="containers/worker/Dockerfile.gpu",
-            exclude=DOCKER_CONTEXT_EXCLUDE,
-            platform=Platform.LINUX_AMD64,
-        )
-        self.cpu_image = DockerImageAsset(
-            self,
-            "CpuImage",
-            directory=str(REPO),
-            file="containers/worker/Dockerfile.cpu",
-            exclude=DOCKER_CONTEXT_EXCLUDE,
-            platform=Platform.LINUX_AMD64,
+        self.gpu_image, self.cpu_image = (
+            DockerImageAsset(
+                self,
+                f"{kind.capitalize()}Image",
+                directory=str(REPO),
+                file=f"containers/worker/Dockerfile.{kind}",
+                exclude=DOCKER_CONTEXT_EXCLUDE,
+                platform=Platform.LINUX_AMD64,
+            )
+            for kind in ("gpu", "cpu")
         )
         self.job_logs = log_group(self, "WorkerLogs", config)
         timeout = Duration.seconds(config.chunk_timeout_s)
+        # What both queues' workers share: the same entry point, size, role and settings.
+        worker: dict[str, Any] = {
+            "command": WORKER_COMMAND,
+            "cpu": cfg.worker_vcpus,
+            "memory": Size.mebibytes(cfg.worker_memory_mib),
+            "job_role": self.worker_role,
+            "environment": image_env,
+        }
         self.gpu_job_definition = batch.EcsJobDefinition(
             self,
             "GpuJobDefinition",
@@ -146,12 +151,8 @@ class ComputeStack(Stack):
                 self,
                 "GpuContainer",
                 image=ecs.ContainerImage.from_docker_image_asset(self.gpu_image),
-                command=WORKER_COMMAND,
-                cpu=cfg.worker_vcpus,
-                memory=Size.mebibytes(cfg.worker_memory_mib),
+                **worker,
                 gpu=1,
-                job_role=self.worker_role,
-                environment=image_env,
                 logging=ecs.LogDriver.aws_logs(stream_prefix="gpu", log_group=self.job_logs),
                 readonly_root_filesystem=False,
             ),
@@ -166,11 +167,7 @@ class ComputeStack(Stack):
                 self,
                 "CpuContainer",
                 image=ecs.ContainerImage.from_docker_image_asset(self.cpu_image),
-                command=WORKER_COMMAND,
-                cpu=cfg.worker_vcpus,
-                memory=Size.mebibytes(cfg.worker_memory_mib),
-                job_role=self.worker_role,
-                environment=image_env,
+                **worker,
                 assign_public_ip=True,  # public subnets, no NAT: needed to pull from ECR
                 ephemeral_storage_size=Size.gibibytes(40),
                 fargate_platform_version=ecs.FargatePlatformVersion.LATEST,

@@ -448,18 +448,17 @@ def analyze_video(
     decode_cpu = _children_cpu_s() - children_cpu  # the ffmpeg decoders, the only children here
     progress("merge", 0, 1)
     merged = merge_chunks(results, settings=settings, range_s=range_s)
+    timings = {
+        "probe": round(t_probe, 4),
+        "chunks_wall": round(t_chunks, 4),
+        "decode_cpu": round(decode_cpu, 4),
+        **merged.result.timings_s,
+    }
+    merged = Merged(result=merged.result.model_copy(update={"timings_s": timings}), tracks=merged.tracks)
     progress("merge", 1, 1)
     progress("render", 0, 1)
     result, outputs = render_results(
         source, merged, out_dir, settings=settings, runtime=runtime, overlay=overlay
     )
-    timings = {
-        "probe": round(t_probe, 4),
-        "chunks_wall": round(t_chunks, 4),
-        "decode_cpu": round(decode_cpu, 4),
-        **result.timings_s,
-    }
-    result = result.model_copy(update={"timings_s": timings})
-    export.write_json(result, outputs.result)
     progress("render", 1, 1)
     return result, outputs

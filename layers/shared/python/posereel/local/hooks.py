@@ -958,6 +958,14 @@ def _operation_model(service: str, action: str) -> OperationModel | None:
     return model.operation_model(name)
 
 
+def _task_operation(task: Any, boto_service_name: str | None, service_action_name: str | None) -> Any:
+    """The botocore operation a Step Functions service task calls (None when unknown)."""
+    return _operation_model(
+        task._get_boto_service_name(boto_service_name=boto_service_name),
+        task._get_boto_service_action(service_action_name=service_action_name),
+    )
+
+
 def _normalise_parameters(
     self: Any,
     parameters: dict[str, Any],
@@ -965,10 +973,7 @@ def _normalise_parameters(
     service_action_name: str | None = None,
 ) -> None:
     """ASL names parameters in PascalCase (``JobName``); map them onto boto3's members (``jobName``)."""
-    operation = _operation_model(
-        self._get_boto_service_name(boto_service_name=boto_service_name),
-        self._get_boto_service_action(service_action_name=service_action_name),
-    )
+    operation = _task_operation(self, boto_service_name, service_action_name)
     if operation is not None and operation.input_shape is not None:
         self._to_boto_request(parameters, operation.input_shape)
 
@@ -980,10 +985,7 @@ def _normalise_response(
     service_action_name: str | None = None,
 ) -> None:
     """Give results Step Functions' PascalCase (``$.JobId``, ``$.Status``), in place, as AWS does."""
-    operation = _operation_model(
-        self._get_boto_service_name(boto_service_name=boto_service_name),
-        self._get_boto_service_action(service_action_name=service_action_name),
-    )
+    operation = _task_operation(self, boto_service_name, service_action_name)
     if operation is not None and operation.output_shape is not None:
         self._from_boto_response(response, operation.output_shape)
 
