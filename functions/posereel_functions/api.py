@@ -1,32 +1,90 @@
-"""api: the web client's REST API (API Gateway REST, Lambda proxy integration).
+"""api: the public REST API (API Gateway REST, Lambda proxy integration; the local stack's HTTP
+port sends it the same events). Routes, bodies and answers are declared here with their models,
+so the OpenAPI document (``openapi_document()``, checked in as web/openapi.json) is generated from
+this code.
 
-POST /uploads        {filename, size_bytes, content_type} -> 201 {job_id, upload: {url, fields}, expires_in_s}
-GET  /jobs/<job_id>  -> 200 the job record (with percent and stage_seconds) | 404
-
+Every route but GET /health is called with an API key (API Gateway checks it and passes its id)
+or a JWT (the Cognito authorizer passes its claims); that identity owns the jobs it creates.
 Every error is JSON {code, message} (422 adds ``fields``), mapped here and nowhere else.
 """
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
-from typing import Any
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
+    ResponseValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from posereel.errors import InputError, TooLargeError, TransientError
+from posereel.errors import InputError, PoseReelError, TooLargeError, TransientError
+from posereel.jobs import JobStatus
 from posereel.observability import lambda_boundary, logger
-from posereel.pipeline.api import CreateUploadRequest, create_upload, get_job
+from posereel.pipeline import api as ops
+from posereel.pipeline.api import (
+    CompleteUploadRequest,
+    CreateUploadsRequest,
+    CreateUploadsResponse,
+    ErrorBody,
+    Health,
+    JobPage,
+    JobResults,
+    JobView,
+)
 from posereel_functions import job_store, media_store, settings, workflow
 
-app = APIGatewayRestResolver(enable_validation=True)
+# A response that fails its own model is our fault: 500, never a 422 naming response fields.
+app = APIGatewayRestResolver(
+    enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
+)
 
 RETRY_AFTER_S = 5
 JSON = "application/json"
+API_KEY_SCHEME = "apiKey"
+SECURED = [{API_KEY_SCHEME: []}]
+
+
+def answer(status: HTTPStatus, model: type) -> dict[int, Any]:
+    return {status.value: {"description": status.phrase, "content": {JSON: {"model": model}}}}
+
+
+def errors(*statuses: HTTPStatus) -> dict[int, Any]:
+    """OpenAPI answers of the given error statuses, all in the one error shape."""
+    content = {JSON: {"model": ErrorBody}}
+    return {s.value: {"description": s.phrase, "content": content} for s in statuses}
+
+
+# Every secured route may answer these.
+COMMON = (HTTPStatus.FORBIDDEN, HTTPStatus.UNPROCESSABLE_ENTITY, HTTPStatus.SERVICE_UNAVAILABLE)
+JobId = Annotated[str, Path(min_length=8, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]+$")]
+
+
+class Forbidden(PoseReelError):
+    code = "FORBIDDEN"
+
+
+class JobNotFound(PoseReelError):
+    """No such job, or another owner's (the two are not told apart)."""
+
+    code = "NOT_FOUND"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job {job_id}")
+
+
+def api_version() -> str:
+    try:
+        return version("posereel")
+    except PackageNotFoundError:  # the Lambda asset carries the code, not the distribution
+        return "0+unknown"
 
 
 def error_response(status: HTTPStatus, code: str, message: str, **extra: Any) -> Response[Any]:
@@ -39,42 +97,149 @@ def error_response(status: HTTPStatus, code: str, message: str, **extra: Any) ->
     )
 
 
-def caller() -> str | None:
-    """The authenticated caller (a Cognito user pool authorizer's ``sub``), or None."""
-    authorizer = app.current_event.request_context.authorizer
-    claims = (authorizer.claims if authorizer is not None else None) or {}
-    sub = claims.get("sub")
-    return str(sub) if sub else None
+def caller() -> str:
+    """Who is calling: the JWT's ``sub`` (Cognito authorizer) or the API key's id. API Gateway
+    lets no request without one through; a request that still lacks it is refused."""
+    context = app.current_event.request_context
+    claims = (context.authorizer.claims if context.authorizer is not None else None) or {}
+    owner = claims.get("sub") or context.identity.api_key_id
+    if not owner:
+        raise Forbidden("a valid API key is required (the x-api-key header)")
+    return str(owner)
 
 
-@app.post("/uploads")
-def post_upload(body: CreateUploadRequest) -> Response[Any]:
-    created = create_upload(
-        body, owner=caller() or "anonymous", settings=settings(), jobs=job_store(), media=media_store()
+def json_response(status: HTTPStatus, body: Any) -> Response[Any]:
+    return Response(status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@app.get(
+    "/health",
+    summary="Is the API up (no API key needed)",
+    tags=["health"],
+    responses=answer(HTTPStatus.OK, Health),
+)
+def health() -> Health:
+    return Health(status="ok", version=api_version())
+
+
+@app.post(
+    "/uploads",
+    summary="Announce files to upload: a job and a presigned upload per file",
+    tags=["uploads"],
+    security=SECURED,
+    responses={
+        **answer(HTTPStatus.CREATED, CreateUploadsResponse),
+        **errors(*COMMON, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
+    },
+)
+def post_uploads(body: CreateUploadsRequest) -> Response[CreateUploadsResponse]:
+    created = ops.create_uploads(
+        body, owner=caller(), settings=settings(), jobs=job_store(), media=media_store()
     )
-    logger.info("upload announced", extra={"job_id": created.job_id})
-    return Response(
-        status_code=HTTPStatus.CREATED.value,
-        content_type=content_types.APPLICATION_JSON,
-        body=created.model_dump(mode="json"),
-    )
+    logger.info("uploads announced", extra={"job_ids": [u.job_id for u in created.uploads]})
+    return json_response(HTTPStatus.CREATED, created.model_dump(mode="json"))
 
 
-@app.get("/jobs/<job_id>")
-def read_job(job_id: str) -> Response[Any]:
-    record = get_job(job_id, caller=caller(), jobs=job_store(), workflow=workflow())
+@app.post(
+    "/uploads/<job_id>/complete",
+    summary="Finish a multipart upload with its parts' ETags",
+    tags=["uploads"],
+    security=SECURED,
+    responses={
+        **answer(HTTPStatus.OK, JobView),
+        **errors(*COMMON, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
+    },
+)
+def complete_upload(job_id: JobId, body: CompleteUploadRequest) -> Response[JobView]:
+    record = ops.complete_upload(job_id, body, caller=caller(), jobs=job_store(), media=media_store())
     if record is None:
-        return error_response(HTTPStatus.NOT_FOUND, "NOT_FOUND", f"no job {job_id}")
-    return Response(
-        status_code=HTTPStatus.OK.value,
-        content_type=content_types.APPLICATION_JSON,
-        body=record.model_dump(mode="json"),
+        raise JobNotFound(job_id)
+    return json_response(HTTPStatus.OK, JobView.of(record).model_dump(mode="json"))
+
+
+@app.get(
+    "/jobs",
+    summary="The caller's jobs, newest first",
+    tags=["jobs"],
+    security=SECURED,
+    responses={**answer(HTTPStatus.OK, JobPage), **errors(*COMMON)},
+)
+def list_jobs(
+    status: Annotated[JobStatus | None, Query(description="only jobs with this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=1024, description="next_cursor of the last page")] = None,
+) -> JobPage:
+    return ops.list_jobs(caller=caller(), status=status, limit=limit, cursor=cursor, jobs=job_store())
+
+
+@app.get(
+    "/jobs/<job_id>",
+    summary="One job: status, stage, progress, error",
+    tags=["jobs"],
+    security=SECURED,
+    responses={**answer(HTTPStatus.OK, JobView), **errors(*COMMON, HTTPStatus.NOT_FOUND)},
+)
+def read_job(job_id: JobId) -> Response[JobView]:
+    record = ops.get_job(job_id, caller=caller(), jobs=job_store(), workflow=workflow())
+    if record is None:
+        raise JobNotFound(job_id)
+    return json_response(HTTPStatus.OK, JobView.of(record).model_dump(mode="json"))
+
+
+@app.get(
+    "/jobs/<job_id>/results",
+    summary="A finished job's files (presigned links), segments and timeline",
+    tags=["jobs"],
+    security=SECURED,
+    responses={
+        **answer(HTTPStatus.OK, JobResults),
+        **errors(*COMMON, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+    },
+)
+def read_results(job_id: JobId) -> Response[JobResults]:
+    results = ops.job_results(
+        job_id, caller=caller(), settings=settings(), jobs=job_store(), media=media_store()
     )
+    if results is None:
+        raise JobNotFound(job_id)
+    return json_response(HTTPStatus.OK, results.model_dump(mode="json"))
+
+
+@app.delete(
+    "/jobs/<job_id>",
+    summary="Stop a job and delete its upload, files and record",
+    tags=["jobs"],
+    security=SECURED,
+    responses={204: {"description": "deleted"}, **errors(*COMMON, HTTPStatus.NOT_FOUND)},
+)
+def delete_job(job_id: JobId) -> Response[None]:
+    deleted = ops.delete_job(
+        job_id,
+        caller=caller(),
+        settings=settings(),
+        jobs=job_store(),
+        media=media_store(),
+        workflow=workflow(),
+    )
+    if not deleted:
+        raise JobNotFound(job_id)
+    logger.info("job deleted", extra={"job_id": job_id})
+    return Response(status_code=HTTPStatus.NO_CONTENT.value, body=None)
+
+
+# --- errors -----------------------------------------------------------------------------------
 
 
 def body_media_type() -> str:
     headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
     return str(headers.get("content-type", "")).split(";")[0].strip().lower()
+
+
+def invalid(fields: list[dict[str, str]]) -> Response[Any]:
+    named = ", ".join(f["field"] for f in fields) or "the body"
+    return error_response(
+        HTTPStatus.UNPROCESSABLE_ENTITY, "INVALID_REQUEST", f"invalid request: {named}", fields=fields
+    )
 
 
 @app.exception_handler(RequestValidationError)
@@ -84,11 +249,18 @@ def invalid_request(exc: RequestValidationError) -> Response[Any]:
         return not_json()
     fields = []
     for error in exc.errors():
-        loc = [str(part) for part in error.get("loc", ()) if part != "body"]
+        loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
         fields.append({"field": ".".join(loc) or "body", "problem": str(error.get("type", "invalid"))})
-    named = ", ".join(f["field"] for f in fields) or "the body"
+    return invalid(fields)
+
+
+@app.exception_handler(ops.InvalidFieldError)
+def invalid_field(exc: ops.InvalidFieldError) -> Response[Any]:
     return error_response(
-        HTTPStatus.UNPROCESSABLE_ENTITY, "INVALID_REQUEST", f"invalid request: {named}", fields=fields
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        exc.code,
+        exc.message,
+        fields=[{"field": exc.field, "problem": exc.problem}],
     )
 
 
@@ -99,6 +271,21 @@ def not_json(exc: RequestUnsupportedContentType | None = None) -> Response[Any]:
         "UNSUPPORTED_MEDIA_TYPE",
         f"send the body as JSON with Content-Type: {JSON} (got {body_media_type()})",
     )
+
+
+@app.exception_handler(JobNotFound)
+def no_job(exc: JobNotFound) -> Response[Any]:
+    return error_response(HTTPStatus.NOT_FOUND, exc.code, exc.message)
+
+
+@app.exception_handler(Forbidden)
+def forbidden(exc: Forbidden) -> Response[Any]:
+    return error_response(HTTPStatus.FORBIDDEN, exc.code, exc.message)
+
+
+@app.exception_handler(ops.ConflictError)
+def conflict(exc: ops.ConflictError) -> Response[Any]:
+    return error_response(HTTPStatus.CONFLICT, exc.code, exc.message)
 
 
 @app.exception_handler(InputError)
@@ -118,10 +305,23 @@ def no_route(exc: NotFoundError) -> Response[Any]:
     return error_response(HTTPStatus.NOT_FOUND, "NOT_FOUND", "no such resource")
 
 
+@app.exception_handler(ResponseValidationError)
 @app.exception_handler(Exception)
 def internal(exc: Exception) -> Response[Any]:
     logger.exception("request failed")
     return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
+
+
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI document, generated from the routes and models above."""
+    document = app.get_openapi_json_schema(
+        title="PoseReel API",
+        version="1",
+        summary="Upload videos of people moving; get pose tracks, motion segments and a highlight reel.",
+        servers=[Server(url="/", description="the API's base URL (the API Gateway stage URL)")],
+        security_schemes={API_KEY_SCHEME: APIKey(name="x-api-key", in_=APIKeyIn.header)},
+    )
+    return dict(json.loads(document))
 
 
 @lambda_boundary

@@ -48,7 +48,7 @@ def stack(models_dir: Path) -> Iterator[LocalStack]:
 
 @pytest.fixture(scope="module")
 def api(stack: LocalStack) -> ApiClient:
-    return ApiClient(stack.api_url)
+    return ApiClient(stack.api_url, api_key=stack.api_key)
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with _local_stack(args, chunk_seconds=args.chunk_seconds) as stack:
-            print(f"PoseReel API    {stack.api_url}" + ("  (web client at /)" if stack.serves_web else ""))
+            print(f"PoseReel API    {stack.api_url}  (x-api-key: {stack.api_key})")
+            if stack.serves_web:
+                print(f"web client      {stack.web_url}")
             print(f"local AWS       {stack.aws.endpoint_url}  (AWS_ENDPOINT_URL for the SDK and CLI)")
             print(f"uploads bucket  {stack.settings.uploads_bucket}")
             print(f"results bucket  {stack.settings.results_bucket}")

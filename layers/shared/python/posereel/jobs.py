@@ -114,6 +114,9 @@ class JobRecord(BaseModel):
     updated_at: str = Field(default_factory=utc_now)
     source: SourceObject | None = None
     execution_arn: str | None = None
+    upload_id: str | None = Field(
+        None, description="the S3 multipart upload of a large file, until it completes"
+    )
     chunks_total: int = 0
     chunks_done: int = 0
     devices: dict[str, str] = Field(default_factory=dict, description="chunk index -> gpu/cpu")

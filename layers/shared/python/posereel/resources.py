@@ -18,6 +18,10 @@ FUNCTIONS: dict[str, str] = {
     "finalize": "posereel_functions.finalize.handler",
 }
 
+# API routes callable without an API key or token (API Gateway's methods, and the local API).
+API_PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({("GET", "/health")})
+API_KEY_HEADER = "x-api-key"
+
 # The worker image's ENTRYPOINT (containers/worker/Dockerfile.*), and the command the Batch job
 # definitions give it: Batch's command replaces the image's CMD, never its ENTRYPOINT, so the
 # command holds the arguments only (the local stack prepends the entry point, as Docker would).

@@ -127,6 +127,12 @@ class PipelineSettings(BaseSettings):
     max_duration_s: float = Field(20 * 60, gt=0)
     max_width_px: int = Field(4096, gt=0)
     max_height_px: int = Field(4096, gt=0)
+    # Browser uploads (api): files above the threshold go up as S3 multipart uploads in parts of
+    # this size (S3: parts of 5 MiB to 5 GiB, at most 10,000 of them).
+    multipart_threshold_bytes: int = Field(64 * 1024**2, gt=0)
+    multipart_part_bytes: int = Field(16 * 1024**2, ge=5 * 1024**2)
+    # How long the presigned links of GET /jobs/{id}/results work.
+    results_link_expiry_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
     # Chunking of the analysis (plan).
     chunk_seconds: float = Field(30.0, gt=0)
     overlap_seconds: float = Field(2.0, ge=0)

@@ -8,6 +8,7 @@ Functions Cause (the JSON of a Lambda error or of a Batch job), made readable he
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from decimal import Decimal
@@ -26,6 +27,8 @@ BY_OWNER_INDEX = "by_owner"
 # Attributes derived from others (never stored) and the nested error (stored flat).
 _NOT_STORED = {"percent", "stage_seconds", "error"}
 _TERMINAL = [s.value for s in JobStatus if s.terminal]
+
+_MAX_PAGE_READS = 5  # index pages read for one filtered page of jobs
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -48,19 +51,42 @@ class JobStore:
         item = response.get("Item")
         return record_from_item(item) if item else None
 
-    def list_by_owner(self, owner: str, *, limit: int = 50) -> list[JobRecord]:
-        """The owner's jobs, newest first."""
-        with transient_errors(f"listing the jobs of {owner}"):
-            response = self._client.query(
-                TableName=self.table_name,
-                IndexName=BY_OWNER_INDEX,
-                KeyConditionExpression="#o = :o",
-                ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues={":o": {"S": owner}},
-                ScanIndexForward=False,
-                Limit=limit,
-            )
-        return [record_from_item(item) for item in response.get("Items", [])]
+    def list_page(
+        self, owner: str, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[JobRecord], str | None]:
+        """The owner's jobs newest first (the by_owner index), optionally of one status only.
+
+        A status filter applies after DynamoDB reads a page, so pages are read until ``limit``
+        records are found or _MAX_PAGE_READS pages were read; each read asks for no more than
+        the records still missing, so the last evaluated key is exactly where the next page
+        starts."""
+        start_key = _decode_cursor(cursor, owner) if cursor else None
+        records: list[JobRecord] = []
+        extra: dict[str, Any] = {}
+        if status is not None:
+            extra = {
+                "FilterExpression": "#s = :s",
+                "ExpressionAttributeNames": {"#o": "owner", "#s": "status"},
+                "ExpressionAttributeValues": {":o": {"S": owner}, ":s": {"S": status}},
+            }
+        for _ in range(_MAX_PAGE_READS):
+            with transient_errors(f"listing the jobs of {owner}"):
+                response = self._client.query(
+                    TableName=self.table_name,
+                    IndexName=BY_OWNER_INDEX,
+                    KeyConditionExpression="#o = :o",
+                    ExpressionAttributeNames={"#o": "owner"},
+                    ExpressionAttributeValues={":o": {"S": owner}},
+                    ScanIndexForward=False,
+                    Limit=limit - len(records),
+                    **({"ExclusiveStartKey": start_key} if start_key else {}),
+                    **extra,
+                )
+            records.extend(record_from_item(item) for item in response.get("Items", []))
+            start_key = response.get("LastEvaluatedKey")
+            if start_key is None or len(records) >= limit:
+                break
+        return records, _encode_cursor(start_key) if start_key else None
 
     # --- writes --------------------------------------------------------------------------
 
@@ -114,6 +140,10 @@ class JobStore:
         values = {f":t{i}": status for i, status in enumerate(_TERMINAL)}
         return self._update(job_id, fields, condition=f"NOT #status IN ({', '.join(values)})", values=values)
 
+    def delete(self, job_id: str) -> None:
+        with transient_errors(f"deleting job {job_id}"):
+            self._client.delete_item(TableName=self.table_name, Key={"job_id": {"S": job_id}})
+
     def update(self, job_id: str, fields: Mapping[str, Any]) -> bool:
         """SET top-level attributes of an existing job (and updated_at); False when there is none."""
         return self._update(job_id, fields)
@@ -153,6 +183,31 @@ class JobStore:
     def _require(job_id: str, updated: bool) -> None:
         if not updated:
             raise ObjectNotFoundError(f"job {job_id} has no record in the jobs table")
+
+
+# --- cursors: the index's LastEvaluatedKey, opaque to clients ------------------------------
+
+
+def _encode_cursor(key: Mapping[str, Any]) -> str:
+    plain = {name: value["S"] for name, value in key.items()}
+    return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, owner: str) -> dict[str, Any]:
+    """The start key a cursor stands for; ValueError unless it is one of ``owner``'s pages."""
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("not a cursor this API gave out") from exc
+    expected = {"job_id", "owner", "created_at"}
+    if (
+        not isinstance(plain, dict)
+        or set(plain) != expected
+        or not all(isinstance(v, str) for v in plain.values())
+        or plain["owner"] != owner
+    ):
+        raise ValueError("not a cursor this API gave out")
+    return {name: {"S": value} for name, value in plain.items()}
 
 
 # --- item <-> record ------------------------------------------------------------------------

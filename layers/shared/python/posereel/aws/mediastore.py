@@ -18,11 +18,13 @@ from pydantic import BaseModel
 
 from posereel.aws._errors import error_code, transient_errors
 from posereel.errors import ObjectNotFoundError
-from posereel.pipeline.ports import ObjectInfo, PresignedPost
+from posereel.pipeline.ports import ObjectInfo, PresignedPost, UploadedPart
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-_MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket", "NoSuchUpload"})
+# CompleteMultipartUpload's answers to a wrong part list.
+_REFUSED_PARTS = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML"})
 _DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
 # Browser uploads must declare a video type; the validate stage checks the bytes anyway.
 UPLOAD_CONTENT_TYPE_PREFIX = "video/"
@@ -134,11 +136,19 @@ class MediaStore:
         return {tag["Key"]: tag["Value"] for tag in response.get("TagSet", [])}
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        keys: list[str] = []
+        return [obj.key for obj in self.list_objects(bucket, prefix)]
+
+    def list_objects(self, bucket: str, prefix: str) -> list[ObjectInfo]:
+        objects: list[ObjectInfo] = []
         with transient_errors(f"listing s3://{bucket}/{prefix}"):
             for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                keys.extend(obj["Key"] for obj in page.get("Contents", []))
-        return keys
+                objects.extend(
+                    ObjectInfo(
+                        bucket=bucket, key=obj["Key"], size_bytes=int(obj["Size"]), etag=obj.get("ETag")
+                    )
+                    for obj in page.get("Contents", [])
+                )
+        return objects
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every object under ``prefix``; returns how many there were."""
@@ -150,6 +160,63 @@ class MediaStore:
                     Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
                 )
         return len(keys)
+
+    def create_multipart(self, bucket: str, key: str, *, content_type: str) -> str:
+        if not content_type.startswith(UPLOAD_CONTENT_TYPE_PREFIX):
+            raise ValueError(f"an upload's content type must start with {UPLOAD_CONTENT_TYPE_PREFIX}")
+        with transient_errors(f"starting an upload to s3://{bucket}/{key}"):
+            response = self._client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)
+        return str(response["UploadId"])
+
+    def presigned_part_urls(
+        self, bucket: str, key: str, *, upload_id: str, parts: int, expires_in_s: int
+    ) -> list[str]:
+        with transient_errors(f"signing the parts of an upload to s3://{bucket}/{key}"):
+            return [
+                str(
+                    self._client.generate_presigned_url(
+                        "upload_part",
+                        Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": number},
+                        ExpiresIn=expires_in_s,
+                    )
+                )
+                for number in range(1, parts + 1)
+            ]
+
+    def list_parts(self, bucket: str, key: str, *, upload_id: str) -> list[UploadedPart]:
+        parts: list[UploadedPart] = []
+        with _missing_as_not_found(bucket, key):
+            paginator = self._client.get_paginator("list_parts")
+            for page in paginator.paginate(Bucket=bucket, Key=key, UploadId=upload_id):
+                parts.extend(
+                    UploadedPart(part_number=int(p["PartNumber"]), size_bytes=int(p["Size"]), etag=p["ETag"])
+                    for p in page.get("Parts", [])
+                )
+        return parts
+
+    def complete_multipart(
+        self, bucket: str, key: str, *, upload_id: str, parts: list[tuple[int, str]]
+    ) -> None:
+        try:
+            with _missing_as_not_found(bucket, key):
+                self._client.complete_multipart_upload(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
+                )
+        except ClientError as exc:
+            if error_code(exc) in _REFUSED_PARTS:
+                raise ValueError(str(exc.response.get("Error", {}).get("Message") or exc)) from exc
+            raise
+
+    def abort_multipart(self, bucket: str, key: str, *, upload_id: str) -> None:
+        try:
+            with transient_errors(f"dropping an upload to s3://{bucket}/{key}"):
+                self._client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if error_code(exc) not in _MISSING:
+                raise
 
 
 @contextmanager

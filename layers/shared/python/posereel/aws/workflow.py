@@ -42,6 +42,15 @@ class Workflow:
             raise
         return str(response["executionArn"])
 
+    def stop(self, execution_arn: str, *, cause: str) -> None:
+        try:
+            with transient_errors(f"stopping execution {execution_arn}"):
+                self._client.stop_execution(executionArn=execution_arn, cause=cause[:32768])
+        except ClientError as exc:
+            # An execution that never started (the upload never came) or was purged.
+            if error_code(exc) != "ExecutionDoesNotExist":
+                raise
+
     def describe(self, execution_arn: str) -> ExecutionInfo | None:
         try:
             with transient_errors(f"describing execution {execution_arn}"):

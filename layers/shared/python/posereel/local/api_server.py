@@ -4,7 +4,12 @@ Each HTTP request becomes the proxy event API Gateway would send; the caller's `
 the function (the local stack invokes it through boto3, so it runs in its own environment through
 the same hook as every other Lambda) and the function's response becomes the HTTP response.
 When a static folder with an ``index.html`` is given, GET requests for ``/`` and for files in it
-are served from disk, as a CDN in front of the site bucket would.
+are served from disk, as a CDN in front of the site bucket would, with a ``config.json`` telling
+the web client that the API is on the same origin.
+
+With ``api_keys`` (key -> key id), every route but posereel.resources.API_PUBLIC_ROUTES needs
+one of them in the x-api-key header, as a REST API whose methods require an API key: without it
+the answer is 403 and the function is not called; with it the event carries the key and its id.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from posereel.resources import API_KEY_HEADER, API_PUBLIC_ROUTES
+
 logger = logging.getLogger("posereel.local")
 
 # event -> the function's response document ({statusCode, headers, body, isBase64Encoded})
@@ -31,6 +38,7 @@ Invoke = Callable[[dict[str, Any]], Mapping[str, Any]]
 
 STAGE = "local"
 _MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+SITE_CONFIG = "config.json"  # where the web client learns the API's URL and auth (same origin here)
 _TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "application/xml")
 
 
@@ -46,8 +54,10 @@ def proxy_event(
     body: bytes,
     source_ip: str,
     host: str,
+    api_key: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The API Gateway REST proxy event (payload format 1.0) for one request."""
+    """The API Gateway REST proxy event (payload format 1.0) for one request; ``api_key``: the
+    (key, key id) it was authorised with."""
     split = urlsplit(raw_path)
     path = unquote(split.path) or "/"
     query = parse_qsl(split.query, keep_blank_values=True)
@@ -96,6 +106,8 @@ def proxy_event(
             "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "requestTimeEpoch": int(now * 1000),
             "identity": {
+                "apiKey": api_key[0] if api_key else None,
+                "apiKeyId": api_key[1] if api_key else None,
                 "sourceIp": source_ip,
                 "userAgent": next((v for k, v in headers.items() if k.lower() == "user-agent"), None),
             },
@@ -120,6 +132,16 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         if self.command in ("GET", "HEAD") and self._serve_static():
             return
+        api_key = self._api_key()
+        if api_key is None and not self._public():
+            self._reply(
+                HTTPStatus.FORBIDDEN,
+                {
+                    "code": "FORBIDDEN",
+                    "message": f"a valid API key is required (the {API_KEY_HEADER} header)",
+                },
+            )
+            return
         event = proxy_event(
             method=self.command,
             raw_path=self.path,
@@ -127,6 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             source_ip=self.client_address[0],
             host=self.headers.get("Host", ""),
+            api_key=api_key,
         )
         try:
             response = self.server.invoke(event)
@@ -137,6 +160,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_function_response(response)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch
+
+    def _api_key(self) -> tuple[str, str] | None:
+        keys = self.server.api_keys
+        given = self.headers.get(API_KEY_HEADER, "")
+        if keys is None or given not in keys:
+            return None
+        return given, keys[given]
+
+    def _public(self) -> bool:
+        if self.server.api_keys is None or self.command == "OPTIONS":  # CORS preflight: no key
+            return True
+        return (self.command, unquote(urlsplit(self.path).path)) in API_PUBLIC_ROUTES
 
     def _send_function_response(self, response: Mapping[str, Any]) -> None:
         try:
@@ -176,6 +211,9 @@ class _Handler(BaseHTTPRequestHandler):
         if root is None:
             return False
         relative = unquote(urlsplit(self.path).path).lstrip("/") or "index.html"
+        if relative == SITE_CONFIG:
+            self._reply(HTTPStatus.OK, {"api_url": "", "auth": "api_key"})
+            return True
         target = (root / relative).resolve()
         if not target.is_relative_to(root) or not target.is_file():
             return False
@@ -194,14 +232,22 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], invoke: Invoke, static_dir: Path | None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        invoke: Invoke,
+        static_dir: Path | None,
+        api_keys: Mapping[str, str] | None,
+    ) -> None:
         super().__init__(address, _Handler)
         self.invoke = invoke
         self.static_dir = static_dir
+        self.api_keys = api_keys
 
 
 class ApiServer:
-    """The local API: ``start()`` returns its URL; ``stop()`` closes it. Port 0 picks a free one."""
+    """The local API: ``start()`` returns its URL; ``stop()`` closes it. Port 0 picks a free one.
+    ``api_keys`` None: no key is asked for (a bare function behind it, in tests)."""
 
     def __init__(
         self,
@@ -210,8 +256,10 @@ class ApiServer:
         host: str = "127.0.0.1",
         port: int = 0,
         static_dir: str | Path | None = None,
+        api_keys: Mapping[str, str] | None = None,
     ) -> None:
         self._invoke = invoke
+        self._api_keys = api_keys  # the live mapping: keys added later count
         self._address = (host, port)
         static = Path(static_dir).resolve() if static_dir is not None else None
         # Only a real site: an empty or half-made web/ folder must not hide API routes.
@@ -232,7 +280,7 @@ class ApiServer:
 
     def start(self) -> str:
         try:
-            self._server = _Server(self._address, self._invoke, self._static_dir)
+            self._server = _Server(self._address, self._invoke, self._static_dir, self._api_keys)
         except OSError as exc:
             host, port = self._address
             raise OSError(f"the local API cannot listen on {host}:{port}: {exc}") from exc

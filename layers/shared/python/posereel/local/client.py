@@ -1,5 +1,6 @@
-"""What the web client does, from Python: announce an upload to the API, POST the file to the
-presigned form exactly as a browser would, and poll the job until it ends.
+"""What the web client does, from Python: announce an upload to the API, send the file as a
+browser would (the presigned form POST, or for a large file a PUT per part of a multipart upload
+and then POST /uploads/{job_id}/complete), and poll the job until it ends.
 
 Standard library only (urllib): it talks HTTP to the API and to S3's form upload, nothing else.
 ``posereel run`` uses it against the local stack; it works against a deployed API as well.
@@ -16,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError, URLError
+from urllib.parse import urlencode
 from urllib.request import ProxyHandler, Request, build_opener
 
 from posereel.jobs import JobRecord
+from posereel.resources import API_KEY_HEADER
 
 _CHUNK_BYTES = 1 << 20
 _TIMEOUT_S = 60.0
@@ -38,11 +41,27 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class Upload:
-    """POST /uploads' answer: the job and the form to upload its file with."""
+    """One upload of POST /uploads' answer: the job, and either the form to POST the file to
+    (``url``, ``fields``) or the multipart upload's part URLs and part size."""
 
     job_id: str
-    url: str
-    fields: dict[str, str]
+    url: str = ""
+    fields: dict[str, str] | None = None
+    part_urls: tuple[str, ...] = ()
+    part_size_bytes: int = 0
+
+    @classmethod
+    def from_ticket(cls, ticket: Mapping[str, Any]) -> Upload:
+        post, multipart = ticket.get("post"), ticket.get("multipart")
+        if post:
+            return cls(job_id=ticket["job_id"], url=post["url"], fields=dict(post["fields"]))
+        if multipart:
+            return cls(
+                job_id=ticket["job_id"],
+                part_urls=tuple(p["url"] for p in sorted(multipart["parts"], key=lambda p: p["part_number"])),
+                part_size_bytes=int(multipart["part_size_bytes"]),
+            )
+        raise ValueError(f"an upload with neither a form nor parts: {ticket}")
 
 
 def content_type_of(path: Path) -> str:
@@ -81,15 +100,20 @@ def multipart_form(
 class ApiClient:
     """The PoseReel REST API at ``base_url`` (no trailing slash needed)."""
 
-    def __init__(self, base_url: str, *, timeout_s: float = _TIMEOUT_S) -> None:
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout_s: float = _TIMEOUT_S) -> None:
         self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
         self._timeout_s = timeout_s
         self._opener = build_opener(ProxyHandler({}))  # a local API is never behind the host's proxy
 
     def _request(self, request: Request) -> tuple[int, bytes]:
+        status, _, body = self._exchange(request)
+        return status, body
+
+    def _exchange(self, request: Request) -> tuple[int, Mapping[str, str], bytes]:
         try:
             with self._opener.open(request, timeout=self._timeout_s) as response:
-                return int(response.status), response.read()
+                return int(response.status), response.headers, response.read()
         except HTTPError as exc:
             body = exc.read()
             code, message = _error_of(body)
@@ -102,20 +126,28 @@ class ApiClient:
         headers = {"Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"
+        if self._api_key is not None:
+            headers[API_KEY_HEADER] = self._api_key
         _, payload = self._request(Request(self.base_url + path, data=data, method=method, headers=headers))
-        return json.loads(payload)
+        return json.loads(payload) if payload else None
 
     def create_upload(self, path: Path, *, content_type: str) -> Upload:
         answer = self._json(
             "POST",
             "/uploads",
-            {"filename": path.name, "size_bytes": path.stat().st_size, "content_type": content_type},
+            {
+                "files": [
+                    {"filename": path.name, "size_bytes": path.stat().st_size, "content_type": content_type}
+                ]
+            },
         )
-        upload = answer["upload"]
-        return Upload(job_id=answer["job_id"], url=upload["url"], fields=dict(upload["fields"]))
+        return Upload.from_ticket(answer["uploads"][0])
 
     def upload_file(self, upload: Upload, path: Path, *, content_type: str) -> None:
-        """POST the file to the presigned form, fields first and the file last, like a browser."""
+        """Send the file as a browser would: the form POST, or the parts and then complete."""
+        if upload.fields is None:
+            self._upload_parts(upload, path)
+            return
         header, length, body = multipart_form(upload.fields, path, content_type=content_type)
         request = Request(
             upload.url,
@@ -125,8 +157,27 @@ class ApiClient:
         )
         self._request(request)
 
+    def _upload_parts(self, upload: Upload, path: Path) -> None:
+        parts = []
+        with path.open("rb") as f:
+            for number, url in enumerate(upload.part_urls, start=1):
+                data = f.read(upload.part_size_bytes)
+                _, headers, _ = self._exchange(Request(url, data=data, method="PUT"))
+                parts.append({"part_number": number, "etag": headers.get("ETag", "")})
+        self._json("POST", f"/uploads/{upload.job_id}/complete", {"parts": parts})
+
     def get_job(self, job_id: str) -> JobRecord:
         return JobRecord.model_validate(self._json("GET", f"/jobs/{job_id}"))
+
+    def results(self, job_id: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/jobs/{job_id}/results"))
+
+    def list_jobs(self, **query: str | int) -> dict[str, Any]:
+        suffix = f"?{urlencode(query)}" if query else ""
+        return dict(self._json("GET", f"/jobs{suffix}"))
+
+    def delete_job(self, job_id: str) -> None:
+        self._json("DELETE", f"/jobs/{job_id}")
 
     def submit(self, path: Path) -> str:
         """Announce and upload ``path``; returns the job id."""

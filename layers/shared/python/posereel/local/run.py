@@ -68,7 +68,7 @@ def run_video(
 ) -> RunOutcome:
     """Upload ``video`` through the stack's API, wait for its job, download its results."""
     started = time.perf_counter()
-    api = ApiClient(stack.api_url)
+    api = ApiClient(stack.api_url, api_key=stack.api_key)
     job_id = api.submit(video)
     log.info("job %s: %s uploaded", job_id, video.name)
     record = api.wait(job_id, timeout_s=timeout_s, poll_s=poll_s, on_update=on_update)

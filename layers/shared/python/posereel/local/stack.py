@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import threading
@@ -44,6 +45,8 @@ from posereel.settings import PipelineSettings, RuntimeSettings
 logger = logging.getLogger("posereel.local")
 
 DEFAULT_API_PORT = 8321
+API_KEY_ENV = "POSEREEL_LOCAL_API_KEY"  # fixes the local API key (default: a new one per start)
+DEFAULT_API_KEY_ID = "local-user"
 # The "images" of the local job definitions; LocalAws prepends the worker's ENTRYPOINT to them.
 GPU_IMAGE = "posereel-worker-gpu:local"
 CPU_IMAGE = "posereel-worker-cpu:local"
@@ -148,6 +151,7 @@ class LocalStack:
         handlers: Mapping[str, str] | None = None,
         code_paths: Sequence[str | os.PathLike[str]] = (),
         worker_entrypoint: Sequence[str] = WORKER_ENTRYPOINT,
+        api_key: str | None = None,
         quiet: bool = True,
     ) -> None:
         unknown = sorted(set(handlers or {}) - set(FUNCTIONS))
@@ -168,6 +172,8 @@ class LocalStack:
         self._code_paths = [Path(p) for p in code_paths]
         self._worker_entrypoint = list(worker_entrypoint)
         self._quiet = quiet
+        key = api_key or os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
+        self._api_keys: dict[str, str] = {key: DEFAULT_API_KEY_ID}
         self._aws: LocalAws | None = None
         self._api: ApiServer | None = None
         self._tmp: Path | None = None
@@ -200,6 +206,24 @@ class LocalStack:
         if self._api is None:
             raise RuntimeError("the local stack is not started")
         return self._api.url
+
+    @property
+    def api_key(self) -> str:
+        """The API key of the stack's first user (key id DEFAULT_API_KEY_ID)."""
+        return next(iter(self._api_keys))
+
+    def new_api_key(self, key_id: str) -> str:
+        """Another API key (another owner of jobs), usable at once."""
+        if key_id in self._api_keys.values():
+            raise ValueError(f"an API key with id {key_id} exists already")
+        key = secrets.token_urlsafe(24)
+        self._api_keys[key] = key_id
+        return key
+
+    @property
+    def web_url(self) -> str:
+        """The web client's address, with the API key in the fragment (the page keeps it)."""
+        return f"{self.api_url}/#key={self.api_key}"
 
     @property
     def serves_web(self) -> bool:
@@ -306,6 +330,7 @@ class LocalStack:
             invoke_through_lambda(self.client("lambda"), functions["api"]),
             port=self._api_port,
             static_dir=self._web_dir or root / "web",
+            api_keys=self._api_keys,
         )
         self._api.start()
 

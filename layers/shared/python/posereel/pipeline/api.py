@@ -1,73 +1,278 @@
-"""The web API's operations: announce an upload, read a job.
+"""The public API's operations, with no HTTP in them (functions/posereel_functions/api.py maps
+routes and errors onto these).
 
-``create_upload`` makes a job (AWAITING_UPLOAD) and a presigned form POST for its upload key;
-the object landing in the uploads bucket starts the pipeline (see start.py). ``get_job`` returns
-the record reconciled with its workflow execution (see finalize.py).
+- ``create_uploads``: a job per announced file (AWAITING_UPLOAD) and a way to upload it: a
+  presigned form POST limited to the declared size, or, above a threshold, an S3 multipart upload
+  with a presigned PUT per part, finished by ``complete_upload``. The object landing in the
+  uploads bucket starts the pipeline (see start.py).
+- ``list_jobs``, ``get_job``: the caller's jobs, reconciled with their executions (finalize.py).
+- ``job_results``: presigned links to a finished job's files, its segments (with where each one
+  starts in the reel) and a light motion-energy series for a timeline.
+- ``delete_job``: stop the execution, delete every object of the job, then its record.
+
+Jobs belong to an owner (the API key's or the token's identity); another owner's job is
+reported as missing, never as forbidden, so job ids cannot be probed.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+from typing import Self
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from posereel.errors import TooLargeError
+from posereel.errors import InputError, ObjectNotFoundError, PoseReelError, TooLargeError
 from posereel.jobs import (
+    JobError,
     JobRecord,
+    JobResult,
     JobStatus,
     SourceObject,
     Stage,
     is_job_id,
     new_job_id,
+    results_prefix,
     upload_key,
     utc_now,
+    work_prefix,
 )
+from posereel.pipeline.files import RESULT_FILES, RESULT_NAME, THUMBNAILS_DIR
 from posereel.pipeline.finalize import reconcile_job
 from posereel.pipeline.ports import JobStorePort, MediaStorePort, WorkflowPort
 from posereel.pipeline.start import expires_at
+from posereel.schemas import AnalysisResult, Segment
 from posereel.settings import PipelineSettings
 
+log = logging.getLogger(__name__)
+
 UPLOAD_EXPIRES_IN_S = 15 * 60
+MAX_FILES_PER_REQUEST = 10
+MAX_PARTS = 10_000  # S3's limit per multipart upload
+TIMELINE_MAX_POINTS = 1000
 
 
-class CreateUploadRequest(BaseModel):
-    """POST /uploads body."""
+class ConflictError(PoseReelError):
+    """The job is not in a state that allows the request (409)."""
 
+    code = "CONFLICT"
+
+
+class InvalidFieldError(InputError):
+    """One named field of a request is wrong (422, like a body that fails validation)."""
+
+    code = "INVALID_REQUEST"
+
+    def __init__(self, field: str, message: str, *, problem: str = "invalid") -> None:
+        super().__init__(message)
+        self.field = field
+        self.problem = problem
+
+
+# --- request and response bodies --------------------------------------------------------------
+
+
+class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
+class UploadFile(_Body):
     filename: str = Field(min_length=1, max_length=255)
     size_bytes: int = Field(gt=0, description="the file's exact size; the upload may not exceed it")
     content_type: str = Field(pattern=r"^video/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$", max_length=127)
 
 
+class CreateUploadsRequest(_Body):
+    """POST /uploads body: the files the caller is about to upload."""
+
+    files: list[UploadFile] = Field(min_length=1, max_length=MAX_FILES_PER_REQUEST)
+
+
 class UploadForm(BaseModel):
+    """POST multipart/form-data to ``url``: every field first, the file last (named ``file``)."""
+
     url: str
     fields: dict[str, str]
 
 
-class CreateUploadResponse(BaseModel):
-    """POST /uploads response (201): POST the file as multipart/form-data to upload.url, with
-    upload.fields first and the file last, within expires_in_s."""
+class UploadPart(BaseModel):
+    part_number: int
+    url: str
+
+
+class MultipartUpload(BaseModel):
+    """PUT bytes [(n-1)*part_size_bytes, n*part_size_bytes) of the file to part n's url, keep each
+    answer's ETag header, then POST them to /uploads/{job_id}/complete."""
+
+    upload_id: str
+    part_size_bytes: int
+    parts: list[UploadPart]
+
+
+class UploadTicket(BaseModel):
+    """One announced file: its job, and exactly one of ``post`` and ``multipart``."""
 
     job_id: str
-    upload: UploadForm
+    filename: str
     expires_in_s: int
+    post: UploadForm | None = None
+    multipart: MultipartUpload | None = None
 
 
-def create_upload(
-    request: CreateUploadRequest,
+class CreateUploadsResponse(BaseModel):
+    uploads: list[UploadTicket]
+
+
+class CompletedPart(_Body):
+    part_number: int = Field(ge=1, le=MAX_PARTS)
+    etag: str = Field(min_length=1, max_length=128)
+
+
+class CompleteUploadRequest(_Body):
+    """POST /uploads/{job_id}/complete body: every part's number and the ETag S3 answered."""
+
+    parts: list[CompletedPart] = Field(min_length=1, max_length=MAX_PARTS)
+
+
+class JobView(BaseModel):
+    """A job as its owner sees it."""
+
+    job_id: str
+    status: JobStatus
+    stage: Stage
+    percent: float = Field(description="0-100, from the stage and, while analysing, chunks done")
+    chunks_total: int
+    chunks_done: int
+    devices: dict[str, str] = Field(description="chunk index -> gpu/cpu")
+    created_at: str
+    updated_at: str
+    finished_at: str | None
+    stage_seconds: dict[str, float] = Field(description="how long each stage took (the running one: so far)")
+    source: SourceObject | None
+    error: JobError | None
+    result: JobResult | None
+
+    @classmethod
+    def of(cls, record: JobRecord) -> Self:
+        return cls.model_validate(record.model_dump(include=set(cls.model_fields)))
+
+
+class JobPage(BaseModel):
+    jobs: list[JobView]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null at the end")
+
+
+class ResultFile(BaseModel):
+    url: str
+    name: str
+    content_type: str
+    size_bytes: int
+
+
+class Thumbnail(BaseModel):
+    segment_index: int
+    url: str
+
+
+class SegmentView(Segment):
+    reel_start_s: float | None = Field(description="where the segment's start plays in reel.mp4")
+
+
+class TimelineTrack(BaseModel):
+    track_id: int
+    primary: bool
+    t0_s: float
+    dt_s: float
+    energy: list[float | None] = Field(description="body lengths per second; null where the track is absent")
+
+
+class Timeline(BaseModel):
+    start_s: float
+    end_s: float
+    tracks: list[TimelineTrack]
+
+
+class JobResults(BaseModel):
+    """A finished job's files as presigned links, its segments and a light timeline."""
+
+    job_id: str
+    expires_in_s: int
+    reel_duration_s: float
+    primary_track_id: int | None
+    files: dict[str, ResultFile] = Field(
+        description="reel, overlay, timeline, tracks, segments, metrics, result, segments_csv, "
+        "segments_edl: those that exist"
+    )
+    thumbnails: list[Thumbnail]
+    segments: list[SegmentView]
+    timeline: Timeline
+
+
+class FieldProblem(BaseModel):
+    field: str
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer."""
+
+    code: str = Field(description="FORBIDDEN, NOT_FOUND, INVALID_REQUEST, TOO_LARGE, NOT_READY, ...")
+    message: str
+    fields: list[FieldProblem] | None = Field(None, description="422 only: the fields at fault")
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+# --- operations -------------------------------------------------------------------------------
+
+
+def create_uploads(
+    request: CreateUploadsRequest,
     *,
     owner: str,
     settings: PipelineSettings,
     jobs: JobStorePort,
     media: MediaStorePort,
     expires_in_s: int = UPLOAD_EXPIRES_IN_S,
-) -> CreateUploadResponse:
-    if request.size_bytes > settings.max_upload_bytes:
-        raise TooLargeError(
-            f"{request.filename} is {request.size_bytes / 1e6:.1f} MB; "
-            f"at most {settings.max_upload_bytes / 1e6:.0f} MB is accepted"
+) -> CreateUploadsResponse:
+    """A job and an upload per file. Every file is checked before any job is made, so a refused
+    request leaves nothing behind."""
+    for index, file in enumerate(request.files):
+        if file.size_bytes > settings.max_upload_bytes:
+            raise TooLargeError(
+                f"files.{index}: {file.filename} is {file.size_bytes / 1e6:.1f} MB; "
+                f"at most {settings.max_upload_bytes / 1e6:.0f} MB is accepted"
+            )
+    tickets = [
+        _create_upload(
+            file, owner=owner, settings=settings, jobs=jobs, media=media, expires_in_s=expires_in_s
         )
+        for file in request.files
+    ]
+    return CreateUploadsResponse(uploads=tickets)
+
+
+def part_size(size_bytes: int, settings: PipelineSettings) -> int:
+    """The configured part size, grown where the file would need more than S3's 10,000 parts."""
+    return max(settings.multipart_part_bytes, math.ceil(size_bytes / MAX_PARTS))
+
+
+def _create_upload(
+    file: UploadFile,
+    *,
+    owner: str,
+    settings: PipelineSettings,
+    jobs: JobStorePort,
+    media: MediaStorePort,
+    expires_in_s: int,
+) -> UploadTicket:
     job_id = new_job_id()
-    key = upload_key(job_id, request.filename)
+    bucket, key = settings.uploads_bucket, upload_key(job_id, file.filename)
+    multipart = file.size_bytes > settings.multipart_threshold_bytes
+    upload_id = media.create_multipart(bucket, key, content_type=file.content_type) if multipart else None
     now = utc_now()
     record = JobRecord(
         job_id=job_id,
@@ -77,36 +282,223 @@ def create_upload(
         created_at=now,
         updated_at=now,
         source=SourceObject(
-            bucket=settings.uploads_bucket,
+            bucket=bucket,
             key=key,
-            name=request.filename,
-            size_bytes=request.size_bytes,
-            content_type=request.content_type,
+            name=file.filename,
+            size_bytes=file.size_bytes,
+            content_type=file.content_type,
         ),
+        upload_id=upload_id,
         expires_at=expires_at(settings),
     )
     if not jobs.create_if_absent(record):
         raise RuntimeError(f"a fresh job id {job_id} exists already")  # uuid4: never in practice
-    post = media.presigned_post(
-        settings.uploads_bucket,
-        key,
-        size_bytes=request.size_bytes,
-        content_type=request.content_type,
-        expires_in_s=expires_in_s,
-    )
-    return CreateUploadResponse(
-        job_id=job_id, upload=UploadForm(url=post.url, fields=post.fields), expires_in_s=expires_in_s
+    ticket = UploadTicket(job_id=job_id, filename=file.filename, expires_in_s=expires_in_s)
+    if upload_id is None:
+        post = media.presigned_post(
+            bucket, key, size_bytes=file.size_bytes, content_type=file.content_type, expires_in_s=expires_in_s
+        )
+        return ticket.model_copy(update={"post": UploadForm(url=post.url, fields=post.fields)})
+    size = part_size(file.size_bytes, settings)
+    count = math.ceil(file.size_bytes / size)
+    urls = media.presigned_part_urls(bucket, key, upload_id=upload_id, parts=count, expires_in_s=expires_in_s)
+    parts = [UploadPart(part_number=n, url=url) for n, url in enumerate(urls, start=1)]
+    return ticket.model_copy(
+        update={"multipart": MultipartUpload(upload_id=upload_id, part_size_bytes=size, parts=parts)}
     )
 
 
-def get_job(
-    job_id: str, *, caller: str | None, jobs: JobStorePort, workflow: WorkflowPort
+def complete_upload(
+    job_id: str,
+    request: CompleteUploadRequest,
+    *,
+    caller: str,
+    jobs: JobStorePort,
+    media: MediaStorePort,
 ) -> JobRecord | None:
-    """The job, reconciled with its execution; None when there is none or it is someone else's
-    (``caller`` None: an unauthenticated API, where the unguessable job id is the secret)."""
+    """Join a multipart upload's parts into the object (which starts the pipeline). None when
+    the caller has no such job. Parts adding up to more than the declared size are refused and
+    the upload dropped, as the form POST's size condition does for small files."""
+    record = _own_job(job_id, caller, jobs)
+    if record is None:
+        return None
+    source = record.source
+    if record.status != JobStatus.AWAITING_UPLOAD or record.upload_id is None or source is None:
+        raise ConflictError(
+            f"job {job_id} is not waiting for a multipart upload (it is {record.status.value})"
+        )
+    numbers = [part.part_number for part in request.parts]
+    if numbers != sorted(set(numbers)):
+        raise InvalidFieldError("parts", "parts must be listed once each, in ascending part_number order")
+    try:
+        uploaded = media.list_parts(source.bucket, source.key, upload_id=record.upload_id)
+    except ObjectNotFoundError as exc:
+        raise ConflictError(
+            f"the upload of job {job_id} has expired or was dropped; announce it again"
+        ) from exc
+    total = sum(part.size_bytes for part in uploaded if part.part_number in set(numbers))
+    declared = source.size_bytes or 0
+    if total > declared:
+        media.abort_multipart(source.bucket, source.key, upload_id=record.upload_id)
+        raise TooLargeError(f"the parts add up to {total} bytes, more than the {declared} announced")
+    try:
+        media.complete_multipart(
+            source.bucket,
+            source.key,
+            upload_id=record.upload_id,
+            parts=[(part.part_number, part.etag) for part in request.parts],
+        )
+    except ValueError as exc:
+        raise InvalidFieldError("parts", f"S3 refused the parts: {exc}") from exc
+    return jobs.get(job_id) or record
+
+
+def list_jobs(
+    *,
+    caller: str,
+    status: JobStatus | None,
+    limit: int,
+    cursor: str | None,
+    jobs: JobStorePort,
+) -> JobPage:
+    try:
+        records, next_cursor = jobs.list_page(
+            caller, status=status.value if status else None, limit=limit, cursor=cursor
+        )
+    except ValueError as exc:
+        raise InvalidFieldError("cursor", f"cursor: {exc}") from exc
+    return JobPage(jobs=[JobView.of(r) for r in records], next_cursor=next_cursor)
+
+
+def get_job(job_id: str, *, caller: str, jobs: JobStorePort, workflow: WorkflowPort) -> JobRecord | None:
+    """The caller's job, reconciled with its execution; None when the caller has no such job."""
+    record = _own_job(job_id, caller, jobs)
+    return reconcile_job(record, jobs=jobs, workflow=workflow) if record is not None else None
+
+
+def job_results(
+    job_id: str,
+    *,
+    caller: str,
+    settings: PipelineSettings,
+    jobs: JobStorePort,
+    media: MediaStorePort,
+) -> JobResults | None:
+    record = _own_job(job_id, caller, jobs)
+    if record is None:
+        return None
+    if record.status != JobStatus.SUCCEEDED or record.result is None:
+        raise ConflictError(
+            f"job {job_id} has no results yet (it is {record.status.value})", code="NOT_READY"
+        )
+    bucket, prefix = settings.results_bucket, record.result.prefix
+    expiry = settings.results_link_expiry_s
+    stored = {obj.key[len(prefix) :]: obj for obj in media.list_objects(bucket, prefix)}
+    analysis = media.read_model(bucket, prefix + RESULT_NAME, AnalysisResult)
+
+    def link(name: str) -> str:
+        return media.presigned_get(bucket, prefix + name, expires_in_s=expiry)
+
+    files = {
+        kind: ResultFile(
+            url=link(name), name=name, content_type=content_type, size_bytes=stored[name].size_bytes
+        )
+        for kind, (name, content_type) in RESULT_FILES.items()
+        if name in stored
+    }
+    thumbnails = [
+        Thumbnail(segment_index=int(name.rsplit("_", 1)[-1].split(".")[0]), url=link(name))
+        for name in sorted(stored)
+        if name.startswith(THUMBNAILS_DIR + "segment_") and name.endswith(".jpg")
+    ]
+    return JobResults(
+        job_id=job_id,
+        expires_in_s=expiry,
+        reel_duration_s=record.result.reel_duration_s,
+        primary_track_id=analysis.primary_track_id,
+        files=files,
+        thumbnails=thumbnails,
+        segments=segments_in_reel(analysis),
+        timeline=timeline(analysis),
+    )
+
+
+def segments_in_reel(analysis: AnalysisResult) -> list[SegmentView]:
+    """Each segment with where its start plays in the reel: the reel is the windows back to back."""
+    offsets: dict[int, float] = {}
+    played = 0.0
+    for window in analysis.reel_windows:
+        for index in window.segment_indices:
+            segment = analysis.segments[index] if index < len(analysis.segments) else None
+            if segment is not None and segment.index == index:
+                offsets[index] = round(played + max(0.0, segment.start_s - window.start_s), 3)
+        played += window.duration_s
+    return [
+        SegmentView(**segment.model_dump(), reel_start_s=offsets.get(segment.index))
+        for segment in analysis.segments
+    ]
+
+
+def timeline(analysis: AnalysisResult, *, max_points: int = TIMELINE_MAX_POINTS) -> Timeline:
+    """Every track's energy on a regular grid of at most ``max_points`` (max of each bin, so short
+    bursts stay visible); null where the track is absent for the whole bin."""
+    start, end = analysis.range_s
+    tracks = []
+    for series in analysis.energy:
+        if not series.t_s:
+            continue
+        step = max(1, math.ceil(len(series.t_s) / max_points))
+        values: list[float | None] = []
+        for i in range(0, len(series.energy), step):
+            present = [v for v in series.energy[i : i + step] if v is not None and math.isfinite(v)]
+            values.append(round(max(present), 4) if present else None)
+        dt = (series.t_s[1] - series.t_s[0]) * step if len(series.t_s) > 1 else 0.0
+        tracks.append(
+            TimelineTrack(
+                track_id=series.track_id,
+                primary=series.track_id == analysis.primary_track_id,
+                t0_s=round(series.t_s[0], 4),
+                dt_s=round(dt, 6),
+                energy=values,
+            )
+        )
+    return Timeline(start_s=start, end_s=end, tracks=tracks)
+
+
+def delete_job(
+    job_id: str,
+    *,
+    caller: str,
+    settings: PipelineSettings,
+    jobs: JobStorePort,
+    media: MediaStorePort,
+    workflow: WorkflowPort,
+) -> bool:
+    """Stop the job's execution, delete its upload, intermediate files and results, then its
+    record (last, so that a failed delete can be repeated). False when the caller has no such job.
+    A quarantined (infected) upload stays in quarantine: the scanner's evidence is not the
+    owner's to delete."""
+    record = _own_job(job_id, caller, jobs)
+    if record is None:
+        return False
+    if not record.status.terminal:
+        arn = record.execution_arn or workflow.execution_arn(job_id)
+        execution = workflow.describe(arn)
+        if execution is not None and execution.status == "RUNNING":
+            workflow.stop(arn, cause=f"job {job_id} was deleted by its owner")
+    source = record.source
+    if record.upload_id is not None and source is not None:
+        media.abort_multipart(source.bucket, source.key, upload_id=record.upload_id)
+    deleted = media.delete_prefix(settings.uploads_bucket, f"uploads/{job_id}/")
+    deleted += media.delete_prefix(settings.results_bucket, work_prefix(job_id))
+    deleted += media.delete_prefix(settings.results_bucket, results_prefix(job_id))
+    jobs.delete(job_id)
+    log.info("deleted job %s and %d objects", job_id, deleted)
+    return True
+
+
+def _own_job(job_id: str, caller: str, jobs: JobStorePort) -> JobRecord | None:
     if not is_job_id(job_id):
         return None
     record = jobs.get(job_id)
-    if record is None or (caller is not None and record.owner != caller):
-        return None
-    return reconcile_job(record, jobs=jobs, workflow=workflow)
+    return record if record is not None and record.owner == caller else None

@@ -16,7 +16,7 @@ from posereel.engine import Merged, render_results
 from posereel.errors import ObjectNotFoundError, VideoNotFoundError
 from posereel.jobs import JobResult, results_prefix
 from posereel.pipeline.events import CompileEvent, CompileResult
-from posereel.pipeline.files import MergedFile, PlanFile, merged_key, plan_key
+from posereel.pipeline.files import REEL_NAME, RESULT_NAME, MergedFile, PlanFile, merged_key, plan_key
 from posereel.pipeline.ports import JobStorePort, MediaStorePort
 from posereel.settings import PipelineSettings, RuntimeSettings
 
@@ -30,8 +30,6 @@ CONTENT_TYPES = {
     ".edl": "text/plain",
 }
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-REEL_NAME = "reel.mp4"
-RESULT_NAME = "result.json"
 UPLOAD_THREADS = 4
 
 

@@ -1,8 +1,9 @@
-"""The intermediate files of a job in the results bucket, and where they live.
+"""The files of a job in the results bucket, and where they live.
 
 ``work/{job_id}/plan.json``              PlanFile, written by plan, read by the workers, merge, compile
 ``work/{job_id}/chunks/{index:04d}.json`` ChunkResult, written by the worker of that chunk
 ``work/{job_id}/merged.json``            MergedFile, written by merge, read by compile
+``results/{job_id}/...``                 what compile renders (RESULT_FILES, thumbnails/), for users
 
 Light on purpose (pydantic models only): the worker container imports it too.
 """
@@ -15,6 +16,22 @@ from posereel.jobs import work_prefix
 from posereel.pipeline.events import SourceRef
 from posereel.schemas import SCHEMA_VERSION, AnalysisResult, ChunkSpec, TracksFile, VideoInfo
 from posereel.settings import AnalysisSettings
+
+REEL_NAME = "reel.mp4"
+RESULT_NAME = "result.json"
+THUMBNAILS_DIR = "thumbnails/"
+# The result files users get links to (GET /jobs/{id}/results): kind -> (name, content type).
+RESULT_FILES: dict[str, tuple[str, str]] = {
+    "reel": (REEL_NAME, "video/mp4"),
+    "overlay": ("overlay.mp4", "video/mp4"),
+    "timeline": ("timeline.png", "image/png"),
+    "tracks": ("tracks.json", "application/json"),
+    "segments": ("segments.json", "application/json"),
+    "metrics": ("metrics.json", "application/json"),
+    "result": (RESULT_NAME, "application/json"),
+    "segments_csv": ("segments.csv", "text/csv"),
+    "segments_edl": ("segments.edl", "text/plain"),
+}
 
 
 class PlanFile(BaseModel):

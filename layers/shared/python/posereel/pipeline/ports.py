@@ -35,6 +35,15 @@ class PresignedPost:
 
 
 @dataclass(frozen=True, slots=True)
+class UploadedPart:
+    """One part of an S3 multipart upload, as ListParts reports it."""
+
+    part_number: int
+    size_bytes: int
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionInfo:
     """One workflow execution as Step Functions describes it. ``status`` is RUNNING, SUCCEEDED,
     FAILED, TIMED_OUT, ABORTED or PENDING_REDRIVE; ``stopped_at`` an ISO time once it ended."""
@@ -70,7 +79,17 @@ class JobStorePort(Protocol):
         """Status FAILED with the error, unless the job already ended; False when it had."""
         ...
 
-    def list_by_owner(self, owner: str, *, limit: int = 50) -> list[JobRecord]: ...
+    def list_page(
+        self, owner: str, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[JobRecord], str | None]:
+        """The owner's jobs, newest first, with ``status`` only when given; at most ``limit`` of
+        them, and an opaque cursor for the next page (None at the end). A cursor that is not one
+        of this owner's raises ValueError."""
+        ...
+
+    def delete(self, job_id: str) -> None:
+        """Remove the record (nothing happens when there is none)."""
+        ...
 
 
 class MediaStorePort(Protocol):
@@ -108,7 +127,35 @@ class MediaStorePort(Protocol):
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
 
+    def list_objects(self, bucket: str, prefix: str) -> list[ObjectInfo]: ...
+
     def delete_prefix(self, bucket: str, prefix: str) -> int: ...
+
+    # Multipart uploads of large browser files: the browser PUTs each part to a presigned URL.
+
+    def create_multipart(self, bucket: str, key: str, *, content_type: str) -> str:
+        """Start a multipart upload; returns its upload id."""
+        ...
+
+    def presigned_part_urls(
+        self, bucket: str, key: str, *, upload_id: str, parts: int, expires_in_s: int
+    ) -> list[str]:
+        """A presigned PUT URL for each part number 1..parts."""
+        ...
+
+    def list_parts(self, bucket: str, key: str, *, upload_id: str) -> list[UploadedPart]:
+        """The parts uploaded so far; raises ObjectNotFoundError when the upload is unknown."""
+        ...
+
+    def complete_multipart(
+        self, bucket: str, key: str, *, upload_id: str, parts: list[tuple[int, str]]
+    ) -> None:
+        """Join the parts (part number, ETag) into the object; ValueError when S3 refuses them."""
+        ...
+
+    def abort_multipart(self, bucket: str, key: str, *, upload_id: str) -> None:
+        """Drop an unfinished upload and its parts (nothing happens when it is gone)."""
+        ...
 
 
 class WorkflowPort(Protocol):
@@ -121,3 +168,7 @@ class WorkflowPort(Protocol):
     def describe(self, execution_arn: str) -> ExecutionInfo | None: ...
 
     def execution_arn(self, name: str) -> str: ...
+
+    def stop(self, execution_arn: str, *, cause: str) -> None:
+        """Stop a running execution (nothing happens when it ended or does not exist)."""
+        ...
