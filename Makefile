@@ -21,9 +21,10 @@ export PYTHONUNBUFFERED := 1
 
 # clamav: clamscan and sigtool for the scan stage (clamav-freshclam comes along as a dependency).
 # libegl1 libgles2: libmediapipe.so links against EGL/GLES even when it runs on the CPU.
-APT_PACKAGES := ffmpeg clamav libegl1 libgles2
+# chromium chromium-driver: the web client's browser test (headless; Debian's H.264-capable build).
+APT_PACKAGES := ffmpeg clamav libegl1 libgles2 chromium chromium-driver
 
-.PHONY: help setup system-deps demo analyze up test test-unit lint format bench clean
+.PHONY: help setup system-deps demo analyze up test test-unit lint format bench openapi clean
 
 help:
 	@echo "make demo     a real clip through the whole serverless pipeline on this machine, results in $(OUT)/demo"
@@ -31,9 +32,10 @@ help:
 	@echo "make up       the pipeline and its HTTP API on this machine, until Ctrl-C"
 	@echo "make test     lint and run every test"
 	@echo "make bench    speed and memory of the engine against a naive baseline"
+	@echo "make openapi  regenerate web/openapi.json from the API's code"
 
 system-deps:
-	@missing=""; for bin in ffmpeg ffprobe clamscan sigtool; do command -v $$bin >/dev/null || missing=1; done; \
+	@missing=""; for bin in ffmpeg ffprobe clamscan sigtool chromium chromedriver; do command -v $$bin >/dev/null || missing=1; done; \
 	for lib in libEGL.so.1 libGLESv2.so.2; do ldconfig -p | grep -q $$lib || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $(APT_PACKAGES)"; \
@@ -84,6 +86,11 @@ test-unit: setup
 bench: setup
 	$(PY) tests/bench/bench_engine.py --media $(SHARED)/media --out $(OUT)/bench
 	$(PY) tests/bench/bench_pipeline.py --media $(SHARED)/media --out $(OUT)/bench-pipeline
+
+# The API's OpenAPI document, generated from the api function's routes and models; a test
+# fails when the checked-in copy differs.
+openapi: setup
+	$(PY) -m posereel_functions.openapi > web/openapi.json
 
 clean:
 	rm -rf $(OUT) .pytest_cache .ruff_cache .mypy_cache

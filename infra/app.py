@@ -14,6 +14,7 @@ from infra.stacks.compute import ComputeStack
 from infra.stacks.monitoring import MonitoringStack
 from infra.stacks.pipeline import CLAMAV_PREFIX, PipelineStack
 from infra.stacks.storage import StorageStack
+from infra.stacks.web import WebStack
 from posereel.resources import ResourceNames
 from posereel.settings import PipelineSettings
 
@@ -22,6 +23,7 @@ from posereel.settings import PipelineSettings
 class EnvironmentStacks:
     names: ResourceNames
     config: EnvironmentConfig
+    web: WebStack
     storage: StorageStack
     compute: ComputeStack
     pipeline: PipelineStack
@@ -30,7 +32,7 @@ class EnvironmentStacks:
 
     @property
     def all(self) -> list[Stack]:
-        return [self.storage, self.compute, self.pipeline, self.api, self.monitoring]
+        return [self.web, self.storage, self.compute, self.pipeline, self.api, self.monitoring]
 
 
 def pipeline_environment(names: ResourceNames, config: EnvironmentConfig) -> dict[str, str]:
@@ -64,11 +66,23 @@ def build_environment(app: App, env_name: str, config: EnvironmentConfig) -> Env
     def stack_id(part: str) -> str:
         return f"{names.prefix}-{part}"
 
-    storage = StorageStack(app, stack_id("storage"), description="PoseReel buckets and jobs table", **common)
+    # The web client's site first: its domain is an allowed origin of the uploads bucket (presigned
+    # uploads), of the api function's responses and of the API's preflight, all in later stacks.
+    web = WebStack(
+        app, stack_id("web"), description="PoseReel web client hosting (S3 + CloudFront)", **common
+    )
+    allowed_origins = [*config.api.allowed_origins, web.origin]
+    storage = StorageStack(
+        app,
+        stack_id("storage"),
+        description="PoseReel buckets and jobs table",
+        allowed_origins=allowed_origins,
+        **common,
+    )
     compute = ComputeStack(
         app,
         stack_id("compute"),
-        description="PoseReel Batch workers",
+        description=f"PoseReel chunk workers ({config.worker_backend})",
         storage=storage,
         worker_environment=environment,
         **common,
@@ -80,6 +94,8 @@ def build_environment(app: App, env_name: str, config: EnvironmentConfig) -> Env
         storage=storage,
         compute=compute,
         function_environment=environment,
+        # A JSON list, for the CORS headers of the api function's answers.
+        api_environment={"POSEREEL_ALLOWED_ORIGINS": web.to_json_string(allowed_origins)},
         **common,
     )
     api = ApiStack(
@@ -87,12 +103,14 @@ def build_environment(app: App, env_name: str, config: EnvironmentConfig) -> Env
         stack_id("api"),
         description="PoseReel REST API",
         api_function=pipeline.functions["api"],
+        allowed_origins=allowed_origins,
+        web=web,
         **common,
     )
     monitoring = MonitoringStack(
         app, stack_id("monitoring"), description="PoseReel alarms", pipeline=pipeline, **common
     )
-    stacks = EnvironmentStacks(names, config, storage, compute, pipeline, api, monitoring)
+    stacks = EnvironmentStacks(names, config, web, storage, compute, pipeline, api, monitoring)
     for stack in stacks.all:
         Tags.of(stack).add("project", "posereel")
         Tags.of(stack).add("environment", env_name)

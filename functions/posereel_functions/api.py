@@ -11,11 +11,12 @@ Every error is JSON {code, message} (422 adds ``fields``), mapped here and nowhe
 from __future__ import annotations
 
 import json
+import os
 from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -39,11 +40,38 @@ from posereel.pipeline.api import (
     JobResults,
     JobView,
 )
+from posereel.resources import API_KEY_HEADER
 from posereel_functions import job_store, media_store, settings, workflow
+
+ALLOWED_ORIGINS_ENV = "POSEREEL_ALLOWED_ORIGINS"
+
+
+def allowed_origins(value: str | None) -> list[str]:
+    """The origins of POSEREEL_ALLOWED_ORIGINS: a JSON list (as the CDK app sets it) or a
+    comma-separated one; any origin when unset (callers are authorised by a key or token in a
+    header, never by cookies)."""
+    text = (value or "").strip()
+    origins = json.loads(text) if text.startswith("[") else text.split(",")
+    return [str(o).strip() for o in origins if str(o).strip()] or ["*"]
+
+
+def cors_config() -> CORSConfig:
+    """CORS headers on every answer: in AWS the web client comes from another origin (CloudFront)."""
+    origins = allowed_origins(os.environ.get(ALLOWED_ORIGINS_ENV))
+    return CORSConfig(
+        allow_origin=origins[0],
+        extra_origins=origins[1:],
+        allow_headers=["Content-Type", "Authorization", API_KEY_HEADER],
+        expose_headers=["Retry-After"],
+        max_age=600,
+    )
+
 
 # A response that fails its own model is our fault: 500, never a 422 naming response fields.
 app = APIGatewayRestResolver(
-    enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
+    cors=cors_config(),
+    enable_validation=True,
+    response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
 )
 
 RETRY_AFTER_S = 5

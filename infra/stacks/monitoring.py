@@ -1,4 +1,4 @@
-"""Alarms: failed/timed-out executions, dead letters, Batch chunk jobs stuck waiting for capacity."""
+"""Alarms: failed/timed-out executions, dead letters, chunk jobs stuck waiting for capacity."""
 
 from __future__ import annotations
 
@@ -70,23 +70,30 @@ class MonitoringStack(Stack):
             "Events that could not be delivered to start/finalize (or the ClamAV refresh) are waiting in "
             "the DLQ",
         )
-        # Batch publishes no queue-depth metric. A chunk task waits for its job chunk_timeout_s + 300 s;
-        # a Batch task that times out means the job sat RUNNABLE (no capacity, no GPU quota) that long.
+        # Neither Batch nor ECS publishes a "waiting for capacity" metric. A chunk task waits for its
+        # job chunk_timeout_s + 300 s; a chunk task that times out means its Batch job sat RUNNABLE
+        # (or its ECS task PROVISIONING) that long: no capacity, no GPU quota.
+        backend = config.worker_backend
+        waiting = {
+            "batch": ("BatchJobsStuck", "batch-jobs-stuck-runnable", "Batch chunk job", "RUNNABLE"),
+            "ecs": ("EcsTasksStuck", "ecs-tasks-stuck-provisioning", "ECS chunk task", "PROVISIONING"),
+        }
+        metric_name, alarm_name, what, state = waiting[backend]
         stuck = logs.MetricFilter(
             self,
-            "BatchTaskTimedOut",
+            "BatchTaskTimedOut" if backend == "batch" else "EcsTaskTimedOut",
             log_group=pipeline.workflow_logs,
             metric_namespace="PoseReel",
-            metric_name=f"BatchJobsStuck-{names.env}",
+            metric_name=f"{metric_name}-{names.env}",
             filter_pattern=logs.FilterPattern.all(
                 logs.FilterPattern.string_value("$.type", "=", "TaskTimedOut"),
-                logs.FilterPattern.string_value("$.details.resourceType", "=", "batch"),
+                logs.FilterPattern.string_value("$.details.resourceType", "=", backend),
             ),
             metric_value="1",
         )
         self.stuck = alarm(
-            "batch-jobs-stuck-runnable",
+            alarm_name,
             stuck.metric(period=Duration.minutes(15), statistic="Sum"),
-            "A Batch chunk job did not finish within its timeout + 300 s: it waited RUNNABLE for capacity "
+            f"A {what} did not finish within its timeout + 300 s: it waited {state} for capacity "
             "(GPU quota, spot capacity or max vCPUs)",
         )

@@ -8,11 +8,7 @@ import math
 from aws_cdk import (
     ArnFormat,
     Duration,
-    Size,
     Stack,
-)
-from aws_cdk import (
-    aws_batch as batch,
 )
 from aws_cdk import (
     aws_ecs as ecs,
@@ -38,11 +34,12 @@ from constructs import Construct
 from infra.common import DOCKER_CONTEXT_EXCLUDE, REPO, log_group, suppress
 from infra.config import EnvironmentConfig
 from infra.functions import FunctionFactory
-from infra.stacks.compute import ComputeStack
+from infra.stacks.compute import ComputeStack, ContainerJob
 from infra.stacks.storage import StorageStack
-from posereel.resources import SUBSTITUTION_KEYS, ResourceNames
+from infra.workflow import expected_keys, substitution_keys, workflow_definition
+from posereel.aws.jobstore import BY_OWNER_INDEX
+from posereel.resources import ResourceNames
 
-WORKFLOW_FILE = REPO / "statemachine" / "pipeline.asl.json"
 CLAMAV_PREFIX = "clamav/"
 FAILED_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
 _COLON = ArnFormat.COLON_RESOURCE_NAME
@@ -70,6 +67,7 @@ class PipelineStack(Stack):
         storage: StorageStack,
         compute: ComputeStack,
         function_environment: dict[str, str],
+        api_environment: dict[str, str],
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -95,7 +93,7 @@ class PipelineStack(Stack):
         big_tmp = min(10240, max(512, math.ceil(2 * config.max_upload_bytes / 1024**2) + 512))
         fns = {
             "start": factory.make("start", dead_letter_queue=self.dead_letters),
-            "api": factory.make("api"),
+            "api": factory.make("api", extra_environment=api_environment),
             "finalize": factory.make("finalize", dead_letter_queue=self.dead_letters),
             "validate": factory.make("validate", ephemeral_storage_mib=big_tmp),
             "scan": factory.make("scan", ephemeral_storage_mib=big_tmp),
@@ -118,9 +116,7 @@ class PipelineStack(Stack):
         roles["start"].add_to_policy(
             iam.PolicyStatement(actions=["states:StartExecution"], resources=[self.state_machine_arn])
         )
-        jobs.grant(roles["api"], "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query")
-        uploads.grant_put(roles["api"], "uploads/*")  # signs the browser's presigned POST
-        results.grant_read(roles["api"], "results/*")  # signs downloads of the results
+        self._grant_api(roles["api"], storage, executions_arn)
         jobs.grant(roles["finalize"], "dynamodb:GetItem", "dynamodb:UpdateItem")
         roles["finalize"].add_to_policy(
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions_arn])
@@ -148,25 +144,24 @@ class PipelineStack(Stack):
             "CompileFunctionArn": fns["compile"].function_arn,
             "JobsTableName": jobs.table_name,
             "WorkBucketName": results.bucket_name,
-            "GpuJobQueueArn": compute.gpu_queue.job_queue_arn,
-            "CpuJobQueueArn": compute.cpu_queue.job_queue_arn,
-            "GpuJobDefinitionArn": compute.gpu_job_definition.job_definition_arn,
-            "CpuJobDefinitionArn": compute.cpu_job_definition.job_definition_arn,
             "ChunkTimeoutSeconds": str(config.chunk_timeout_s),
             "MaxConcurrency": str(config.max_concurrency),
+            **compute.workers.substitutions,
         }
-        missing = set(SUBSTITUTION_KEYS) ^ set(substitutions)
-        if missing:
-            raise ValueError(
-                f"substitutions and posereel.resources.SUBSTITUTION_KEYS differ: {sorted(missing)}"
-            )
+        backend = compute.workers.backend
+        definition = workflow_definition(backend)
+        # Every ${Key} of the definition has a value and every value a ${Key}; for Batch they are
+        # also exactly the keys the local stack substitutes (posereel.resources.SUBSTITUTION_KEYS).
+        for keys in (substitution_keys(definition), expected_keys(backend)):
+            if keys != set(substitutions):
+                raise ValueError(f"workflow substitutions differ: {sorted(keys ^ set(substitutions))}")
 
         role = iam.Role(
             self,
             "WorkflowRole",
             role_name=f"{names.prefix}-workflow",
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
-            description="PoseReel workflow: invoke its functions, update job records, run Batch jobs",
+            description=f"PoseReel workflow: invoke its functions, update job records, run {backend} workers",
         )
         stage_functions = [fns[n] for n in ("validate", "scan", "plan", "merge", "compile")]
         role.add_to_policy(
@@ -176,39 +171,7 @@ class PipelineStack(Stack):
             )
         )
         jobs.grant(role, "dynamodb:UpdateItem")
-        job_definition_arns = [
-            self.format_arn(service="batch", resource="job-definition", resource_name=f"{name}*")
-            for name in (names.gpu_job_definition, names.cpu_job_definition)
-        ]
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["batch:SubmitJob"],
-                resources=[
-                    compute.gpu_queue.job_queue_arn,
-                    compute.cpu_queue.job_queue_arn,
-                    *job_definition_arns,
-                ],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["batch:TerminateJob"],
-                resources=[self.format_arn(service="batch", resource="job", resource_name="*")],
-            )
-        )
-        role.add_to_policy(iam.PolicyStatement(actions=["batch:DescribeJobs"], resources=["*"]))
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-                resources=[
-                    self.format_arn(
-                        service="events",
-                        resource="rule",
-                        resource_name="StepFunctionsGetEventsForBatchJobsRule",
-                    )
-                ],
-            )
-        )
+        compute.workers.grant_workflow(role)
         self.workflow_logs = log_group(
             self, "WorkflowLogs", config, name=f"/aws/vendedlogs/states/{names.state_machine}"
         )
@@ -216,7 +179,7 @@ class PipelineStack(Stack):
             self,
             "Workflow",
             state_machine_name=names.state_machine,
-            definition_body=sfn.DefinitionBody.from_string(WORKFLOW_FILE.read_text()),
+            definition_body=sfn.DefinitionBody.from_string(definition),
             definition_substitutions=substitutions,
             role=role,
             tracing_enabled=True,
@@ -268,7 +231,7 @@ class PipelineStack(Stack):
             ],
         )
 
-        # -- ClamAV signatures refreshed into s3://results/clamav/ on a schedule (Batch on Fargate) --
+        # -- ClamAV signatures refreshed into s3://results/clamav/ on a schedule (Fargate) ----------
         refresh_role = iam.Role(
             self,
             "ClamavRefreshRole",
@@ -287,25 +250,17 @@ class PipelineStack(Stack):
             exclude=DOCKER_CONTEXT_EXCLUDE,
             platform=Platform.LINUX_AMD64,
         )
-        self.clamav_refresh = batch.EcsJobDefinition(
-            self,
-            "ClamavRefresh",
-            job_definition_name=f"{names.prefix}-clamav-refresh",
+        refresh = ContainerJob(
+            name=f"{names.prefix}-clamav-refresh",
+            image=ecs.ContainerImage.from_docker_image_asset(refresh_image),
+            role=refresh_role,
+            vcpus=1,
+            memory_mib=2048,
+            environment={"CLAMAV_DB_URI": f"s3://{results.bucket_name}/{CLAMAV_PREFIX}"},
+            log_group=log_group(self, "ClamavRefreshLogs", config),
+            stream_prefix="clamav",
             timeout=Duration.minutes(30),
             retry_attempts=3,
-            container=batch.EcsFargateContainerDefinition(
-                self,
-                "ClamavRefreshContainer",
-                image=ecs.ContainerImage.from_docker_image_asset(refresh_image),
-                cpu=1,
-                memory=Size.mebibytes(2048),
-                job_role=refresh_role,
-                assign_public_ip=True,
-                environment={"CLAMAV_DB_URI": f"s3://{results.bucket_name}/{CLAMAV_PREFIX}"},
-                logging=ecs.LogDriver.aws_logs(
-                    stream_prefix="clamav", log_group=log_group(self, "ClamavRefreshLogs", config)
-                ),
-            ),
         )
         self.clamav_schedule = events.Rule(
             self,
@@ -314,14 +269,8 @@ class PipelineStack(Stack):
             description="Refresh the ClamAV signature databases the scan function reads",
             schedule=events.Schedule.rate(Duration.hours(config.clamav_refresh_hours)),
             targets=[
-                targets.BatchJob(
-                    compute.cpu_queue.job_queue_arn,
-                    compute.cpu_queue,
-                    self.clamav_refresh.job_definition_arn,
-                    self.clamav_refresh,
-                    job_name=f"{names.prefix}-clamav-refresh",
-                    dead_letter_queue=self.dead_letters,
-                    retry_attempts=2,
+                compute.workers.scheduled_target(
+                    self, "ClamavRefresh", refresh, dead_letter_queue=self.dead_letters
                 )
             ],
         )
@@ -331,12 +280,78 @@ class PipelineStack(Stack):
             {
                 "AwsSolutions-IAM5": "Wildcards are object keys under our own prefixes (uploads/*, work/*, "
                 "results/*, clamav/*), function versions (arn:*), executions of our state machine, our job "
-                "definitions' revisions, and the '*' resources AWS requires (X-Ray, CloudWatch Logs delivery "
-                "for Step Functions, batch:DescribeJobs, ECR GetAuthorizationToken).",
-                "AwsSolutions-IAM4": "The Batch Fargate execution role uses AWS's "
+                "and task definitions' revisions, tasks of our workers cluster, and the '*' resources AWS "
+                "requires (X-Ray, CloudWatch Logs delivery for Step Functions, batch:DescribeJobs, ECR "
+                "GetAuthorizationToken).",
+                "AwsSolutions-IAM4": "The Fargate execution role of the ClamAV refresh uses AWS's "
                 "AmazonECSTaskExecutionRolePolicy.",
                 "AwsSolutions-L1": "Python 3.11 is the runtime the code is built and tested for (pyproject "
                 "requires-python, "
                 "the container images); moving runtimes is a separate change.",
             },
         )
+
+    def _grant_api(self, role: iam.Role, storage: StorageStack, executions_arn: str) -> None:
+        """The api function: job records (its owner's list through the by_owner index), uploads
+        (presigned POST, multipart parts, completing or aborting them), result downloads, and
+        DELETE /jobs/{id}: stop the execution, remove the upload, work/ and results/, the record.
+        Never the quarantine bucket: what it holds is kept as evidence."""
+        jobs, uploads, results = storage.jobs, storage.uploads, storage.results
+        statements = [
+            iam.PolicyStatement(
+                sid="JobRecords",
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                ],
+                resources=[jobs.table_arn],
+            ),
+            iam.PolicyStatement(
+                sid="JobsOfAnOwner",
+                actions=["dynamodb:Query"],
+                resources=[f"{jobs.table_arn}/index/{BY_OWNER_INDEX}"],
+            ),
+            # s3:PutObject covers the presigned POST and CreateMultipartUpload, UploadPart and
+            # CompleteMultipartUpload; listing the parts is a permission of its own.
+            iam.PolicyStatement(
+                sid="Uploads",
+                actions=[
+                    "s3:PutObject",
+                    "s3:AbortMultipartUpload",
+                    "s3:ListMultipartUploadParts",
+                    "s3:DeleteObject",
+                ],
+                resources=[uploads.arn_for_objects("uploads/*")],
+            ),
+            iam.PolicyStatement(
+                sid="ResultDownloads",
+                actions=["s3:GetObject"],
+                resources=[results.arn_for_objects("results/*")],
+            ),
+            iam.PolicyStatement(
+                sid="DeleteResultsAndWork",
+                actions=["s3:DeleteObject"],
+                resources=[results.arn_for_objects("results/*"), results.arn_for_objects("work/*")],
+            ),
+            iam.PolicyStatement(
+                sid="ListUploads",
+                actions=["s3:ListBucket"],
+                resources=[uploads.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["uploads/*"]}},
+            ),
+            iam.PolicyStatement(
+                sid="ListResultsAndWork",
+                actions=["s3:ListBucket"],
+                resources=[results.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["results/*", "work/*"]}},
+            ),
+            iam.PolicyStatement(
+                sid="JobExecutions",
+                actions=["states:DescribeExecution", "states:StopExecution"],
+                resources=[executions_arn],
+            ),
+        ]
+        for statement in statements:
+            role.add_to_policy(statement)

@@ -10,6 +10,7 @@ from constructs import Construct
 
 from infra.common import removal_policy, suppress
 from infra.config import EnvironmentConfig
+from posereel.aws.jobstore import BY_OWNER_INDEX
 from posereel.resources import ResourceNames
 
 # The only role that may write to the quarantine bucket: the scan function's (see PipelineStack).
@@ -29,6 +30,7 @@ class StorageStack(Stack):
         *,
         names: ResourceNames,
         config: EnvironmentConfig,
+        allowed_origins: list[str],
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -69,7 +71,7 @@ class StorageStack(Stack):
             cors=[
                 s3.CorsRule(
                     allowed_methods=[s3.HttpMethods.POST, s3.HttpMethods.PUT],
-                    allowed_origins=config.api.allowed_origins,
+                    allowed_origins=allowed_origins,  # browsers upload with presigned POST/PUT
                     allowed_headers=["*"],
                     exposed_headers=["ETag"],
                     max_age=3000,
@@ -137,7 +139,7 @@ class StorageStack(Stack):
             ),
             global_secondary_indexes=[
                 dynamodb.GlobalSecondaryIndexPropsV2(
-                    index_name="by_owner",
+                    index_name=BY_OWNER_INDEX,
                     partition_key=dynamodb.Attribute(name="owner", type=dynamodb.AttributeType.STRING),
                     sort_key=dynamodb.Attribute(name="created_at", type=dynamodb.AttributeType.STRING),
                 )

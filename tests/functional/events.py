@@ -37,6 +37,7 @@ UPLOADS, RESULTS, QUARANTINE = "posereel-test-uploads", "posereel-test-results",
 TABLE = "posereel-test-jobs"
 STATE_MACHINE = "posereel-test-pipeline"
 JOB = "0123456789abcdef0123456789abcdef"
+OWNER = "test-api-key-id"  # the API key id that owns the jobs of api_request's calls
 
 # --- Lambda context and events -------------------------------------------------------------
 
@@ -110,17 +111,27 @@ def s3_notification(key: str, size: int, bucket: str = UPLOADS) -> dict[str, Any
 
 
 def api_request(
-    method: str, path: str, body: Any = None, *, claims: dict[str, str] | None = None
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    query: dict[str, str] | None = None,
+    claims: dict[str, str] | None = None,
+    api_key_id: str | None = OWNER,
 ) -> dict[str, Any]:
-    """API Gateway REST proxy event."""
+    """API Gateway REST proxy event, called with an API key (its id owns jobs) unless
+    ``api_key_id`` is None; ``claims``: a Cognito authorizer's."""
+    identity: dict[str, Any] = {"sourceIp": "203.0.113.1"}
+    if api_key_id is not None:
+        identity.update(apiKeyId=api_key_id, apiKey=f"key-of-{api_key_id}")
     return {
         "resource": path,
         "path": path,
         "httpMethod": method,
         "headers": {"Content-Type": "application/json"},
         "multiValueHeaders": {},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
         "pathParameters": None,
         "stageVariables": None,
         "requestContext": {
@@ -131,7 +142,7 @@ def api_request(
             "requestId": "req",
             "resourcePath": path,
             "stage": "prod",
-            "identity": {"sourceIp": "203.0.113.1"},
+            "identity": identity,
             "authorizer": {"claims": claims} if claims else None,
         },
         "body": body if body is None or isinstance(body, str) else json.dumps(body),

@@ -1,5 +1,6 @@
 """The AWS adapters the functions use, on moto: what the handler tests do not reach (owner
-listings, conditional failures, prefix deletes, downloads by presigned URL, transient errors)."""
+listings in pages, conditional failures, prefix deletes, downloads by presigned URL, multipart
+uploads, stopping executions, transient errors)."""
 
 from __future__ import annotations
 
@@ -23,15 +24,63 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[PipelineAws]:
 
 
 def job(n: int, owner: str, status: JobStatus = JobStatus.QUEUED) -> JobRecord:
-    return JobRecord(job_id=f"{n:032x}", owner=owner, status=status, created_at=f"2026-01-0{n}T00:00:00.000Z")
+    return JobRecord(
+        job_id=f"{n:032x}", owner=owner, status=status, created_at=f"2026-01-{n:02d}T00:00:00.000Z"
+    )
 
 
-def test_jobs_are_listed_by_owner_newest_first(aws: PipelineAws) -> None:
+def ids(*numbers: int) -> list[str]:
+    return [f"{n:032x}" for n in numbers]
+
+
+def test_a_page_of_jobs_is_the_owners_newest_first(aws: PipelineAws) -> None:
     store = JobStore(TABLE)
     for record in (job(1, "ann"), job(2, "bob"), job(3, "ann"), job(4, "ann")):
         assert store.create_if_absent(record)
-    assert [r.job_id for r in store.list_by_owner("ann", limit=2)] == [f"{4:032x}", f"{3:032x}"]
+    # When
+    page, cursor = store.list_page("ann", limit=2)
+    rest, end = store.list_page("ann", limit=2, cursor=cursor)
+    # Then
+    assert [r.job_id for r in page] == ids(4, 3) and cursor is not None
+    assert [r.job_id for r in rest] == ids(1) and end is None
     assert store.create_if_absent(job(1, "eve")) is False  # the id is taken
+
+
+def test_a_status_filter_carries_on_across_pages(aws: PipelineAws) -> None:
+    # Given ann's failed jobs spread between others
+    store = JobStore(TABLE)
+    failed = {1, 4, 5, 8}
+    for n in range(1, 10):
+        store.create_if_absent(job(n, "ann", JobStatus.FAILED if n in failed else JobStatus.RUNNING))
+    # When the failed ones are read two by two
+    seen: list[str] = []
+    records, cursor = store.list_page("ann", status="FAILED", limit=2)
+    seen += [r.job_id for r in records]
+    while cursor is not None and len(seen) < 20:
+        assert len(records) <= 2
+        records, cursor = store.list_page("ann", status="FAILED", limit=2, cursor=cursor)
+        seen += [r.job_id for r in records]
+    # Then each comes once, newest first, and nothing else
+    assert seen == ids(8, 5, 4, 1)
+
+
+@pytest.mark.parametrize("forged", [None, "bm90IGEgY3Vyc29y", "%%%"], ids=["bobs", "not-json", "not-base64"])
+def test_a_cursor_of_another_owner_or_made_up_is_refused(aws: PipelineAws, forged: str | None) -> None:
+    store = JobStore(TABLE)
+    for n in (1, 2, 3):
+        store.create_if_absent(job(n, "bob"))
+    _, bobs = store.list_page("bob", limit=1)
+    assert bobs is not None
+    with pytest.raises(ValueError):
+        store.list_page("ann", cursor=forged or bobs)
+
+
+def test_deleting_a_job_removes_its_record_and_a_missing_one_is_no_error(aws: PipelineAws) -> None:
+    store = JobStore(TABLE)
+    store.create_if_absent(job(1, "ann"))
+    store.delete(f"{1:032x}")
+    store.delete(f"{1:032x}")
+    assert store.get(f"{1:032x}") is None and store.list_page("ann") == ([], None)
 
 
 @pytest.mark.parametrize(
@@ -89,6 +138,81 @@ def test_starting_an_execution_twice_is_not_an_error(aws: PipelineAws) -> None:
     described = workflow.describe(first)
     assert described is not None and described.status in ("RUNNING", "SUCCEEDED")
     assert workflow.describe(workflow.execution_arn("b" * 32)) is None
+
+
+def test_stopping_a_running_execution_aborts_it(aws: PipelineAws) -> None:
+    # Given
+    workflow = Workflow(aws.state_machine_arn)
+    arn = workflow.start("a" * 32, {"job_id": "a" * 32})
+    # When
+    workflow.stop(arn, cause="deleted by its owner")
+    # Then
+    described = workflow.describe(arn)
+    assert described is not None and described.status == "ABORTED"
+
+
+def test_stopping_an_execution_that_never_started_is_no_error(aws: PipelineAws) -> None:
+    workflow = Workflow(aws.state_machine_arn)
+    workflow.stop(workflow.execution_arn("b" * 32), cause="deleted by its owner")
+    assert workflow.describe(workflow.execution_arn("b" * 32)) is None
+
+
+MIB = 1024**2
+
+
+def test_a_multipart_upload_round_trip(aws: PipelineAws) -> None:
+    # Given an upload of two parts (S3's smallest part is 5 MiB, but the last)
+    media, s3, key = MediaStore(), aws.client("s3"), "uploads/j/big.mp4"
+    upload_id = media.create_multipart(UPLOADS, key, content_type="video/mp4")
+    chunks = [b"a" * 5 * MIB, b"b" * 7]
+    etags = [
+        s3.upload_part(Bucket=UPLOADS, Key=key, UploadId=upload_id, PartNumber=n, Body=data)["ETag"]
+        for n, data in enumerate(chunks, start=1)
+    ]
+    # When
+    listed = media.list_parts(UPLOADS, key, upload_id=upload_id)
+    media.complete_multipart(UPLOADS, key, upload_id=upload_id, parts=list(enumerate(etags, start=1)))
+    # Then
+    assert [(p.part_number, p.size_bytes, p.etag) for p in listed] == [
+        (1, 5 * MIB, etags[0]),
+        (2, 7, etags[1]),
+    ]
+    info = media.head(UPLOADS, key)
+    assert info is not None and (info.size_bytes, info.content_type) == (5 * MIB + 7, "video/mp4")
+
+
+def test_presigned_part_urls_sign_a_put_of_each_part(aws: PipelineAws) -> None:
+    media, key = MediaStore(), "uploads/j/big.mp4"
+    upload_id = media.create_multipart(UPLOADS, key, content_type="video/mp4")
+    urls = media.presigned_part_urls(UPLOADS, key, upload_id=upload_id, parts=2, expires_in_s=60)
+    for number, url in enumerate(urls, start=1):
+        assert f"partNumber={number}" in url and f"uploadId={upload_id}" in url
+    response = requests.put(urls[0], data=b"part", timeout=10)
+    assert response.status_code == 200
+    assert [p.size_bytes for p in media.list_parts(UPLOADS, key, upload_id=upload_id)] == [4]
+
+
+def test_an_aborted_upload_is_gone_and_aborting_again_is_no_error(aws: PipelineAws) -> None:
+    media, s3, key = MediaStore(), aws.client("s3"), "uploads/j/big.mp4"
+    upload_id = media.create_multipart(UPLOADS, key, content_type="video/mp4")
+    s3.upload_part(Bucket=UPLOADS, Key=key, UploadId=upload_id, PartNumber=1, Body=b"part")
+    # When
+    media.abort_multipart(UPLOADS, key, upload_id=upload_id)
+    media.abort_multipart(UPLOADS, key, upload_id=upload_id)
+    # Then
+    assert s3.list_multipart_uploads(Bucket=UPLOADS).get("Uploads", []) == []
+    with pytest.raises(ObjectNotFoundError):
+        media.list_parts(UPLOADS, key, upload_id=upload_id)
+    assert media.head(UPLOADS, key) is None
+
+
+def test_a_wrong_part_list_is_refused_as_a_value_error(aws: PipelineAws) -> None:
+    media, s3, key = MediaStore(), aws.client("s3"), "uploads/j/big.mp4"
+    upload_id = media.create_multipart(UPLOADS, key, content_type="video/mp4")
+    s3.upload_part(Bucket=UPLOADS, Key=key, UploadId=upload_id, PartNumber=1, Body=b"part")
+    with pytest.raises(ValueError):
+        media.complete_multipart(UPLOADS, key, upload_id=upload_id, parts=[(1, '"0000"')])
+    assert media.head(UPLOADS, key) is None
 
 
 @pytest.mark.parametrize(

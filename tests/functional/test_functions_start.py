@@ -64,8 +64,9 @@ def test_an_upload_starts_one_execution_even_when_delivered_twice(
 def test_an_announced_upload_is_queued_for_its_owner(aws: PipelineAws) -> None:
     # Given the client announced the upload through the API
     body = {"filename": "dance.mp4", "size_bytes": 16, "content_type": "video/mp4"}
-    created = api.handler(api_request("POST", "/uploads", body, claims={"sub": "user-7"}), LambdaContext())
-    job_id = json.loads(created["body"])["job_id"]
+    event = api_request("POST", "/uploads", {"files": [body]}, claims={"sub": "user-7"})
+    created = api.handler(event, LambdaContext())
+    job_id = json.loads(created["body"])["uploads"][0]["job_id"]
     key = upload_key(job_id, "dance.mp4")
     # When the upload lands
     result = start.handler(object_created(key, aws.put_upload(b"x" * 16, key)), LambdaContext())

@@ -28,16 +28,16 @@ class FakeApi:
         self.events.append(event)
         route = (event["httpMethod"], event["path"])
         if route == ("POST", "/uploads"):
-            body = json.loads(event["body"])
+            file = json.loads(event["body"])["files"][0]
+            ticket = {
+                "job_id": "job-0001",
+                "post": {"url": "FORM", "fields": {"key": f"uploads/{file['filename']}"}},
+                "multipart": None,
+            }
             return {
                 "statusCode": 201,
                 "headers": {"Content-Type": "application/json"},
-                "body": json.dumps(
-                    {
-                        "job_id": "job-0001",
-                        "upload": {"url": "FORM", "fields": {"key": f"uploads/{body['filename']}"}},
-                    }
-                ),
+                "body": json.dumps({"uploads": [ticket]}),
             }
         if route == ("POST", "/form"):
             return {"statusCode": 204, "body": ""}
@@ -211,3 +211,26 @@ def test_the_declared_length_is_the_body_length(tmp_path: Path) -> None:
 )
 def test_the_content_type_comes_from_the_name_as_in_a_browser(name: str, expected: str) -> None:
     assert content_type_of(Path(name)) == expected
+
+
+def test_with_keys_only_public_routes_pass_without_one(fake: FakeApi, site: Path) -> None:
+    # Given a local API that asks for keys, as API Gateway methods with apiKeyRequired do
+    api = ApiServer(fake, static_dir=site, api_keys={"secret-key": "key-id-1"})
+    api.start()
+    try:
+        # Then a request without a key never reaches the function
+        with pytest.raises(ApiError) as refused:
+            ApiClient(api.url)._json("GET", "/jobs")
+        assert (refused.value.status, refused.value.code) == (403, "FORBIDDEN")
+        assert fake.events == []
+        # and /health, the site and its config need none
+        with pytest.raises(ApiError):  # the fake has no /health: its 404 shows the function was called
+            ApiClient(api.url)._json("GET", "/health")
+        assert ApiClient(api.url)._json("GET", "/config.json") == {"api_url": "", "auth": "api_key"}
+        # and a request with the key carries it and its id to the function
+        with pytest.raises(ApiError):
+            ApiClient(api.url, api_key="secret-key")._json("GET", "/jobs")
+        identity = fake.events[-1]["requestContext"]["identity"]
+        assert (identity["apiKey"], identity["apiKeyId"]) == ("secret-key", "key-id-1")
+    finally:
+        api.stop()

@@ -19,10 +19,11 @@ from posereel.resources import (
     ResourceNames,
 )
 from posereel.settings import PipelineSettings
+from tests.infra.helpers import listed, role_actions, statements
 
 REPO = Path(__file__).resolve().parents[2]
 ENVS = sorted(json.loads((REPO / "cdk.json").read_text())["context"]["posereel:environments"])
-PARTS = ("storage", "compute", "pipeline", "api", "monitoring")
+PARTS = ("web", "storage", "compute", "pipeline", "api", "monitoring")
 CONTAINER_FUNCTIONS = {"validate", "scan", "plan", "merge", "compile"}
 
 pytestmark = [pytest.mark.infra, pytest.mark.parametrize("env", ENVS)]
@@ -54,6 +55,17 @@ def function(synth, env: str, name: str) -> tuple[str, dict[str, Any]]:
     )
 
 
+def is_web_origin(value: Any, env: str) -> bool:
+    """`https://<the distribution's domain>`, imported from the web stack."""
+    text = json.dumps(value)
+    return (
+        text.startswith('{"Fn::Join"')
+        and '"https://' in text
+        and f"posereel-{env}-web:" in text
+        and ("DomainName" in text)
+    )
+
+
 def test_every_stack_is_named_after_its_environment(synth, env):
     assert {f"posereel-{env}-{part}" for part in PARTS} <= set(synth.templates)
 
@@ -68,7 +80,10 @@ def test_uploads_bucket_takes_browser_uploads_and_emits_events(synth, env):
     (cors,) = props["CorsConfiguration"]["CorsRules"]
     assert set(cors["AllowedMethods"]) == {"POST", "PUT"}
     assert "ETag" in cors["ExposedHeaders"]
-    assert cors["AllowedOrigins"] == config.api.allowed_origins
+    # The configured origins and the web client's own (its CloudFront domain, from the web stack).
+    *configured, site = cors["AllowedOrigins"]
+    assert configured == config.api.allowed_origins
+    assert is_web_origin(site, env)
     (rule,) = props["LifecycleConfiguration"]["Rules"]
     assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": config.abort_multipart_days}
     assert rule["ExpirationInDays"] == config.upload_expiry_days
@@ -176,7 +191,8 @@ def test_function_settings_read_back_into_pipeline_settings(synth, env, name, mo
     _, fn = function(synth, env, name)
     variables = fn["Properties"]["Environment"]["Variables"]
     for key, value in variables.items():
-        monkeypatch.setenv(key, value)
+        if isinstance(value, str):  # not the api function's origins, which name the distribution (a token)
+            monkeypatch.setenv(key, value)
     settings = PipelineSettings()
     names = ResourceNames(env)
     account = synth.configs[env].account
@@ -256,7 +272,7 @@ def test_clamav_signatures_are_refreshed_on_a_schedule(synth, env):
 
 
 def test_compute_environments_scale_to_zero_with_configured_gpus(synth, env):
-    config = synth.configs[env].batch
+    config = synth.configs[env].workers
     environments = synth.resources(env, "compute", "AWS::Batch::ComputeEnvironment")
     resources = [e["Properties"]["ComputeResources"] for e in environments.values()]
     (gpu,) = [r for r in resources if r["Type"] in ("EC2", "SPOT")]
@@ -264,7 +280,7 @@ def test_compute_environments_scale_to_zero_with_configured_gpus(synth, env):
     assert gpu["Type"] == ("SPOT" if config.gpu_spot else "EC2")
     assert gpu["MinvCpus"] == 0 and gpu["MaxvCpus"] == config.gpu_max_vcpus
     assert sorted(gpu["InstanceTypes"]) == sorted(config.gpu_instance_types)
-    assert gpu["Ec2Configuration"] == [{"ImageType": "ECS_AL2_NVIDIA"}]
+    assert gpu["Ec2Configuration"] == [{"ImageType": "ECS_AL2023_NVIDIA"}]
     assert cpu["MaxvCpus"] == config.cpu_max_vcpus
     queues = synth.resources(env, "compute", "AWS::Batch::JobQueue")
     names = ResourceNames(env)
@@ -299,24 +315,219 @@ def test_job_definitions_run_the_worker_entry_point(synth, env, device):
 # -- API, alarms, logs ----------------------------------------------------------------------------
 
 
-def test_api_is_throttled_and_authorized_per_environment(synth, env):
+# What the api function serves (functions/posereel_functions/api.py); /health is public.
+ROUTES = {
+    ("GET", "/health"),
+    ("POST", "/uploads"),
+    ("POST", "/uploads/{job_id}/complete"),
+    ("GET", "/jobs"),
+    ("GET", "/jobs/{job_id}"),
+    ("DELETE", "/jobs/{job_id}"),
+    ("GET", "/jobs/{job_id}/results"),
+}
+
+
+def api_methods(synth, env: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(HTTP method, resource path) -> the method's properties."""
+    resources = synth.resources(env, "api", "AWS::ApiGateway::Resource")
+
+    def path(ref: Any) -> str:
+        if "Ref" not in ref:  # Fn::GetAtt [api, RootResourceId]
+            return ""
+        props = resources[ref["Ref"]]["Properties"]
+        return f"{path(props['ParentId'])}/{props['PathPart']}"
+
+    return {
+        (m["Properties"]["HttpMethod"], path(m["Properties"]["ResourceId"]) or "/"): m["Properties"]
+        for m in synth.resources(env, "api", "AWS::ApiGateway::Method").values()
+    }
+
+
+def test_api_serves_exactly_the_handlers_routes(synth, env):
+    methods = api_methods(synth, env)
+    assert {key for key in methods if key[0] != "OPTIONS"} == ROUTES
+    logical, _ = function(synth, env, "api")
+    for key in ROUTES:
+        integration = methods[key]["Integration"]
+        assert integration["Type"] == "AWS_PROXY"
+        uri = json.dumps(integration["Uri"])
+        assert f"posereel-{env}-pipeline:" in uri and logical in uri  # the api function's ARN, imported
+    # A CORS preflight on every path with a route.
+    assert {path for method, path in ROUTES} <= {path for method, path in methods if method == "OPTIONS"}
+
+
+def test_api_authenticates_every_route_but_health(synth, env):
+    config = synth.configs[env].api
+    methods = api_methods(synth, env)
+    health = methods["GET", "/health"]
+    assert health["AuthorizationType"] == "NONE" and not health.get("ApiKeyRequired", False)
+    for key in ROUTES - {("GET", "/health")}:
+        method = methods[key]
+        if config.auth == "api_key":
+            assert method["ApiKeyRequired"] is True, key
+            assert method["AuthorizationType"] == "NONE", key
+        else:
+            assert method["AuthorizationType"] == "COGNITO_USER_POOLS", key
+            assert "AuthorizerId" in method, key
+    if config.auth == "api_key":
+        (plan,) = synth.resources(env, "api", "AWS::ApiGateway::UsagePlan").values()
+        assert plan["Properties"]["Throttle"] == {
+            "BurstLimit": config.throttle_burst,
+            "RateLimit": config.throttle_rate_per_s,
+        }
+        assert synth.resources(env, "api", "AWS::ApiGateway::UsagePlanKey")
+    else:
+        assert synth.resources(env, "api", "AWS::Cognito::UserPool")
+        (authorizer,) = synth.resources(env, "api", "AWS::ApiGateway::Authorizer").values()
+        assert authorizer["Properties"]["Type"] == "COGNITO_USER_POOLS"
+
+
+def test_api_is_throttled_per_environment(synth, env):
     config = synth.configs[env].api
     (stage,) = synth.resources(env, "api", "AWS::ApiGateway::Stage").values()
     (settings,) = stage["Properties"]["MethodSettings"]
     assert settings["ThrottlingRateLimit"] == config.throttle_rate_per_s
     assert settings["ThrottlingBurstLimit"] == config.throttle_burst
-    methods = [
-        m["Properties"]
-        for m in synth.resources(env, "api", "AWS::ApiGateway::Method").values()
-        if m["Properties"]["HttpMethod"] != "OPTIONS"
+    assert stage["Properties"]["StageName"] == env
+
+
+def test_cors_preflight_allows_the_clients_origins_methods_and_headers(synth, env):
+    config = synth.configs[env].api
+    methods = api_methods(synth, env)
+    (response,) = methods["OPTIONS", "/jobs/{job_id}"]["Integration"]["IntegrationResponses"]
+    headers = response["ResponseParameters"]
+    assert headers["method.response.header.Access-Control-Allow-Methods"] == "'GET,POST,DELETE,OPTIONS'"
+    assert (
+        headers["method.response.header.Access-Control-Allow-Headers"]
+        == "'Content-Type,Authorization,X-Api-Key'"
+    )
+    # The first origin is the default; the others are echoed back when they match (a template).
+    assert headers["method.response.header.Access-Control-Allow-Origin"] == f"'{config.allowed_origins[0]}'"
+    template = json.dumps(response["ResponseTemplates"])
+    assert all(origin in template for origin in config.allowed_origins[1:])
+    assert is_web_origin(response["ResponseTemplates"]["application/json"], env)
+
+
+@pytest.mark.parametrize(
+    ("response_type", "status", "code"),
+    [
+        ("DEFAULT_4XX", None, "INVALID_REQUEST"),
+        ("DEFAULT_5XX", None, "INTERNAL"),
+        ("MISSING_AUTHENTICATION_TOKEN", "404", "NOT_FOUND"),
+        ("INVALID_API_KEY", "403", "FORBIDDEN"),
+        ("ACCESS_DENIED", "403", "FORBIDDEN"),
+        ("UNAUTHORIZED", "401", "UNAUTHORIZED"),
+        ("THROTTLED", "429", "THROTTLED"),
+        ("QUOTA_EXCEEDED", "429", "QUOTA_EXCEEDED"),
+        ("REQUEST_TOO_LARGE", "413", "TOO_LARGE"),
+    ],
+)
+def test_api_gateways_own_errors_have_the_apis_error_shape(synth, env, response_type, status, code):
+    _, response = only(
+        synth.resources(env, "api", "AWS::ApiGateway::GatewayResponse"), ResponseType=response_type
+    )
+    props = response["Properties"]
+    assert props.get("StatusCode") == status
+    template = props["ResponseTemplates"]["application/json"]
+    # $context.error.messageString is API Gateway's message, already a quoted JSON string.
+    rendered = json.loads(template.replace("$context.error.messageString", '"Forbidden"'))
+    assert rendered == {"code": code, "message": "Forbidden"}
+    assert props["ResponseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
+
+
+# -- the web client --------------------------------------------------------------------------------
+
+
+def test_web_client_is_served_by_cloudfront_from_a_private_bucket(synth, env):
+    buckets = synth.resources(env, "web", "AWS::S3::Bucket")
+    account = synth.configs[env].account
+    site_logical, site = only(buckets, BucketName=f"posereel-{env}-web-{account}")
+    assert site["Properties"]["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert site["Properties"]["LoggingConfiguration"]["LogFilePrefix"] == "site/"
+    (distribution,) = synth.resources(env, "web", "AWS::CloudFront::Distribution").values()
+    config = distribution["Properties"]["DistributionConfig"]
+    assert config["DefaultRootObject"] == "index.html"
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["ViewerProtocolPolicy"] == "https-only"
+    assert set(behavior["AllowedMethods"]) == {"GET", "HEAD"}
+    assert "ResponseHeadersPolicyId" in behavior
+    assert config["Logging"]["Prefix"] == "cloudfront/"
+    # Origin Access Control (SigV4), and the bucket lets only this distribution read.
+    (origin,) = config["Origins"]
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    (oac,) = synth.resources(env, "web", "AWS::CloudFront::OriginAccessControl").values()
+    assert oac["Properties"]["OriginAccessControlConfig"]["SigningBehavior"] == "always"
+    assert origin["OriginAccessControlId"] == {
+        "Fn::GetAtt": [next(iter(synth.resources(env, "web", "AWS::CloudFront::OriginAccessControl"))), "Id"]
+    }
+    policy = next(
+        p
+        for p in synth.resources(env, "web", "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": site_logical}
+    )
+    (read,) = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow" and s["Principal"] == {"Service": "cloudfront.amazonaws.com"}
     ]
-    assert len(methods) == 2
-    if config.auth == "api_key":
-        assert all(m["ApiKeyRequired"] for m in methods)
-        assert synth.resources(env, "api", "AWS::ApiGateway::UsagePlan")
-    else:
-        assert all(m["AuthorizationType"] == "COGNITO_USER_POOLS" for m in methods)
-        assert synth.resources(env, "api", "AWS::Cognito::UserPool")
+    assert read["Action"] == "s3:GetObject"
+    assert "AWS:SourceArn" in json.dumps(read["Condition"])
+
+
+def test_web_client_gets_security_headers(synth, env):
+    (policy,) = synth.resources(env, "web", "AWS::CloudFront::ResponseHeadersPolicy").values()
+    headers = policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
+    assert headers["FrameOptions"]["FrameOption"] == "DENY"
+    assert headers["ContentTypeOptions"]["Override"] is True
+    csp = headers["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+    region, account = synth.configs[env].region, synth.configs[env].account
+    directives = dict(d.split(" ", 1) for d in csp.split("; "))
+    assert directives["default-src"] == "'self'" and directives["script-src"] == "'self'"
+    # The page calls the API and uploads to / downloads from S3 with presigned URLs.
+    assert f"https://*.execute-api.{region}.amazonaws.com" in directives["connect-src"]
+    assert f"https://posereel-{env}-uploads-{account}.s3.{region}.amazonaws.com" in directives["connect-src"]
+    assert f"https://posereel-{env}-results-{account}.s3.amazonaws.com" in directives["media-src"]
+
+
+def test_web_client_and_its_config_are_published_with_the_api(synth, env):
+    (deployment,) = synth.resources(env, "api", "Custom::CDKBucketDeployment").values()
+    props = deployment["Properties"]
+    assert f"posereel-{env}-web:" in json.dumps(props["DestinationBucketName"])
+    assert f"posereel-{env}-web:" in json.dumps(props["DistributionId"])
+    assert props["DistributionPaths"] == ["/*"]
+    # Two sources: the web/ folder and the generated config.json, whose api_url is the stage URL.
+    asset_source, config_source = props["SourceObjectKeys"]
+    asset_dir = synth.outdir / f"asset.{asset_source.removesuffix('.zip')}"
+    assert (asset_dir / "index.html").is_file() and (asset_dir / "app.js").is_file()
+    assert not (asset_dir / "config.json").exists()  # never the local one
+    config_dir = synth.outdir / f"asset.{config_source.removesuffix('.zip')}"
+    document = (config_dir / "config.json").read_text()
+    # Deploy-time values are markers in the file, each replaced by a JSON string at deploy.
+    markers = props["SourceMarkers"][1]
+    for marker in markers:
+        document = document.replace(marker, json.dumps(marker))
+    client_config = json.loads(document)
+    assert client_config["auth"] == synth.configs[env].api.auth
+    url = json.dumps(markers[client_config["api_url"]])
+    assert url.startswith('{"Fn::Join": ["", ["\\"https://')
+    assert ".execute-api." in url and "ApiDeploymentStage" in url
+    assert url.endswith('}, "\\""]]}')  # the stage name last: no trailing slash
+    if client_config["auth"] == "jwt":
+        assert set(client_config["cognito"]) == {"region", "user_pool_id", "client_id"}
+
+
+def test_api_function_knows_the_allowed_origins(synth, env):
+    _, fn = function(synth, env, "api")
+    origins = fn["Properties"]["Environment"]["Variables"]["POSEREEL_ALLOWED_ORIGINS"]
+    text = json.dumps(origins)
+    assert all(origin in text for origin in synth.configs[env].api.allowed_origins)
+    assert is_web_origin(origins, env)
 
 
 def test_alarms_cover_failures_dead_letters_and_stuck_batch_jobs(synth, env):
@@ -356,48 +567,88 @@ STAR_RESOURCE_ACTIONS = {
     "batch:DescribeJobs",
     "ecr:GetAuthorizationToken",
     "s3:PutBucketNotification",  # aws-cdk-lib's bucket notifications handler
+    # aws-cdk-lib's BucketDeployment handler, which invalidates the web distribution after publishing.
+    "cloudfront:CreateInvalidation",
+    "cloudfront:GetInvalidation",
 }
-
-
-def _statements(template: dict[str, Any]):
-    for logical, resource in template["Resources"].items():
-        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
-                yield logical, statement
-        if resource["Type"] == "AWS::IAM::Role":
-            for policy in resource["Properties"].get("Policies", []):
-                for statement in policy["PolicyDocument"]["Statement"]:
-                    yield logical, statement
-
-
-def _listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 @pytest.mark.parametrize("part", PARTS)
 def test_iam_has_no_wildcard_actions_and_star_resources_only_where_aws_requires(synth, env, part):
-    for logical, statement in _statements(synth.template(env, part)):
+    for logical, statement in statements(synth.template(env, part)):
         if statement["Effect"] != "Allow":
             continue
-        actions = _listed(statement["Action"])
+        actions = listed(statement["Action"])
         assert not [a for a in actions if a == "*" or a.endswith(":*")], f"{logical}: {actions}"
-        if "*" in _listed(statement.get("Resource")):
+        if "*" in listed(statement.get("Resource")):
             assert set(actions) <= STAR_RESOURCE_ACTIONS, f"{logical}: {actions} on '*'"
 
 
-def test_workflow_role_may_do_what_the_workflow_does_and_no_more(synth, env):
-    template = synth.template(env, "pipeline")
-    role_logical = next(
-        k
-        for k, r in template["Resources"].items()
-        if r["Type"] == "AWS::IAM::Role" and r["Properties"].get("RoleName") == f"posereel-{env}-workflow"
-    )
-    actions = {
-        a
-        for logical, s in _statements(template)
-        if {"Ref": role_logical} in template["Resources"][logical]["Properties"].get("Roles", [])
-        for a in _listed(s["Action"])
+def test_api_function_may_do_what_the_api_does_and_no_more(synth, env):
+    actions = role_actions(synth.template(env, "pipeline"), f"posereel-{env}-api-fn")
+    assert set(actions) == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListMultipartUploadParts",
+        "s3:DeleteObject",
+        "s3:GetObject",
+        "s3:ListBucket",
+        "states:DescribeExecution",
+        "states:StopExecution",
     }
+
+    def resources(action: str) -> set[str]:
+        return {json.dumps(r) for s in actions[action] for r in listed(s["Resource"])}
+
+    def only_on(action: str, *suffixes: str) -> None:
+        found = resources(action)
+        assert len(found) == len(suffixes), (action, found)
+        for suffix in suffixes:
+            assert any(r.endswith(f'{suffix}"]]}}') or r.endswith(f'{suffix}"') for r in found), (
+                action,
+                suffix,
+                found,
+            )
+
+    storage = f"posereel-{env}-storage:"
+    table = next(iter(resources("dynamodb:GetItem")))
+    assert storage in table and "Jobs" in table and "index" not in table
+    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
+        assert resources(action) == {table}
+    only_on("dynamodb:Query", "/index/by_owner")
+    for action in ("s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"):
+        only_on(action, "/uploads/*")
+        assert "Uploads" in next(iter(resources(action)))
+    only_on("s3:GetObject", "/results/*")
+    assert "Results" in next(iter(resources("s3:GetObject")))
+    deletes = resources("s3:DeleteObject")
+    assert len(deletes) == 3
+    assert {d.split("/")[-1].split('"')[0] for d in deletes} == {"*"}
+    assert sorted(d.rsplit("/", 2)[-2] for d in deletes) == ["results", "uploads", "work"]
+    assert all(("Uploads" in d) == d.endswith('/uploads/*"]]}') for d in deletes)  # work/ is in results
+    lists = actions["s3:ListBucket"]
+    prefixes = {
+        ("Uploads" in json.dumps(s["Resource"])): sorted(s["Condition"]["StringLike"]["s3:prefix"])
+        for s in lists
+    }
+    assert prefixes == {True: ["uploads/*"], False: ["results/*", "work/*"]}
+    only_on("states:StopExecution", f":execution:posereel-{env}-pipeline:*")
+    only_on("states:DescribeExecution", f":execution:posereel-{env}-pipeline:*")
+    # Never the quarantine bucket.
+    assert "Quarantine" not in json.dumps(actions)
+
+
+def test_workflow_role_may_do_what_the_workflow_does_and_no_more(synth, env):
+    actions = set(role_actions(synth.template(env, "pipeline"), f"posereel-{env}-workflow"))
     assert {
         "lambda:InvokeFunction",
         "dynamodb:UpdateItem",

@@ -17,10 +17,12 @@ from urllib.parse import quote_plus
 import pytest
 
 from posereel import engine
-from posereel.jobs import JobRecord, JobStatus, Stage, upload_key
+from posereel.aws.jobstore import JobStore
+from posereel.jobs import JobStatus, Stage, upload_key
 from posereel.local.client import ApiClient, ApiError
 from posereel.local.run import RunOutcome, run_video
 from posereel.local.stack import EICAR, LocalStack
+from posereel.pipeline.api import JobView
 from posereel.pipeline.files import chunk_key, plan_key
 from posereel.settings import AnalysisSettings, ChunkSettings, RuntimeSettings
 from tests.support import wait_until
@@ -55,7 +57,7 @@ def api(stack: LocalStack) -> ApiClient:
 class Finished:
     """A job that ended, with its workflow execution."""
 
-    record: JobRecord
+    record: JobView
     execution: dict[str, Any]
     history: list[dict[str, Any]]
 
@@ -65,15 +67,28 @@ class Finished:
         ]
 
 
-def finished(stack: LocalStack, record: JobRecord) -> Finished:
+def wait_in_table(stack: LocalStack, job_id: str) -> JobView:
+    """A job that no API key owns (its file went straight into the bucket), once it ended."""
+    store = JobStore(stack.settings.jobs_table, client=stack.client("dynamodb"))
+    record = wait_until(
+        lambda: (r := store.get(job_id)) is not None and r.status.terminal and r,
+        what=f"job {job_id} to end",
+        timeout_s=TIMEOUT_S,
+    )
+    return JobView.of(record)
+
+
+def finished(stack: LocalStack, record: JobView) -> Finished:
     """The job's execution once it has stopped (the record can end a moment before it)."""
-    assert record.execution_arn, f"job {record.job_id} has no execution"
+    stored = JobStore(stack.settings.jobs_table, client=stack.client("dynamodb")).get(record.job_id)
+    arn = stored.execution_arn if stored is not None else None
+    assert arn, f"job {record.job_id} has no execution"
     sfn = stack.client("stepfunctions")
     execution = wait_until(
-        lambda: (d := sfn.describe_execution(executionArn=record.execution_arn))["status"] != "RUNNING" and d,
+        lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
         what=f"the execution of job {record.job_id} to stop",
     )
-    history = sfn.get_execution_history(executionArn=record.execution_arn, maxResults=1000)["events"]
+    history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     return Finished(record, execution, history)
 
 
@@ -193,12 +208,12 @@ def test_segments_equal_the_engine_on_the_same_chunks(
 # -- rejected uploads ---------------------------------------------------------------------------
 
 
-def submit_and_wait(api: ApiClient, path: Path) -> JobRecord:
+def submit_and_wait(api: ApiClient, path: Path) -> JobView:
     job_id = api.submit(path)
     return api.wait(job_id, timeout_s=TIMEOUT_S, poll_s=0.2)
 
 
-def assert_rejected(stack: LocalStack, record: JobRecord, code: str, stage: Stage) -> Finished:
+def assert_rejected(stack: LocalStack, record: JobView, code: str, stage: Stage) -> Finished:
     assert record.status == JobStatus.REJECTED, record
     assert record.error is not None
     assert (record.error.code, record.error.stage) == (code, stage.value)
@@ -294,7 +309,7 @@ def test_zero_byte_upload_is_refused_by_the_api_and_rejected_by_the_pipeline(
     stack.client("s3").put_object(
         Bucket=stack.settings.uploads_bucket, Key=upload_key(job_id, "empty.mp4"), Body=b""
     )
-    record = api.wait(job_id, timeout_s=TIMEOUT_S, poll_s=0.2)
+    record = wait_in_table(stack, job_id)
     assert_rejected(stack, record, "EMPTY_FILE", Stage.VALIDATE)
 
 
@@ -326,7 +341,7 @@ def test_the_same_upload_event_twice_gives_one_execution_and_one_job(
         answer = json.loads(response["Payload"].read())
         assert "FunctionError" not in response, answer
         assert answer["started"] == [] and answer["already_started"] == [job_id]
-    record = api.wait(job_id, timeout_s=TIMEOUT_S, poll_s=0.2)
+    record = wait_in_table(stack, job_id)
     assert_rejected(stack, record, "NOT_A_VIDEO", Stage.VALIDATE)
     executions = stack.client("stepfunctions").list_executions(
         stateMachineArn=stack.resources.state_machine_arn

@@ -5,6 +5,10 @@ objects raising ObjectNotFoundError) and record what was done, so tests can asse
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import itertools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +18,7 @@ from pydantic import BaseModel
 
 from posereel.errors import ObjectNotFoundError
 from posereel.jobs import JobError, JobRecord, JobResult, JobStatus, SourceObject
-from posereel.pipeline.ports import ExecutionInfo, ObjectInfo, PresignedPost
+from posereel.pipeline.ports import ExecutionInfo, ObjectInfo, PresignedPost, UploadedPart
 from posereel.pipeline.scan import ScanVerdict
 from posereel.settings import PipelineSettings
 
@@ -69,9 +73,39 @@ class FakeJobStore:
             return False
         return self._set(job_id, status=JobStatus.FAILED, error=error, finished_at=finished_at)
 
-    def list_by_owner(self, owner: str, *, limit: int = 50) -> list[JobRecord]:
-        mine = [r for r in self.records.values() if r.owner == owner]
-        return sorted(mine, key=lambda r: r.created_at, reverse=True)[:limit]
+    def list_page(
+        self, owner: str, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[JobRecord], str | None]:
+        """Newest first; the cursor (opaque to callers) names the owner and the last job given."""
+        mine = sorted(
+            (r for r in self.records.values() if r.owner == owner and status in (None, r.status.value)),
+            key=lambda r: (r.created_at, r.job_id),
+            reverse=True,
+        )
+        if cursor is not None:
+            after = _decode_cursor(cursor, owner)
+            mine = [r for r in mine if (r.created_at, r.job_id) < after]
+        page = mine[:limit]
+        more = len(mine) > limit
+        return page, _encode_cursor(owner, page[-1]) if more else None
+
+    def delete(self, job_id: str) -> None:
+        self.records.pop(job_id, None)
+
+
+def _encode_cursor(owner: str, last: JobRecord) -> str:
+    plain = json.dumps([owner, last.created_at, last.job_id])
+    return base64.urlsafe_b64encode(plain.encode()).decode()
+
+
+def _decode_cursor(cursor: str, owner: str) -> tuple[str, str]:
+    try:
+        cursor_owner, created_at, job_id = json.loads(base64.urlsafe_b64decode(cursor))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("not a cursor this store gave out") from exc
+    if cursor_owner != owner:
+        raise ValueError("a cursor of another owner")
+    return created_at, job_id
 
 
 @dataclass
@@ -81,10 +115,27 @@ class StoredObject:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class PendingUpload:
+    """An unfinished multipart upload: part number -> bytes."""
+
+    bucket: str
+    key: str
+    content_type: str
+    parts: dict[int, bytes] = field(default_factory=dict)
+
+
+def _etag(data: bytes) -> str:
+    return f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
+
+
 class FakeMediaStore:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], StoredObject] = {}
         self.downloads: list[tuple[str, str]] = []
+        self.uploads: dict[str, PendingUpload] = {}
+        self.aborted: list[str] = []
+        self._upload_ids = itertools.count(1)
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "video/mp4") -> None:
         self.objects[(bucket, key)] = StoredObject(data, content_type)
@@ -151,11 +202,56 @@ class FakeMediaStore:
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         return [k for k in self.keys(bucket) if k.startswith(prefix)]
 
+    def list_objects(self, bucket: str, prefix: str) -> list[ObjectInfo]:
+        return [info for key in self.list_keys(bucket, prefix) if (info := self.head(bucket, key))]
+
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         keys = self.list_keys(bucket, prefix)
         for key in keys:
             del self.objects[(bucket, key)]
         return len(keys)
+
+    def create_multipart(self, bucket: str, key: str, *, content_type: str) -> str:
+        upload_id = f"upload-{next(self._upload_ids)}"
+        self.uploads[upload_id] = PendingUpload(bucket, key, content_type)
+        return upload_id
+
+    def presigned_part_urls(
+        self, bucket: str, key: str, *, upload_id: str, parts: int, expires_in_s: int
+    ) -> list[str]:
+        return [
+            f"https://{bucket}.example/{key}?uploadId={upload_id}&partNumber={n}" for n in range(1, parts + 1)
+        ]
+
+    def upload_part(self, upload_id: str, part_number: int, data: bytes) -> str:
+        """What the browser's PUT to a part URL does; returns the ETag S3 answers."""
+        self._pending(upload_id).parts[part_number] = data
+        return _etag(data)
+
+    def list_parts(self, bucket: str, key: str, *, upload_id: str) -> list[UploadedPart]:
+        parts = self._pending(upload_id).parts
+        return [UploadedPart(n, len(parts[n]), _etag(parts[n])) for n in sorted(parts)]
+
+    def complete_multipart(
+        self, bucket: str, key: str, *, upload_id: str, parts: list[tuple[int, str]]
+    ) -> None:
+        pending = self._pending(upload_id)
+        for number, etag in parts:
+            if number not in pending.parts or _etag(pending.parts[number]) != etag:
+                raise ValueError(f"part {number} was not uploaded with ETag {etag}")
+        data = b"".join(pending.parts[number] for number, _ in parts)
+        self.put(pending.bucket, pending.key, data, pending.content_type)
+        del self.uploads[upload_id]
+
+    def abort_multipart(self, bucket: str, key: str, *, upload_id: str) -> None:
+        self.aborted.append(upload_id)
+        self.uploads.pop(upload_id, None)
+
+    def _pending(self, upload_id: str) -> PendingUpload:
+        try:
+            return self.uploads[upload_id]
+        except KeyError:
+            raise ObjectNotFoundError(f"no multipart upload {upload_id}") from None
 
 
 class FakeWorkflow:
@@ -165,6 +261,7 @@ class FakeWorkflow:
         self.executions: dict[str, ExecutionInfo] = {}
         self.inputs: dict[str, Mapping[str, Any]] = {}
         self.start_calls = 0
+        self.stopped: list[str] = []
 
     def execution_arn(self, name: str) -> str:
         return self.STATE_MACHINE.replace(":stateMachine:", ":execution:") + f":{name}"
@@ -188,6 +285,12 @@ class FakeWorkflow:
 
     def describe(self, execution_arn: str) -> ExecutionInfo | None:
         return next((e for e in self.executions.values() if e.arn == execution_arn), None)
+
+    def stop(self, execution_arn: str, *, cause: str) -> None:
+        self.stopped.append(execution_arn)
+        for name, execution in self.executions.items():
+            if execution.arn == execution_arn and execution.status == "RUNNING":
+                self.end(name, "ABORTED", cause=cause)
 
 
 class FakeScanner:

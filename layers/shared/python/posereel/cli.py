@@ -169,9 +169,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-    from posereel.jobs import JobRecord, Stage
+    from posereel.jobs import Stage
     from posereel.local.client import ApiError
     from posereel.local.run import print_outcome, run_video
+    from posereel.pipeline.api import JobView
 
     video = Path(args.video)
     if not video.is_file():
@@ -192,7 +193,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ):
         task = bar.add_task("uploading", total=100)
 
-        def show(record: JobRecord) -> None:
+        def show(record: JobView) -> None:
             running = record.status.value == "RUNNING"
             label = (record.stage if running else record.status).value.lower()
             if record.stage == Stage.ANALYZE and record.chunks_total:

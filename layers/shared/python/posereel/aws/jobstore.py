@@ -62,25 +62,24 @@ class JobStore:
         starts."""
         start_key = _decode_cursor(cursor, owner) if cursor else None
         records: list[JobRecord] = []
-        extra: dict[str, Any] = {}
+        names, values = {"#o": "owner"}, {":o": {"S": owner}}
+        query: dict[str, Any] = {}
         if status is not None:
-            extra = {
-                "FilterExpression": "#s = :s",
-                "ExpressionAttributeNames": {"#o": "owner", "#s": "status"},
-                "ExpressionAttributeValues": {":o": {"S": owner}, ":s": {"S": status}},
-            }
+            names["#s"], values[":s"] = "status", {"S": status}
+            query["FilterExpression"] = "#s = :s"
         for _ in range(_MAX_PAGE_READS):
+            if start_key:
+                query["ExclusiveStartKey"] = start_key
             with transient_errors(f"listing the jobs of {owner}"):
                 response = self._client.query(
                     TableName=self.table_name,
                     IndexName=BY_OWNER_INDEX,
                     KeyConditionExpression="#o = :o",
-                    ExpressionAttributeNames={"#o": "owner"},
-                    ExpressionAttributeValues={":o": {"S": owner}},
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
                     ScanIndexForward=False,
                     Limit=limit - len(records),
-                    **({"ExclusiveStartKey": start_key} if start_key else {}),
-                    **extra,
+                    **query,
                 )
             records.extend(record_from_item(item) for item in response.get("Items", []))
             start_key = response.get("LastEvaluatedKey")

@@ -20,7 +20,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode
 from urllib.request import ProxyHandler, Request, build_opener
 
-from posereel.jobs import JobRecord
+from posereel.pipeline.api import JobView
 from posereel.resources import API_KEY_HEADER
 
 _CHUNK_BYTES = 1 << 20
@@ -162,12 +162,14 @@ class ApiClient:
         with path.open("rb") as f:
             for number, url in enumerate(upload.part_urls, start=1):
                 data = f.read(upload.part_size_bytes)
-                _, headers, _ = self._exchange(Request(url, data=data, method="PUT"))
+                # A raw body: without a type urllib would label it a form (and moto would parse it).
+                put = Request(url, data=data, method="PUT", headers={"Content-Type": _FALLBACK_TYPE})
+                _, headers, _ = self._exchange(put)
                 parts.append({"part_number": number, "etag": headers.get("ETag", "")})
         self._json("POST", f"/uploads/{upload.job_id}/complete", {"parts": parts})
 
-    def get_job(self, job_id: str) -> JobRecord:
-        return JobRecord.model_validate(self._json("GET", f"/jobs/{job_id}"))
+    def get_job(self, job_id: str) -> JobView:
+        return JobView.model_validate(self._json("GET", f"/jobs/{job_id}"))
 
     def results(self, job_id: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/jobs/{job_id}/results"))
@@ -192,8 +194,8 @@ class ApiClient:
         *,
         timeout_s: float,
         poll_s: float = 0.5,
-        on_update: Callable[[JobRecord], None] | None = None,
-    ) -> JobRecord:
+        on_update: Callable[[JobView], None] | None = None,
+    ) -> JobView:
         """Poll the job until it ends; raises TimeoutError after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while True:

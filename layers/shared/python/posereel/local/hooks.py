@@ -12,6 +12,9 @@ unimplemented. The hooks below replace exactly those private moto internals:
   boto3's casing and back with botocore's service model;
 * ``Job._container_details`` stops growing the job's environment on every DescribeJobs and
   reports the exit code; ``StepFunctionsParserBackend.start_execution`` names unnamed executions;
+* ``S3Response._bucket_response_post`` (a browser's form upload) ignores the POST policy; it
+  is now checked as S3 does (expiry, field conditions, content-length-range), so a presigned
+  POST refuses a file larger than the one announced here too (signatures stay unchecked);
 * the Map iteration worker's ``CustomErrorName`` refuses the "States." names an iteration fails
   with (States.TaskFailed of a Batch job, States.Timeout), so every such Map failure became
   States.Runtime with that complaint as its cause; it now keeps the iteration's error and cause.
@@ -118,6 +121,8 @@ _EXPECTED_SIGNATURES: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
         ("self", "state_machine_arn", "name", "execution_input", "trace_header"),
     ),
     ("moto.settings", "moto_server_port", ()),
+    ("moto.s3.responses", "S3Response._bucket_response_post", ("self", "request", "bucket_name")),
+    ("moto.s3.responses", "S3Response._get_cors_headers_other", ("self",)),
     (_SFN_MAP_ITERATION_MODULE, "CustomErrorName", ("error_name",)),
     (_SFN_STATES_ERROR_MODULE, "StatesErrorName.from_name", ("error_name",)),
 )
@@ -934,6 +939,49 @@ _OPERATION_NAMES: dict[str, dict[str, str]] = {}
 _MODELS_LOCK = threading.Lock()
 
 
+def post_policy_refusal(
+    fields: Mapping[str, str], *, size: int, bucket: str, now: datetime | None = None
+) -> tuple[int, str, str] | None:
+    """How S3 refuses a browser form POST whose policy it breaks: (status, code, message), or
+    None when the form keeps to its policy. ``fields``: the form's fields, names lower-cased."""
+    import base64
+
+    try:
+        policy = json.loads(base64.b64decode(fields["policy"]))
+        expires = datetime.fromisoformat(str(policy["expiration"]).replace("Z", "+00:00"))
+        conditions = list(policy.get("conditions", []))
+    except (KeyError, ValueError, TypeError):
+        return 400, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON."
+    if expires <= (now or datetime.now(expires.tzinfo)):
+        return 403, "AccessDenied", "Invalid according to Policy: Policy expired."
+    values = {**fields, "bucket": bucket}
+    for condition in conditions:
+        if isinstance(condition, dict):
+            checks = [("eq", f"${name}", value) for name, value in condition.items()]
+        elif isinstance(condition, list) and len(condition) == 3:
+            checks = [tuple(condition)]
+        else:
+            return 400, "InvalidPolicyDocument", f"Invalid Policy: Invalid condition {condition!r}."
+        for operator, name, expected in checks:
+            if operator == "content-length-range":
+                if size > int(expected):
+                    return 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size"
+                if size < int(name):
+                    return (
+                        400,
+                        "EntityTooSmall",
+                        "Your proposed upload is smaller than the minimum allowed size",
+                    )
+                continue
+            field = str(name).lstrip("$").lower()
+            value = values.get(field, "")
+            held = value == expected if operator == "eq" else value.startswith(str(expected))
+            if operator not in ("eq", "starts-with") or not held:
+                failed = json.dumps([operator, name, expected])
+                return 403, "AccessDenied", f"Invalid according to Policy: Policy Condition failed: {failed}"
+    return None
+
+
 def _operation_model(service: str, action: str) -> OperationModel | None:
     """botocore's model of ``service``'s ``action`` (given in any casing), or None if unknown."""
     from botocore import xform_name
@@ -1026,6 +1074,7 @@ def install_hooks(*, lambda_runner: LambdaRunner, batch_runner: BatchRunner) -> 
     global _installed
     from moto.awslambda.models import LambdaFunction
     from moto.batch.models import Job
+    from moto.s3.responses import S3Response
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
         StateTaskService,
     )
@@ -1076,7 +1125,21 @@ def install_hooks(*, lambda_runner: LambdaRunner, batch_runner: BatchRunner) -> 
         name = name or str(uuid.uuid4())
         return original_start(self, state_machine_arn, name, execution_input, trace_header)
 
+    original_post = S3Response.__dict__["_bucket_response_post"]
+
+    def bucket_post(self: Any, request: Any, bucket_name: str) -> Any:
+        fields = {name.lower(): values[0] for name, values in self.querystring.items() if values}
+        if "policy" in fields:
+            refusal = post_policy_refusal(fields, size=len(self.body or b""), bucket=bucket_name)
+            if refusal is not None:
+                status, code, message = refusal
+                body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+                # S3 answers a refused form with the bucket's CORS headers, so a browser can read why.
+                return status, {"Content-Type": "application/xml", **self._get_cors_headers_other()}, body
+        return original_post(self, request, bucket_name)
+
     patch(LambdaFunction, "_invoke_lambda", invoke_lambda)
+    patch(S3Response, "_bucket_response_post", bucket_post)
     patch(Job, "run", run_job)
     patch(Job, "_container_details", container_details)
     patch(StateTaskService, "_normalise_parameters", _normalise_parameters)

@@ -17,9 +17,10 @@ from pathlib import Path, PurePosixPath
 from rich.console import Console
 from rich.table import Table
 
-from posereel.jobs import JobRecord, JobStatus
+from posereel.jobs import JobStatus
 from posereel.local.client import ApiClient
 from posereel.local.stack import LocalStack
+from posereel.pipeline.api import JobView
 from posereel.schemas import AnalysisResult
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ RESULT_FILE = "result.json"
 class RunOutcome:
     """How one run ended: the final job record, and the downloaded results (when it succeeded)."""
 
-    record: JobRecord
+    record: JobView
     wall_s: float
     out_dir: Path | None = None
     files: tuple[Path, ...] = ()
@@ -42,7 +43,7 @@ class RunOutcome:
         return {JobStatus.SUCCEEDED: 0, JobStatus.REJECTED: 2}.get(self.record.status, 1)
 
 
-def download_results(stack: LocalStack, record: JobRecord, out_dir: Path) -> tuple[Path, ...]:
+def download_results(stack: LocalStack, record: JobView, out_dir: Path) -> tuple[Path, ...]:
     """Copy every object under the job's results prefix into ``out_dir``, keeping sub-folders."""
     from posereel.aws.mediastore import MediaStore
 
@@ -64,7 +65,7 @@ def run_video(
     *,
     timeout_s: float = 3600.0,
     poll_s: float = 0.5,
-    on_update: Callable[[JobRecord], None] | None = None,
+    on_update: Callable[[JobView], None] | None = None,
 ) -> RunOutcome:
     """Upload ``video`` through the stack's API, wait for its job, download its results."""
     started = time.perf_counter()

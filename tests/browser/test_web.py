@@ -1,0 +1,214 @@
+"""The web client as a user sees it: upload through the page, follow the job, watch the reel, jump
+to a segment; a file that is not a video is refused with a clear message in its row."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import wait_until
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not (shutil.which("chromium") and shutil.which("chromedriver")),
+        reason="chromium and chromedriver are not installed (Debian packages: chromium chromium-driver)",
+    ),
+]
+
+JOB_TIMEOUT_S = 180  # the whole pipeline on a 17 s clip, CPU only, two cores shared with others
+TERMINAL = ("SUCCEEDED", "REJECTED", "FAILED", "ERROR")
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+
+VIDEO_STATE = """
+const v = document.getElementById(arguments[0]);
+return {src: v.currentSrc, readyState: v.readyState, duration: v.duration, currentTime: v.currentTime,
+        paused: v.paused, seeking: v.seeking, error: v.error && v.error.message,
+        width: v.getBoundingClientRect().width};
+"""
+
+
+def upload(page: Any, path: Path) -> Any:
+    """Chooses ``path`` in the page's file input; returns its (new, topmost) row once it has a job."""
+    from selenium.webdriver.common.by import By
+
+    before = len(page.find_elements(By.CSS_SELECTOR, "[data-testid=job-row]"))
+    page.find_element(By.CSS_SELECTOR, "[data-testid=file-input]").send_keys(str(path))
+    wait_until(
+        lambda: len(page.find_elements(By.CSS_SELECTOR, "[data-testid=job-row]")) > before,
+        what=f"a row for {path.name}",
+        timeout_s=10,
+    )
+    row = page.find_element(By.CSS_SELECTOR, "[data-testid=job-row]")
+    assert row.get_attribute("data-filename") == path.name
+    wait_until(lambda: row.get_attribute("data-job-id"), what="the upload to get a job id", timeout_s=30)
+    return row
+
+
+def follow(
+    row: Any, timeout_s: float, *, when_running: Callable[[], object] | None = None
+) -> list[tuple[str, str]]:
+    """The (status, text) states the row showed, in order, until it ended; ``when_running`` is
+    called once, the first time the row shows the job running."""
+    seen: list[tuple[str, str]] = []
+
+    def ended() -> bool:
+        state = (row.get_attribute("data-status") or "", row.find_element("css selector", ".row-status").text)
+        if not seen or seen[-1] != state:
+            if when_running and state[0] == "RUNNING" and all(s != "RUNNING" for s, _ in seen):
+                when_running()
+            seen.append(state)
+        return state[0] in TERMINAL
+
+    wait_until(ended, what=f"the job to end (seen so far: {seen})", timeout_s=timeout_s, every_s=0.2)
+    return seen
+
+
+def video(page: Any, element_id: str) -> dict[str, Any]:
+    return page.execute_script(VIDEO_STATE, element_id)
+
+
+def test_upload_follow_watch_and_seek(
+    page: Any, served: Any, media_dir: Path, screenshot: Callable[[str], Path]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    # Given the page opened from the URL `posereel up` prints, the key moved out of the address bar
+    assert "key=" not in page.current_url
+    assert page.execute_script("return localStorage.getItem('posereel.key')") == served.key
+
+    # When a video is chosen in the file input
+    started = time.monotonic()
+    row = upload(page, media_dir / "hybrik_taiji.mp4")
+    job_id = row.get_attribute("data-job-id")
+    seen = follow(row, JOB_TIMEOUT_S, when_running=lambda: screenshot("upload-page-running"))
+    elapsed_s = time.monotonic() - started
+    screenshot("upload-page")
+
+    # Then its row showed the upload complete, the pipeline's progress and the success
+    assert row.get_attribute("data-upload-percent") == "100"
+    assert row.get_attribute("data-upload-method") == "multipart"  # parts, ETags, then /complete
+    statuses = [status for status, _ in seen]
+    assert statuses[-1] == "SUCCEEDED", f"the job did not succeed: {seen}"
+    assert {"QUEUED", "RUNNING"} & set(statuses), f"no pipeline progress was shown: {seen}"
+    assert any("%" in text for status, text in seen if status == "RUNNING"), seen
+    status, job = served.api("GET", f"/jobs/{job_id}")
+    assert status == 200 and job["status"] == "SUCCEEDED"
+    assert job["result"]["segments"] >= 1
+    assert f"{job['result']['segments']} segment" in seen[-1][1]
+    print(f"upload to SUCCEEDED in the page: {elapsed_s:.1f} s")
+
+    # When the job page is opened from the row
+    row.find_element(By.CSS_SELECTOR, "[data-testid=job-link]").click()
+    wait_until(
+        lambda: page.find_element(By.ID, "job-results").is_displayed(), what="the results", timeout_s=30
+    )
+    assert page.current_url.endswith(f"#/jobs/{job_id}")
+
+    # Then the reel loads with the job's reel length and plays
+    reel_s = job["result"]["reel_duration_s"]
+    reel = wait_until(
+        lambda: (state := video(page, "reel-video"))["readyState"] >= 2 and state,
+        what="the reel to load",
+        timeout_s=30,
+    )
+    assert reel["error"] is None
+    assert reel["duration"] == pytest.approx(reel_s, abs=0.1)
+    playing = page.execute_async_script(
+        "const [id, done] = arguments; const v = document.getElementById(id); v.muted = true;"
+        "v.play().then(() => done(true), (e) => done(String(e)));",
+        "reel-video",
+    )
+    assert playing is True, f"play() was refused: {playing}"
+    wait_until(
+        lambda: video(page, "reel-video")["currentTime"] > 0.5, what="the reel to advance", timeout_s=15
+    )
+    assert video(page, "overlay-video")["readyState"] >= 1
+
+    # And the page shows every segment, its thumbnail and the downloads
+    status, results = served.api("GET", f"/jobs/{job_id}/results")
+    assert status == 200
+    segments = results["segments"]
+    assert len(page.find_elements(By.CSS_SELECTOR, "[data-testid=segment-row]")) == len(segments)
+    bands = page.find_elements(By.CSS_SELECTOR, "[data-testid=segment-band]")
+    assert len(bands) == len(segments)
+    thumbs = page.find_elements(By.CSS_SELECTOR, "[data-testid=segment-row] img")
+    wait_until(
+        lambda: all(page.execute_script("return arguments[0].naturalWidth", img) > 0 for img in thumbs),
+        what="the thumbnails",
+        timeout_s=15,
+    )
+    links = {a.text for a in page.find_elements(By.CSS_SELECTOR, "#downloads a")}
+    assert links == {file["name"] for file in results["files"].values()}
+    assert page.find_elements(By.CSS_SELECTOR, "#timeline svg path.energy.primary")
+
+    # When a segment's band on the timeline is clicked (the reel paused, as a user would look)
+    page.execute_script("document.getElementById('reel-video').pause()")
+    segment = segments[-1]
+    band = page.find_element(
+        By.CSS_SELECTOR, f"[data-testid=segment-band][data-segment='{segment['index']}']"
+    )
+    band.click()
+
+    # Then the reel jumps to the segment's place in the reel and the overlay to its source time
+    def settled() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        states = video(page, "reel-video"), video(page, "overlay-video")
+        return None if any(s["seeking"] for s in states) else states
+
+    reel, overlay = wait_until(settled, what="the players to seek", timeout_s=15)
+    assert reel["currentTime"] == pytest.approx(segment["reel_start_s"], abs=0.2)
+    assert overlay["currentTime"] == pytest.approx(segment["start_s"], abs=0.2)
+    screenshot("job-page")
+
+    # And on a phone-size screen the players take the whole width
+    page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+    narrow_timeline = "return document.querySelector('#timeline svg').viewBox.baseVal.width <= 390"
+    wait_until(lambda: page.execute_script(narrow_timeline), what="the timeline redrawn for the phone")
+    width = video(page, "reel-video")["width"]
+    assert width > 0.9 * 390, f"the reel is {width:.0f} px wide on a 390 px screen"
+    screenshot("job-page-phone")
+
+
+def test_a_text_file_named_mp4_is_refused_in_its_row(
+    page: Any, served: Any, tmp_path: Path, screenshot: Callable[[str], Path]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    # Given a text file with a video's name
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("these are my training notes, not a video\n" * 20)
+
+    # When it is uploaded through the page
+    row = upload(page, fake)
+    job_id = row.get_attribute("data-job-id")
+    seen = follow(row, 90)
+
+    # Then it went up with the form POST, and its row says it is not a video
+    assert row.get_attribute("data-upload-method") == "post"
+    assert seen[-1][0] == "REJECTED", seen
+    assert row.get_attribute("data-code") == "NOT_A_VIDEO"
+    assert "not a video file" in seen[-1][1]
+    screenshot("upload-page-rejected")
+
+    # When its job page is opened and the job deleted (confirmed)
+    row.find_element(By.CSS_SELECTOR, "[data-testid=job-link]").click()
+    wait_until(
+        lambda: "not a video file" in page.find_element(By.ID, "job-status").text,
+        what="the job page to show why",
+        timeout_s=30,
+    )
+    page.find_element(By.ID, "delete-job").click()
+    page.switch_to.alert.accept()
+
+    # Then the page is back on the list without it, and the API no longer knows it
+    wait_until(lambda: page.find_element(By.ID, "upload-view").is_displayed(), what="the list", timeout_s=15)
+    assert not page.find_elements(By.CSS_SELECTOR, f"[data-testid=job-row][data-job-id='{job_id}']")
+    assert served.api("GET", f"/jobs/{job_id}")[0] == 404
+    page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+    wait_until(lambda: page.execute_script("return window.innerWidth") == 390, what="the phone viewport")
+    screenshot("upload-page-phone")

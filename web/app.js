@@ -1,0 +1,557 @@
+// PoseReel web client: upload videos, follow their jobs, watch and download the results.
+// Plain ES module, no build step, no dependencies. The API's base URL and auth scheme come from
+// config.json next to this page (same origin and an API key when there is none).
+
+const $ = (selector) => document.querySelector(selector);
+const TERMINAL = new Set(["SUCCEEDED", "FAILED", "REJECTED"]);
+const MAX_BATCH = 10;
+const POLL_MIN_MS = 1000;
+const POLL_MAX_MS = 10000;
+const KEY_STORAGE = "posereel.key";
+
+const STAGES = {
+  UPLOAD: "Waiting for the upload",
+  VALIDATE: "Checking the file",
+  SCAN: "Virus scan",
+  PLAN: "Planning",
+  ANALYZE: "Tracking poses",
+  MERGE: "Merging",
+  COMPILE: "Cutting the reel",
+  DONE: "Done",
+};
+const TYPE_PROBLEM = "This file cannot be used as a video: ";
+const SIZE_PROBLEM = "This video is too big to process: ";
+const ERROR_MESSAGES = {
+  NOT_A_VIDEO: TYPE_PROBLEM + "it is not a video file.",
+  EMPTY_FILE: TYPE_PROBLEM + "the file is empty.",
+  NO_VIDEO_STREAM: TYPE_PROBLEM + "it has no video track.",
+  UNREADABLE: TYPE_PROBLEM + "it is damaged or in a format that cannot be decoded.",
+  TOO_LARGE: SIZE_PROBLEM + "the file is larger than allowed.",
+  TOO_LONG: SIZE_PROBLEM + "it is longer than allowed.",
+  RESOLUTION_TOO_HIGH: SIZE_PROBLEM + "its resolution is higher than allowed.",
+  MALWARE: "The virus scan found malware in this file; it was deleted.",
+};
+const UPLOADED = "Uploaded — waiting for the pipeline to start";
+const NO_MOVEMENT = "Done, but no movement or no person was found: there is no reel.";
+const VIDEO_TYPES = { mp4: "video/mp4", m4v: "video/x-m4v", mov: "video/quicktime", webm: "video/webm",
+  mkv: "video/x-matroska", avi: "video/x-msvideo", mpg: "video/mpeg", mpeg: "video/mpeg" };
+
+const config = { apiUrl: "", auth: "api_key" };
+let key = "";
+let nextCursor = null;
+let jobPage = null; // the job page's poller, stopped when leaving it
+
+// ---------------------------------------------------------------- API
+
+class ApiError extends Error {
+  constructor(status, code, message, retryAfterS = null) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.retryAfterS = retryAfterS;
+  }
+  get transient() {
+    return this.status === 0 || this.status === 429 || this.status >= 500;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (key) headers[config.auth === "jwt" ? "Authorization" : "x-api-key"] = key;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(config.apiUrl + path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store",
+    });
+  } catch (err) {
+    throw new ApiError(0, "NETWORK", `Cannot reach the server (${err.message}). Check your connection.`);
+  }
+  if (response.status === 204) return null;
+  const text = await response.text();
+  let doc = null;
+  try { doc = text ? JSON.parse(text) : null; } catch { /* not JSON: a proxy's error page */ }
+  if (response.ok) return doc;
+  const retryAfter = Number(response.headers.get("Retry-After")) || null;
+  let message = doc?.message || `The server answered ${response.status} ${response.statusText}`;
+  if (response.status === 401 || response.status === 403) {
+    message += key ? " — check the API key in Settings." : " — enter your API key in Settings.";
+    $("#settings").open = true;
+  }
+  throw new ApiError(response.status, doc?.code || `HTTP_${response.status}`, message, retryAfter);
+}
+
+async function loadConfig() {
+  try {
+    const response = await fetch("config.json", { cache: "no-store" });
+    if (!response.ok) return;
+    const doc = await response.json();
+    config.apiUrl = String(doc.api_url || "").replace(/\/+$/, "");
+    config.auth = doc.auth === "jwt" ? "jwt" : "api_key";
+  } catch { /* no config.json: the API is on this origin */ }
+}
+
+// The key arrives once in the fragment (#key=..., or #id_token=... from a sign-in page), is kept
+// in localStorage and removed from the address bar so it is not bookmarked or shared.
+function takeKeyFromFragment() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const fromUrl = params.get("key") || params.get("id_token") || params.get("token");
+  if (fromUrl) {
+    localStorage.setItem(KEY_STORAGE, fromUrl);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  key = localStorage.getItem(KEY_STORAGE) || "";
+  $("#api-key").value = key;
+}
+
+// ---------------------------------------------------------------- helpers
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const fmtTime = (s) => `${Math.floor(s / 60)}:${(s % 60).toFixed(1).padStart(4, "0")}`;
+const fmtBytes = (n) => (n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB`
+  : `${Math.max(1, Math.round(n / 1e3))} kB`);
+
+function showError(message) {
+  $("#error-text").textContent = message;
+  $("#error").hidden = false;
+}
+
+function jobMessage(job) {
+  if (job.status === "SUCCEEDED") {
+    if (job.result && job.result.segments === 0) return NO_MOVEMENT;
+    const n = job.result?.segments;
+    return `Done: ${n} segment${n === 1 ? "" : "s"}, reel ${job.result?.reel_duration_s?.toFixed(1)} s.`;
+  }
+  if (job.status === "REJECTED" || job.status === "FAILED") {
+    const code = job.error?.code;
+    const human = ERROR_MESSAGES[code]
+      || (job.status === "FAILED" ? "Processing failed on our side; try again later." : "The file was refused.");
+    return job.error?.message ? `${human} Details: ${job.error.message}` : human;
+  }
+  if (job.status === "AWAITING_UPLOAD") return "Waiting for the upload";
+  const chunks = job.chunks_total ? ` (chunk ${job.chunks_done}/${job.chunks_total})` : "";
+  const verb = job.status === "QUEUED" ? "Queued" : STAGES[job.stage] || job.stage;
+  return `${verb}${chunks} — ${Math.round(job.percent || 0)}%`;
+}
+
+// Follows one job until it ends: 1 s between polls, growing to 10 s while nothing changes, back
+// to 1 s on progress; network and server errors are retried with the same backoff.
+function pollJob(jobId, onJob, onRetry) {
+  let stopped = false;
+  (async () => {
+    let delay = POLL_MIN_MS;
+    let last = "";
+    while (!stopped) {
+      try {
+        const job = await api("GET", `/jobs/${encodeURIComponent(jobId)}`);
+        if (stopped) return;
+        onJob(job);
+        if (TERMINAL.has(job.status)) return;
+        const seen = `${job.status}/${job.stage}/${job.percent}/${job.chunks_done}`;
+        delay = seen !== last ? POLL_MIN_MS : Math.min(delay * 1.6, POLL_MAX_MS);
+        last = seen;
+      } catch (err) {
+        if (stopped) return;
+        if (!(err instanceof ApiError) || !err.transient) { onRetry(err, null); return; }
+        delay = Math.min(Math.max(delay * 2, (err.retryAfterS || 0) * 1000), POLL_MAX_MS);
+        onRetry(err, delay);
+      }
+      await sleep(delay);
+    }
+  })();
+  return { stop: () => { stopped = true; } };
+}
+
+// ---------------------------------------------------------------- job rows (upload page)
+
+function jobRow(name, jobId = null) {
+  const link = el("a", { "data-testid": "job-link", hidden: true }, "Open");
+  const when = el("time", { class: "row-time" });
+  const bar = el("progress", { max: 100, value: 0, "data-testid": "row-progress", "aria-label": `Progress of ${name}` });
+  const status = el("p", { class: "row-status", "data-testid": "row-status", "aria-live": "polite" });
+  const node = el("li", { class: "job-row", "data-testid": "job-row", "data-filename": name },
+    el("div", { class: "row-head" }, el("span", { class: "row-name" }, name), when, link), bar, status);
+  const row = {
+    node,
+    setJobId(id) {
+      node.dataset.jobId = id;
+      link.href = `#/jobs/${encodeURIComponent(id)}`;
+      link.hidden = false;
+    },
+    set(state, text, percent = null) {
+      node.dataset.status = state;
+      status.textContent = text;
+      if (percent !== null) bar.value = percent;
+      bar.hidden = TERMINAL.has(state) || state === "ERROR" || state === "AWAITING_UPLOAD";
+    },
+    reject(code, detail = "") {
+      node.dataset.code = code;
+      const human = ERROR_MESSAGES[code];
+      row.set("REJECTED", human ? `${human}${detail ? ` Details: ${detail}` : ""}` : detail);
+    },
+    uploadProgress(percent) {
+      node.dataset.uploadPercent = String(Math.round(percent));
+      row.set("UPLOADING", `Uploading — ${Math.round(percent)}%`, percent);
+    },
+    showJob(job) {
+      const uploaded = job.status === "AWAITING_UPLOAD" && node.dataset.uploadPercent === "100";
+      row.set(job.status, uploaded ? UPLOADED : jobMessage(job), job.percent || 0);
+      if (job.created_at && !when.dateTime) {
+        when.dateTime = job.created_at;
+        when.textContent = new Date(job.created_at).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+      }
+      node.dataset.code = job.error?.code || "";
+    },
+    follow() {
+      pollJob(node.dataset.jobId, row.showJob, (err, delay) => {
+        if (delay === null) row.set("ERROR", err.message);
+        else status.textContent = `${err.message} Retrying in ${Math.round(delay / 1000)} s…`;
+      });
+    },
+  };
+  if (jobId) row.setJobId(jobId);
+  return row;
+}
+
+function renderJobs(jobs) {
+  const list = $("#jobs");
+  for (const job of jobs) {
+    if (list.querySelector(`[data-job-id="${CSS.escape(job.job_id)}"]`)) continue;
+    const row = jobRow(job.source?.name || job.job_id, job.job_id);
+    row.showJob(job);
+    list.append(row.node);
+    if (job.status === "QUEUED" || job.status === "RUNNING") row.follow();
+  }
+  $("#jobs-empty").hidden = list.children.length > 0;
+}
+
+async function loadJobs(more = false) {
+  const query = new URLSearchParams({ limit: "20" });
+  if (more && nextCursor) query.set("cursor", nextCursor);
+  try {
+    const page = await api("GET", `/jobs?${query}`);
+    nextCursor = page.next_cursor || null;
+    renderJobs(page.jobs || []);
+  } catch (err) {
+    showError(`Could not list your jobs: ${err.message}`);
+  }
+  $("#jobs-more").hidden = !nextCursor;
+}
+
+// ---------------------------------------------------------------- uploads
+
+function contentType(file) {
+  if (file.type) return file.type;
+  return VIDEO_TYPES[file.name.split(".").pop().toLowerCase()] || "";
+}
+
+function xhr(method, url, body, onProgress) {
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open(method, url);
+    request.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded, e.total);
+    request.onload = () => {
+      if (request.status >= 200 && request.status < 300) return resolve(request);
+      const s3Message = /<Message>([^<]*)<\/Message>/.exec(request.responseText || "")?.[1];
+      const error = new ApiError(request.status, "STORAGE", `Storage refused the upload: ${s3Message || request.status}`);
+      reject(error);
+    };
+    request.onerror = () => reject(new ApiError(0, "NETWORK", "Network error while uploading."));
+    request.send(body);
+  });
+}
+
+async function withRetries(what, row, attempt) {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof ApiError) || !err.transient || tries >= 4) throw err;
+      row.set("UPLOADING", `${err.message} Retrying ${what} (${tries}/3)…`);
+      await sleep(1000 * 2 ** tries);
+    }
+  }
+}
+
+async function sendFile(file, upload, row) {
+  row.node.dataset.uploadMethod = upload.post ? "post" : "multipart";
+  if (upload.post) {
+    const form = new FormData();
+    for (const [name, value] of Object.entries(upload.post.fields)) form.append(name, value);
+    form.append("file", file); // S3 ignores every field after the file
+    await withRetries("the upload", row, () =>
+      xhr("POST", upload.post.url, form, (loaded, total) => row.uploadProgress((100 * loaded) / total)));
+    row.uploadProgress(100);
+    return;
+  }
+  const { part_size_bytes: partSize, parts } = upload.multipart;
+  const etags = [];
+  for (const part of parts) {
+    const start = (part.part_number - 1) * partSize;
+    const blob = file.slice(start, Math.min(start + partSize, file.size));
+    const done = await withRetries(`part ${part.part_number}`, row, () =>
+      xhr("PUT", part.url, blob, (loaded) => row.uploadProgress((100 * (start + loaded)) / file.size)));
+    const etag = done.getResponseHeader("ETag");
+    if (!etag) throw new ApiError(0, "STORAGE", "The storage did not expose the ETag header (CORS).");
+    etags.push({ part_number: part.part_number, etag });
+  }
+  await api("POST", `/uploads/${encodeURIComponent(upload.job_id)}/complete`, { parts: etags });
+  row.uploadProgress(100);
+}
+
+async function announce(batch) {
+  const body = { files: batch.map(({ file }) => ({ filename: file.name, size_bytes: file.size, content_type: contentType(file) })) };
+  try {
+    return (await api("POST", "/uploads", body)).uploads;
+  } catch (err) {
+    // One refused file refuses the whole request: ask again file by file so only it fails.
+    if (batch.length > 1 && (err.status === 413 || err.status === 422)) {
+      const each = await Promise.all(batch.map((item) => announce([item]).catch((e) => [e])));
+      return each.flat();
+    }
+    throw err;
+  }
+}
+
+async function uploadFiles(fileList) {
+  const items = [];
+  const rows = [];
+  for (const file of fileList) {
+    const row = jobRow(file.name);
+    rows.push(row.node);
+    if (file.size === 0) row.reject("EMPTY_FILE");
+    else if (!contentType(file).startsWith("video/")) row.reject("NOT_A_VIDEO", `its type is ${file.type || "unknown"}`);
+    else { row.set("UPLOADING", "Starting the upload…", 0); items.push({ file, row }); }
+  }
+  $("#jobs").prepend(...rows); // newest first, in the order they were chosen
+  $("#jobs-empty").hidden = true;
+  for (let i = 0; i < items.length; i += MAX_BATCH) {
+    const batch = items.slice(i, i + MAX_BATCH);
+    let uploads;
+    try {
+      uploads = await announce(batch);
+    } catch (err) {
+      batch.forEach(({ row }) => row.set("ERROR", err.message));
+      continue;
+    }
+    await Promise.all(batch.map(async ({ file, row }, k) => {
+      const upload = uploads[k];
+      if (upload instanceof Error) {
+        return upload.code in ERROR_MESSAGES ? row.reject(upload.code, upload.message) : row.set("ERROR", upload.message);
+      }
+      row.setJobId(upload.job_id);
+      try {
+        await sendFile(file, upload, row);
+        row.set("AWAITING_UPLOAD", UPLOADED, 100);
+        row.follow();
+      } catch (err) {
+        row.set("ERROR", err.message);
+      }
+    }));
+  }
+}
+
+function setUpDropZone() {
+  const zone = $("#drop-zone");
+  const input = $("#file-input");
+  input.addEventListener("change", () => { uploadFiles([...input.files]); input.value = ""; });
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    uploadFiles([...e.dataTransfer.files]);
+  });
+}
+
+// ---------------------------------------------------------------- job page
+
+function seek(segment) {
+  const reel = $("#reel-video");
+  const overlay = $("#overlay-video");
+  if (reel.src && segment.reel_start_s !== null) reel.currentTime = segment.reel_start_s;
+  if (overlay.src) overlay.currentTime = segment.start_s;
+  document.querySelectorAll("[data-segment].active").forEach((n) => n.classList.remove("active"));
+  document.querySelectorAll(`[data-segment="${segment.index}"]`).forEach((n) => n.classList.add("active"));
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  node.append(...children);
+  return node;
+}
+
+function tickStep(span, maxTicks) {
+  for (const step of [1, 2, 5, 10, 15, 30, 60, 120, 300, 600]) if (span / step <= maxTicks) return step;
+  return 1200;
+}
+
+// Motion energy per track as lines (the primary subject emphasised), segments as bands.
+// Drawn at the container's width in CSS pixels, so labels keep their size on a phone.
+function drawTimeline(timeline, segments) {
+  const box = $("#timeline");
+  box.drawn = () => drawTimeline(timeline, segments);
+  const W = Math.max(280, box.clientWidth - 16); const H = 200; const TOP = 10; const BOTTOM = 24;
+  const t0 = timeline.start_s; const span = Math.max(timeline.end_s - t0, 1e-3);
+  const PAD = 24; // room for the first and last time labels
+  const x = (t) => PAD + ((t - t0) / span) * (W - 2 * PAD);
+  const values = timeline.tracks.flatMap((tr) => tr.energy.filter((e) => e !== null));
+  const top = Math.max(1, ...values);
+  const y = (e) => TOP + (1 - e / top) * (H - TOP - BOTTOM);
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "Motion energy per person over time; segments shaded" });
+  for (const seg of segments) {
+    const band = svg("rect", {
+      x: x(seg.start_s), y: 0, width: Math.max(2, x(seg.end_s) - x(seg.start_s)), height: H - BOTTOM,
+      class: "band", tabindex: 0, role: "button", "data-testid": "segment-band", "data-segment": seg.index,
+      "aria-label": `Segment ${seg.index + 1}: ${fmtTime(seg.start_s)} to ${fmtTime(seg.end_s)}`,
+    }, svg("title", {}, `Segment ${seg.index + 1}: ${fmtTime(seg.start_s)}–${fmtTime(seg.end_s)}`));
+    band.addEventListener("click", () => seek(seg));
+    band.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); seek(seg); } });
+    root.append(band);
+  }
+  const step = tickStep(span, W / 70);
+  for (let t = Math.ceil(t0 / step) * step; t <= timeline.end_s; t += step) {
+    root.append(svg("line", { x1: x(t), x2: x(t), y1: H - BOTTOM, y2: H - BOTTOM + 5, class: "tick" }),
+      svg("text", { x: x(t), y: H - 4, class: "tick-label" }, fmtTime(t).replace(/\.0$/, "")));
+  }
+  const color = (track, i) => (track.primary ? "primary" : `other c${i % 4}`);
+  const tracks = timeline.tracks.map((track, i) => ({ track, cls: color(track, i) }));
+  tracks.sort((a, b) => a.track.primary - b.track.primary); // primary drawn last, on top
+  tracks.forEach(({ track, cls }) => {
+    let d = ""; let pen = "M";
+    track.energy.forEach((e, k) => {
+      if (e === null) { pen = "M"; return; }
+      d += `${pen}${x(track.t0_s + k * track.dt_s).toFixed(1)},${y(e).toFixed(1)}`;
+      pen = "L";
+    });
+    root.append(svg("path", { d, class: `energy ${cls}`,
+      "data-track": track.track_id }, svg("title", {}, `Person ${track.track_id}${track.primary ? " (main)" : ""}`)));
+  });
+  root.append(svg("line", { x1: PAD, x2: W - PAD, y1: H - BOTTOM, y2: H - BOTTOM, class: "axis" }));
+  const legend = el("p", { class: "legend" }, ...timeline.tracks.map((tr, i) =>
+    el("span", { class: `key ${color(tr, i)}` }, `Person ${tr.track_id}${tr.primary ? " (main)" : ""}`)),
+  el("span", {}, "Height: how fast the body moves. Shaded: segments (click to watch)."));
+  box.replaceChildren(root, legend);
+}
+
+function renderResults(results) {
+  const files = results.files || {};
+  const reel = $("#reel-video");
+  const overlay = $("#overlay-video");
+  $("#job-results").hidden = false; // first: the timeline is drawn at its container's width
+  reel.closest("figure").hidden = !files.reel;
+  overlay.closest("figure").hidden = !files.overlay;
+  if (files.reel) reel.src = files.reel.url;
+  if (files.overlay) overlay.src = files.overlay.url;
+  if (results.timeline?.tracks?.length) drawTimeline(results.timeline, results.segments || []);
+  else {
+    $("#timeline").drawn = null;
+    $("#timeline").replaceChildren(el("p", { class: "hint" }, "No person was tracked."));
+  }
+  const thumbs = Object.fromEntries((results.thumbnails || []).map((t) => [t.segment_index, t.url]));
+  $("#segments").replaceChildren(...(results.segments || []).map((seg) => el("li", {},
+    el("button", { type: "button", class: "segment", "data-testid": "segment-row", "data-segment": seg.index, onclick: () => seek(seg) },
+      thumbs[seg.index] ? el("img", { src: thumbs[seg.index], alt: "", loading: "lazy" }) : null,
+      el("span", { class: "seg-time" }, `${fmtTime(seg.start_s)}–${fmtTime(seg.end_s)}`),
+      el("span", {}, `Person ${seg.track_ids.join(", ")}`),
+      el("span", {}, `score ${seg.score.toFixed(2)}`),
+      el("span", { class: "seg-parts" }, seg.top_parts.map((p) => p.replace(/_/g, " ")).join(", "))))));
+  if (!results.segments?.length) $("#segments").replaceChildren(el("li", { class: "hint" }, NO_MOVEMENT));
+  $("#downloads").replaceChildren(...Object.entries(files).map(([name, file]) => el("li", {},
+    el("a", { href: file.url, download: file.name, "data-testid": `download-${name}` }, file.name),
+    ` ${fmtBytes(file.size_bytes || 0)}`)));
+}
+
+async function showJobPage(jobId) {
+  $("#job-title").textContent = "Job";
+  $("#job-results").hidden = true;
+  $("#job-status").textContent = "Loading…";
+  $("#job-progress").hidden = false;
+  for (const video of [$("#reel-video"), $("#overlay-video")]) { video.removeAttribute("src"); video.load(); }
+  const page = { jobId, poller: null };
+  jobPage = page;
+  page.poller = pollJob(jobId, async (job) => {
+    $("#job-title").textContent = job.source?.name || job.job_id;
+    $("#job-status").textContent = jobMessage(job);
+    $("#job-view").dataset.status = job.status;
+    $("#job-progress").value = job.percent || 0;
+    $("#job-progress").hidden = TERMINAL.has(job.status);
+    if (job.status !== "SUCCEEDED") return;
+    try {
+      const results = await api("GET", `/jobs/${encodeURIComponent(jobId)}/results`);
+      if (jobPage === page) renderResults(results);
+    } catch (err) {
+      showError(`Could not load the results: ${err.message}`);
+    }
+  }, (err, delay) => {
+    $("#job-status").textContent = delay === null ? err.message : `${err.message} Retrying in ${Math.round(delay / 1000)} s…`;
+  });
+}
+
+async function deleteJob() {
+  const jobId = jobPage?.jobId;
+  if (!jobId || !confirm("Delete this job, its upload and all its results? This cannot be undone.")) return;
+  try {
+    await api("DELETE", `/jobs/${encodeURIComponent(jobId)}`);
+  } catch (err) {
+    if (err.status !== 404) { showError(`Could not delete the job: ${err.message}`); return; }
+  }
+  $("#jobs").querySelector(`[data-job-id="${CSS.escape(jobId)}"]`)?.remove();
+  location.hash = "#/";
+}
+
+// ---------------------------------------------------------------- routing and start
+
+function route() {
+  jobPage?.poller?.stop();
+  jobPage = null;
+  for (const video of [$("#reel-video"), $("#overlay-video")]) video.pause();
+  const match = /^#\/jobs\/([^/?]+)/.exec(location.hash);
+  $("#job-view").hidden = !match;
+  $("#upload-view").hidden = Boolean(match);
+  if (match) showJobPage(decodeURIComponent(match[1]));
+  document.body.dataset.view = match ? "job" : "upload";
+}
+
+async function start() {
+  takeKeyFromFragment();
+  $("#settings-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    key = $("#api-key").value.trim();
+    localStorage.setItem(KEY_STORAGE, key);
+    $("#settings").open = false;
+    $("#error").hidden = true;
+    $("#jobs").replaceChildren();
+    loadJobs();
+  });
+  $("#error-close").addEventListener("click", () => { $("#error").hidden = true; });
+  $("#jobs-more").addEventListener("click", () => loadJobs(true));
+  $("#delete-job").addEventListener("click", deleteJob);
+  setUpDropZone();
+  await loadConfig();
+  if (!key) $("#settings").open = true;
+  window.addEventListener("hashchange", route);
+  let resizing = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => $("#timeline").drawn?.(), 100);
+  });
+  route();
+  await loadJobs();
+  document.body.dataset.ready = "true";
+}
+
+start();
