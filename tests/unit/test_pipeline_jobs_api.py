@@ -530,3 +530,17 @@ def test_finalize_fails_the_job_of_a_failed_execution_with_a_readable_message() 
 def test_finalize_ignores_executions_without_a_job(name: str, known: bool) -> None:
     result = finalize_execution(status_event(name, "ABORTED"), jobs=FakeJobStore(), workflow=FakeWorkflow())
     assert result.changed is False and result.status is None
+
+
+def test_a_large_files_part_urls_last_long_enough_for_a_slow_upload() -> None:
+    # Given a 1.5 GB file, which takes ~50 min at 500 kB/s
+    settings = pipeline_settings(max_upload_bytes=2 * 1024**3)
+    request = CreateUploadsRequest(
+        files=[UploadFile(filename="long.mp4", size_bytes=1_500_000_000, content_type="video/mp4")]
+    )
+    # When it is announced
+    ticket = create_uploads(
+        request, owner="u", settings=settings, jobs=FakeJobStore(), media=FakeMediaStore()
+    ).uploads[0]
+    # Then its part URLs outlive that upload, where a small file's form lasts 15 minutes
+    assert ticket.multipart is not None and ticket.expires_in_s == 3000

@@ -47,6 +47,10 @@ from posereel.settings import PipelineSettings
 log = logging.getLogger(__name__)
 
 UPLOAD_EXPIRES_IN_S = 15 * 60
+# A large file's part URLs must outlive a slow upload: sized for 500 kB/s, at most 6 hours (the
+# signing credentials of a Lambda function do not last much longer).
+SLOW_UPLOAD_BYTES_PER_S = 500_000
+MAX_UPLOAD_EXPIRES_IN_S = 6 * 3600
 MAX_FILES_PER_REQUEST = 10
 MAX_PARTS = 10_000  # S3's limit per multipart upload
 TIMELINE_MAX_POINTS = 1000
@@ -301,11 +305,13 @@ def _create_upload(
         return ticket.model_copy(update={"post": UploadForm(url=post.url, fields=post.fields)})
     size = part_size(file.size_bytes, settings)
     count = math.ceil(file.size_bytes / size)
+    expires_in_s = max(
+        expires_in_s, min(MAX_UPLOAD_EXPIRES_IN_S, math.ceil(file.size_bytes / SLOW_UPLOAD_BYTES_PER_S))
+    )
     urls = media.presigned_part_urls(bucket, key, upload_id=upload_id, parts=count, expires_in_s=expires_in_s)
     parts = [UploadPart(part_number=n, url=url) for n, url in enumerate(urls, start=1)]
-    return ticket.model_copy(
-        update={"multipart": MultipartUpload(upload_id=upload_id, part_size_bytes=size, parts=parts)}
-    )
+    multipart = MultipartUpload(upload_id=upload_id, part_size_bytes=size, parts=parts)
+    return ticket.model_copy(update={"multipart": multipart, "expires_in_s": expires_in_s})
 
 
 def complete_upload(
