@@ -16,7 +16,7 @@ from infra.stacks.pipeline import CLAMAV_PREFIX, PipelineStack
 from infra.stacks.storage import StorageStack
 from infra.stacks.web import WebStack
 from posereel.resources import ResourceNames
-from posereel.settings import PipelineSettings
+from posereel.settings import PipelineSettings, WatchdogSettings
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,22 @@ def pipeline_environment(names: ResourceNames, config: EnvironmentConfig) -> dic
         "job_ttl_days": config.job_ttl_days,
     }
     settings = PipelineSettings.model_validate(values)
+    return {f"POSEREEL_{key.upper()}": str(getattr(settings, key)) for key in values}
+
+
+def watchdog_environment(names: ResourceNames, config: EnvironmentConfig) -> dict[str, str]:
+    """The watchdog function's own POSEREEL_* variables: what it watches (the Batch job queues, or
+    the worker task families of the ECS cluster), validated by WatchdogSettings."""
+    values: dict[str, str] = {"env": names.env, "worker_backend": config.worker_backend}
+    if config.worker_backend == "batch":
+        values |= {"gpu_queue": names.gpu_job_queue, "cpu_queue": names.cpu_job_queue}
+    else:
+        values |= {
+            "gpu_queue": names.gpu_job_definition,
+            "cpu_queue": names.cpu_job_definition,
+            "worker_cluster": names.workers_cluster,
+        }
+    settings = WatchdogSettings.model_validate(values)
     return {f"POSEREEL_{key.upper()}": str(getattr(settings, key)) for key in values}
 
 
@@ -96,6 +112,7 @@ def build_environment(app: App, env_name: str, config: EnvironmentConfig) -> Env
         function_environment=environment,
         # A JSON list, for the CORS headers of the api function's answers.
         api_environment={"POSEREEL_ALLOWED_ORIGINS": web.to_json_string(allowed_origins)},
+        watchdog_environment=watchdog_environment(names, config),
         **common,
     )
     api = ApiStack(

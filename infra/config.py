@@ -129,6 +129,12 @@ class EnvironmentConfig(_Strict):
     chunk_seconds: float = Field(gt=0)
     overlap_seconds: float = Field(ge=0)
     chunk_timeout_s: int = Field(ge=60, le=86400, description="a chunk job's attempt duration")
+    stuck_after_s: int = Field(
+        600,
+        ge=300,
+        description="a chunk job waiting this long for capacity (Batch RUNNABLE, ECS PROVISIONING) raises "
+        "the stuck-job alarm; below 5 minutes a GPU instance starting from zero would raise it",
+    )
     max_concurrency: int = Field(ge=1, le=40, description="chunks analysed at once per video (inline Map)")
     max_upload_bytes: int = Field(gt=0, lt=2 * 1024**3, description="ClamAV cannot scan 2 GiB or more")
     max_duration_s: float = Field(gt=0)
@@ -157,6 +163,13 @@ class EnvironmentConfig(_Strict):
     def _consistent(self) -> EnvironmentConfig:
         if self.overlap_seconds >= self.chunk_seconds:
             raise ValueError("overlap_seconds must be shorter than chunk_seconds")
+        # The workflow gives up on a GPU job after chunk_timeout_s + 300 s and the watchdog looks
+        # every 300 s: only a shorter threshold is sure to be seen before the job is gone.
+        if self.stuck_after_s >= self.chunk_timeout_s:
+            raise ValueError(
+                "stuck_after_s must be shorter than chunk_timeout_s: the workflow moves a waiting GPU chunk "
+                "to the CPU queue after chunk_timeout_s + 300 s, before the alarm could see it"
+            )
         for zone in self.availability_zones:
             if not zone.startswith(self.region):
                 raise ValueError(f"availability zone {zone} is not in {self.region}")

@@ -77,7 +77,7 @@ app = APIGatewayRestResolver(
 RETRY_AFTER_S = 5
 JSON = "application/json"
 API_KEY_SCHEME = "apiKey"
-SECURED = [{API_KEY_SCHEME: []}]
+SECURED: list[dict[str, list[str]]] = [{API_KEY_SCHEME: []}]
 
 
 def answer(status: HTTPStatus, model: type) -> dict[int, Any]:

@@ -60,6 +60,9 @@ class Workers(Protocol):
     def grant_workflow(self, role: iam.Role) -> None:
         """What the workflow role needs to run a chunk job and wait for it."""
 
+    def grant_watchdog(self, role: iam.Role) -> None:
+        """What the watchdog needs to see the chunk jobs that wait for capacity."""
+
     def scheduled_target(
         self, scope: Construct, construct_id: str, job: ContainerJob, *, dead_letter_queue: sqs.IQueue
     ) -> events.IRuleTarget:
@@ -278,6 +281,10 @@ class BatchWorkers:
         role.add_to_policy(iam.PolicyStatement(actions=["batch:DescribeJobs"], resources=["*"]))
         _allow_sync_events(role, "StepFunctionsGetEventsForBatchJobsRule")
 
+    def grant_watchdog(self, role: iam.Role) -> None:
+        # ListJobs has no resource-level permissions: AWS requires "*".
+        role.add_to_policy(iam.PolicyStatement(actions=["batch:ListJobs"], resources=["*"]))
+
     def scheduled_target(
         self, scope: Construct, construct_id: str, job: ContainerJob, *, dead_letter_queue: sqs.IQueue
     ) -> events.IRuleTarget:
@@ -319,7 +326,7 @@ class EcsWorkers:
     def __init__(self, stack: ComputeStack, *, names: ResourceNames, config: EnvironmentConfig) -> None:
         cfg = config.workers
         self._stack = stack
-        self.cluster_name = f"{names.prefix}-workers"
+        self.cluster_name = names.workers_cluster
         self.cluster = ecs.Cluster(
             stack,
             "Cluster",
@@ -497,6 +504,26 @@ class EcsWorkers:
             )
         )
         _allow_sync_events(role, "StepFunctionsGetEventsForECSTaskRule")
+
+    def grant_watchdog(self, role: iam.Role) -> None:
+        stack = Stack.of(role)
+        # ListTasks is authorized on "*" when no container instance is named; the ecs:cluster
+        # condition keeps it to our cluster (as aws-cdk-lib's own drain hook does).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecs:ListTasks"],
+                resources=["*"],
+                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecs:DescribeTasks"],
+                resources=[
+                    stack.format_arn(service="ecs", resource="task", resource_name=f"{self.cluster_name}/*")
+                ],
+            )
+        )
 
     def scheduled_target(
         self, scope: Construct, construct_id: str, job: ContainerJob, *, dead_letter_queue: sqs.IQueue

@@ -5,14 +5,14 @@ from __future__ import annotations
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as actions
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from infra.config import EnvironmentConfig
 from infra.stacks.pipeline import PipelineStack
-from posereel.resources import ResourceNames
+from posereel.pipeline.watchdog import ENVIRONMENT_DIMENSION, OLDEST_WAIT_METRIC, QUEUE_DIMENSION
+from posereel.resources import METRICS_NAMESPACE, ResourceNames
 
 
 class MonitoringStack(Stack):
@@ -33,16 +33,23 @@ class MonitoringStack(Stack):
         notify = actions.SnsAction(self.topic)
         machine = pipeline.state_machine
 
-        def alarm(construct_id: str, metric: cw.IMetric, description: str) -> cw.Alarm:
+        def alarm(
+            construct_id: str,
+            metric: cw.IMetric,
+            description: str,
+            *,
+            threshold: float = 1,
+            comparison: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        ) -> cw.Alarm:
             created = cw.Alarm(
                 self,
                 construct_id,
                 alarm_name=f"{names.prefix}-{construct_id}",
                 alarm_description=description,
                 metric=metric,
-                threshold=1,
+                threshold=threshold,
                 evaluation_periods=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                comparison_operator=comparison,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             )
             created.add_alarm_action(notify)
@@ -67,33 +74,36 @@ class MonitoringStack(Stack):
             pipeline.dead_letters.metric_approximate_number_of_messages_visible(
                 period=five_min, statistic="Maximum"
             ),
-            "Events that could not be delivered to start/finalize (or the ClamAV refresh) are waiting in "
-            "the DLQ",
+            "Events that could not be delivered to start/finalize (or the ClamAV refresh), or watchdog "
+            "runs that kept failing, are waiting in the DLQ",
         )
-        # Neither Batch nor ECS publishes a "waiting for capacity" metric. A chunk task waits for its
-        # job chunk_timeout_s + 300 s; a chunk task that times out means its Batch job sat RUNNABLE
-        # (or its ECS task PROVISIONING) that long: no capacity, no GPU quota.
-        backend = config.worker_backend
+        # Neither Batch nor ECS publishes a "waiting for capacity" metric: the watchdog function
+        # publishes the age of the oldest waiting job per queue every 5 minutes (0 when none waits).
         waiting = {
-            "batch": ("BatchJobsStuck", "batch-jobs-stuck-runnable", "Batch chunk job", "RUNNABLE"),
-            "ecs": ("EcsTasksStuck", "ecs-tasks-stuck-provisioning", "ECS chunk task", "PROVISIONING"),
+            "batch": ("jobs-stuck-runnable", "Batch chunk job", "RUNNABLE"),
+            "ecs": ("tasks-stuck-provisioning", "ECS chunk task", "PROVISIONING"),
         }
-        metric_name, alarm_name, what, state = waiting[backend]
-        stuck = logs.MetricFilter(
-            self,
-            "BatchTaskTimedOut" if backend == "batch" else "EcsTaskTimedOut",
-            log_group=pipeline.workflow_logs,
-            metric_namespace="PoseReel",
-            metric_name=f"{metric_name}-{names.env}",
-            filter_pattern=logs.FilterPattern.all(
-                logs.FilterPattern.string_value("$.type", "=", "TaskTimedOut"),
-                logs.FilterPattern.string_value("$.details.resourceType", "=", backend),
-            ),
-            metric_value="1",
-        )
-        self.stuck = alarm(
-            alarm_name,
-            stuck.metric(period=Duration.minutes(15), statistic="Sum"),
-            f"A {what} did not finish within its timeout + 300 s: it waited {state} for capacity "
-            "(GPU quota, spot capacity or max vCPUs)",
-        )
+        suffix, what, state = waiting[config.worker_backend]
+        causes = {
+            "gpu": "GPU instance quota, spot capacity or the GPU capacity's maximum",
+            "cpu": "Fargate quota or Fargate Spot capacity"
+            + (", or the CPU queue's max vCPUs" if config.worker_backend == "batch" else ""),
+        }
+        minutes = config.stuck_after_s / 60
+        self.stuck = {
+            queue: alarm(
+                f"{queue}-{suffix}",
+                cw.Metric(
+                    namespace=METRICS_NAMESPACE,
+                    metric_name=OLDEST_WAIT_METRIC,
+                    dimensions_map={ENVIRONMENT_DIMENSION: names.env, QUEUE_DIMENSION: queue},
+                    period=five_min,
+                    statistic="Maximum",
+                ),
+                f"A {what} on the {queue.upper()} queue has waited {state} for capacity for more than "
+                f"{minutes:g} minutes ({causes[queue]})",
+                threshold=config.stuck_after_s,
+                comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            )
+            for queue in ("gpu", "cpu")
+        }

@@ -1,5 +1,6 @@
 """The functions, the state machine (statemachine/pipeline.asl.json with DefinitionSubstitutions),
-the EventBridge rules that start and finalize jobs, and the scheduled ClamAV signature refresh."""
+the EventBridge rules that start and finalize jobs, the scheduled ClamAV signature refresh, and the
+watchdog that measures every 5 minutes how long chunk jobs wait for capacity."""
 
 from __future__ import annotations
 
@@ -38,9 +39,10 @@ from infra.stacks.compute import ComputeStack, ContainerJob
 from infra.stacks.storage import StorageStack
 from infra.workflow import expected_keys, substitution_keys, workflow_definition
 from posereel.aws.jobstore import BY_OWNER_INDEX
-from posereel.resources import ResourceNames
+from posereel.resources import METRICS_NAMESPACE, ResourceNames
 
 CLAMAV_PREFIX = "clamav/"
+WATCHDOG_EVERY = Duration.minutes(5)
 FAILED_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
 _COLON = ArnFormat.COLON_RESOURCE_NAME
 
@@ -68,6 +70,7 @@ class PipelineStack(Stack):
         compute: ComputeStack,
         function_environment: dict[str, str],
         api_environment: dict[str, str],
+        watchdog_environment: dict[str, str],
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -100,6 +103,11 @@ class PipelineStack(Stack):
             "plan": factory.make("plan", ephemeral_storage_mib=big_tmp),
             "merge": factory.make("merge", ephemeral_storage_mib=2048),
             "compile": factory.make("compile", ephemeral_storage_mib=big_tmp),
+            # A watchdog that keeps failing leaves its ticks in the DLQ (the dead-letters alarm): its
+            # metrics then stop and the stuck-job alarms, missing data being no breach, stay OK.
+            "watchdog": factory.make(
+                "watchdog", extra_environment=watchdog_environment, dead_letter_queue=self.dead_letters
+            ),
         }
         self.functions = fns
         self.factory = factory
@@ -134,6 +142,14 @@ class PipelineStack(Stack):
         results.grant_read(roles["compile"], "work/*")
         results.grant_read_write(roles["compile"], "results/*")
         jobs.grant(roles["compile"], "dynamodb:GetItem", "dynamodb:UpdateItem")
+        compute.workers.grant_watchdog(roles["watchdog"])
+        roles["watchdog"].add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],  # PutMetricData has no resource; the namespace condition limits it
+                conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+            )
+        )
 
         # -- the workflow: the same file the local stack runs -----------------------------------------
         substitutions = {
@@ -231,6 +247,23 @@ class PipelineStack(Stack):
             ],
         )
 
+        # -- the watchdog: how long chunk jobs wait for capacity, as metrics (monitoring alarms) -----
+        self.watchdog_schedule = events.Rule(
+            self,
+            "WatchdogSchedule",
+            rule_name=f"{names.prefix}-watchdog",
+            description="Publish how long chunk jobs have waited for capacity (the stuck-job alarms)",
+            schedule=events.Schedule.rate(WATCHDOG_EVERY),
+            targets=[
+                targets.LambdaFunction(
+                    fns["watchdog"],
+                    dead_letter_queue=self.dead_letters,
+                    retry_attempts=2,
+                    max_event_age=WATCHDOG_EVERY,  # the next tick measures afresh
+                )
+            ],
+        )
+
         # -- ClamAV signatures refreshed into s3://results/clamav/ on a schedule (Fargate) ----------
         refresh_role = iam.Role(
             self,
@@ -282,7 +315,10 @@ class PipelineStack(Stack):
                 "results/*, clamav/*), function versions (arn:*), executions of our state machine, our job "
                 "and task definitions' revisions, tasks of our workers cluster, and the '*' resources AWS "
                 "requires (X-Ray, CloudWatch Logs delivery for Step Functions, batch:DescribeJobs, ECR "
-                "GetAuthorizationToken).",
+                "GetAuthorizationToken; for the watchdog batch:ListJobs, which has no resource-level "
+                "permissions, ecs:ListTasks, limited to our workers cluster by the ecs:cluster condition, "
+                "and cloudwatch:PutMetricData, limited to the PoseReel namespace by the cloudwatch:namespace "
+                "condition).",
                 "AwsSolutions-IAM4": "The Fargate execution role of the ClamAV refresh uses AWS's "
                 "AmazonECSTaskExecutionRolePolicy.",
                 "AwsSolutions-L1": "Python 3.11 is the runtime the code is built and tested for (pyproject "

@@ -37,6 +37,8 @@ def test_cdk_json_has_dev_staging_and_prod():
         (lambda c: c["workers"].pop("cpu_max_vcpus"), "cpu_max_vcpus is required with worker_backend batch"),
         (lambda c: c.update(worker_backend="ecs"), "cpu_max_vcpus has no effect with worker_backend ecs"),
         (lambda c: c.update(account="1234"), "String should match pattern"),
+        (lambda c: c.update(stuck_after_s=120), "greater than or equal to 300"),
+        (lambda c: c.update(stuck_after_s=900), "stuck_after_s must be shorter than chunk_timeout_s"),
     ],
 )
 def test_a_bad_environment_is_refused(change, message):

@@ -20,6 +20,7 @@ from infra.workflow import (
     workflow_definition,
 )
 from posereel.resources import SUBSTITUTION_KEYS, WORKER_COMMAND, WORKER_ENTRYPOINT, ResourceNames
+from posereel.settings import WatchdogSettings
 from tests.infra.helpers import ECS_ENV, role_actions
 
 pytestmark = pytest.mark.infra
@@ -225,10 +226,63 @@ def test_clamav_refresh_runs_on_fargate_in_the_workers_cluster(synth):
     assert "DeadLetterConfig" in target
 
 
-def test_tasks_waiting_for_capacity_raise_an_alarm(synth):
+@pytest.mark.parametrize("queue", ["gpu", "cpu"])
+def test_tasks_waiting_for_capacity_raise_an_alarm(synth, queue):
     alarms = synth.resources(ENV, "monitoring", "AWS::CloudWatch::Alarm")
-    assert f"posereel-{ENV}-ecs-tasks-stuck-provisioning" in {
-        a["Properties"]["AlarmName"] for a in alarms.values()
+    (alarm,) = [
+        a
+        for a in alarms.values()
+        if a["Properties"]["AlarmName"] == f"posereel-{ENV}-{queue}-tasks-stuck-provisioning"
+    ]
+    props = alarm["Properties"]
+    assert (props["Namespace"], props["MetricName"], props["Statistic"]) == (
+        "PoseReel",
+        "OldestRunnableAgeSeconds",
+        "Maximum",
+    )
+    assert props["Dimensions"] == [{"Name": "Environment", "Value": ENV}, {"Name": "Queue", "Value": queue}]
+    assert props["Threshold"] == synth.configs[ENV].stuck_after_s
+    assert "PROVISIONING" in props["AlarmDescription"]
+    assert not synth.resources(ENV, "monitoring", "AWS::Logs::MetricFilter")
+
+
+def test_the_watchdog_watches_the_worker_task_families_of_the_cluster(synth, monkeypatch):
+    (fn,) = [
+        f
+        for f in synth.resources(ENV, "pipeline", "AWS::Lambda::Function").values()
+        if f["Properties"].get("FunctionName") == ResourceNames(ENV).function("watchdog")
+    ]
+    for key, value in fn["Properties"]["Environment"]["Variables"].items():
+        monkeypatch.setenv(key, value)
+    settings = WatchdogSettings()
+    assert settings.worker_backend == "ecs"
+    families = {
+        t["Properties"]["Family"]
+        for t in synth.resources(ENV, "compute", "AWS::ECS::TaskDefinition").values()
+        if "worker" in t["Properties"]["Family"]
     }
-    _, metric_filter = one(synth.resources(ENV, "monitoring", "AWS::Logs::MetricFilter"))
-    assert '$.details.resourceType = "ecs"' in metric_filter["Properties"]["FilterPattern"]
+    assert set(settings.queues.values()) == families
+    _, cluster = one(synth.resources(ENV, "compute", "AWS::ECS::Cluster"))
+    assert settings.worker_cluster == cluster["Properties"]["ClusterName"]
+
+
+def test_the_watchdog_lists_and_describes_tasks_of_the_workers_cluster_only(synth):
+    actions = role_actions(synth.template(ENV, "pipeline"), f"posereel-{ENV}-watchdog-fn")
+    assert set(actions) == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "sqs:SendMessage",
+        "ecs:ListTasks",
+        "ecs:DescribeTasks",
+        "cloudwatch:PutMetricData",
+    }
+    (listing,) = actions["ecs:ListTasks"]
+    assert listing["Resource"] == "*"  # ListTasks names no container instance: AWS authorizes it on "*"
+    (cluster,) = listing["Condition"]["ArnEquals"].values()
+    assert f"posereel-{ENV}-compute:" in json.dumps(cluster) and "Cluster" in json.dumps(cluster)
+    (describing,) = actions["ecs:DescribeTasks"]
+    assert json.dumps(describing["Resource"]).endswith(f':task/posereel-{ENV}-workers/*"]]}}')
+    (publishing,) = actions["cloudwatch:PutMetricData"]
+    assert publishing["Condition"] == {"StringEquals": {"cloudwatch:namespace": "PoseReel"}}

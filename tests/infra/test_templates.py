@@ -18,7 +18,7 @@ from posereel.resources import (
     WORKER_ENTRYPOINT,
     ResourceNames,
 )
-from posereel.settings import PipelineSettings
+from posereel.settings import PipelineSettings, WatchdogSettings
 from tests.infra.helpers import listed, role_actions, statements
 
 REPO = Path(__file__).resolve().parents[2]
@@ -256,6 +256,52 @@ def test_uploads_start_jobs_and_failed_executions_are_finalized(synth, env):
     (target,) = ended["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [finalize_logical, "Arn"]}
     assert "DeadLetterConfig" in target
+
+
+def test_the_watchdog_runs_every_5_minutes(synth, env):
+    rules = synth.resources(env, "pipeline", "AWS::Events::Rule")
+    watchdog_logical, _ = function(synth, env, "watchdog")
+    _, rule = only(rules, Name=f"posereel-{env}-watchdog")
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    assert "EventPattern" not in rule["Properties"]
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [watchdog_logical, "Arn"]}
+    assert "DeadLetterConfig" in target
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 300  # a late tick is worth nothing
+
+
+def test_the_watchdog_watches_the_batch_queues(synth, env, monkeypatch):
+    # Given the watchdog's environment
+    _, fn = function(synth, env, "watchdog")
+    for key, value in fn["Properties"]["Environment"]["Variables"].items():
+        monkeypatch.setenv(key, value)
+    # Then it reads back into its settings, naming the queues the compute stack creates
+    settings = WatchdogSettings()
+    assert (settings.env, settings.worker_backend) == (env, "batch")
+    queues = synth.resources(env, "compute", "AWS::Batch::JobQueue")
+    names = sorted(q["Properties"]["JobQueueName"] for q in queues.values())
+    assert sorted(settings.queues.values()) == names
+    assert settings.queues == {"gpu": f"posereel-{env}-gpu", "cpu": f"posereel-{env}-cpu"}
+
+
+def test_the_watchdog_may_list_jobs_and_publish_its_metrics_only(synth, env):
+    actions = role_actions(synth.template(env, "pipeline"), f"posereel-{env}-watchdog-fn")
+    assert set(actions) == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "sqs:SendMessage",  # its failed runs go to the dead-letter queue
+        "batch:ListJobs",
+        "cloudwatch:PutMetricData",
+    }
+    (listing,) = actions["batch:ListJobs"]
+    assert listing["Resource"] == "*" and "Condition" not in listing  # ListJobs has no resource type
+    (publishing,) = actions["cloudwatch:PutMetricData"]
+    assert publishing["Resource"] == "*"
+    assert publishing["Condition"] == {"StringEquals": {"cloudwatch:namespace": "PoseReel"}}
+    (dead_letters,) = actions["sqs:SendMessage"]
+    assert "DeadLetters" in json.dumps(dead_letters["Resource"])
 
 
 def test_clamav_signatures_are_refreshed_on_a_schedule(synth, env):
@@ -536,9 +582,27 @@ def test_alarms_cover_failures_dead_letters_and_stuck_batch_jobs(synth, env):
     assert names == {
         f"posereel-{env}-executions-failed",
         f"posereel-{env}-dead-letters",
-        f"posereel-{env}-batch-jobs-stuck-runnable",
+        f"posereel-{env}-gpu-jobs-stuck-runnable",
+        f"posereel-{env}-cpu-jobs-stuck-runnable",
     }
     assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
+    # The TaskTimedOut stand-in is gone: the watchdog's metric says it sooner.
+    assert not synth.resources(env, "monitoring", "AWS::Logs::MetricFilter")
+
+
+@pytest.mark.parametrize("queue", ["gpu", "cpu"])
+def test_a_job_waiting_for_capacity_too_long_raises_its_queues_alarm(synth, env, queue):
+    alarms = synth.resources(env, "monitoring", "AWS::CloudWatch::Alarm")
+    _, alarm = only(alarms, AlarmName=f"posereel-{env}-{queue}-jobs-stuck-runnable")
+    props = alarm["Properties"]
+    assert (props["Namespace"], props["MetricName"]) == ("PoseReel", "OldestRunnableAgeSeconds")
+    assert props["Dimensions"] == [{"Name": "Environment", "Value": env}, {"Name": "Queue", "Value": queue}]
+    assert (props["Statistic"], props["Period"], props["EvaluationPeriods"]) == ("Maximum", 300, 1)
+    assert props["ComparisonOperator"] == "GreaterThanThreshold"
+    assert props["Threshold"] == synth.configs[env].stuck_after_s
+    # The watchdog publishes 0 for an empty queue: no data means no watchdog, not a stuck job.
+    assert props["TreatMissingData"] == "notBreaching"
+    assert "RUNNABLE" in props["AlarmDescription"]
 
 
 def test_every_log_group_keeps_logs_as_long_as_the_environment_says(synth, env):
@@ -570,6 +634,12 @@ STAR_RESOURCE_ACTIONS = {
     # aws-cdk-lib's BucketDeployment handler, which invalidates the web distribution after publishing.
     "cloudfront:CreateInvalidation",
     "cloudfront:GetInvalidation",
+    "batch:ListJobs",  # the watchdog
+}
+# Actions on "*" that must be held in by a condition: the condition key each needs.
+STAR_RESOURCE_CONDITIONS = {
+    "cloudwatch:PutMetricData": "cloudwatch:namespace",  # the watchdog, PoseReel's namespace only
+    "ecs:ListTasks": "ecs:cluster",  # the watchdog (ECS), the workers cluster only
 }
 
 
@@ -581,7 +651,11 @@ def test_iam_has_no_wildcard_actions_and_star_resources_only_where_aws_requires(
         actions = listed(statement["Action"])
         assert not [a for a in actions if a == "*" or a.endswith(":*")], f"{logical}: {actions}"
         if "*" in listed(statement.get("Resource")):
-            assert set(actions) <= STAR_RESOURCE_ACTIONS, f"{logical}: {actions} on '*'"
+            conditioned = set(actions) & set(STAR_RESOURCE_CONDITIONS)
+            for action in conditioned:
+                keys = {key for test in statement.get("Condition", {}).values() for key in test}
+                assert STAR_RESOURCE_CONDITIONS[action] in keys, f"{logical}: {action} on '*' unconditioned"
+            assert set(actions) - conditioned <= STAR_RESOURCE_ACTIONS, f"{logical}: {actions} on '*'"
 
 
 def test_api_function_may_do_what_the_api_does_and_no_more(synth, env):

@@ -370,3 +370,23 @@ def test_nothing_is_left_running(stack: LocalStack) -> None:
     for queue in stack.resources.job_queues.values():
         for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"):
             assert batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"] == []
+
+
+def test_the_watchdog_finds_the_worker_queues_empty_afterwards(stack: LocalStack) -> None:
+    """The watchdog (scheduled in AWS, invoked by hand here) reads the local Batch queues and
+    publishes zeros for them: the stuck-job alarms' data when nothing waits."""
+    lam = stack.client("lambda")
+    response = lam.invoke(FunctionName=stack.resources.functions["watchdog"], Payload=b"{}")
+    answer = json.loads(response["Payload"].read())
+    assert "FunctionError" not in response, answer
+    assert answer["queues"] == [
+        {"queue": "gpu", "waiting_jobs": 0, "oldest_wait_s": 0.0},
+        {"queue": "cpu", "waiting_jobs": 0, "oldest_wait_s": 0.0},
+    ]
+    listed = stack.client("cloudwatch").list_metrics(Namespace="PoseReel")["Metrics"]
+    published = {
+        (m["MetricName"], next(d["Value"] for d in m["Dimensions"] if d["Name"] == "Queue")) for m in listed
+    }
+    assert published >= {
+        (name, queue) for name in ("OldestRunnableAgeSeconds", "RunnableJobs") for queue in ("gpu", "cpu")
+    }

@@ -9,7 +9,7 @@ import base64
 import hashlib
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +18,14 @@ from pydantic import BaseModel
 
 from posereel.errors import ObjectNotFoundError
 from posereel.jobs import JobError, JobRecord, JobResult, JobStatus, SourceObject
-from posereel.pipeline.ports import ExecutionInfo, ObjectInfo, PresignedPost, UploadedPart
+from posereel.pipeline.ports import (
+    ExecutionInfo,
+    MetricDatum,
+    ObjectInfo,
+    PresignedPost,
+    UploadedPart,
+    WorkerJob,
+)
 from posereel.pipeline.scan import ScanVerdict
 from posereel.settings import PipelineSettings
 
@@ -304,6 +311,36 @@ class FakeScanner:
         self.scanned.append(path.name)
         signature = self.infected.get(path.read_bytes())
         return ScanVerdict(clean=signature is None, signature=signature)
+
+
+class FakeWorkerQueues:
+    """Queue -> the jobs it holds, in any state (the service decides which ones wait)."""
+
+    def __init__(self, jobs: Mapping[str, Sequence[WorkerJob]] | None = None) -> None:
+        self.jobs = {queue: list(held) for queue, held in (jobs or {}).items()}
+        self.asked: list[str] = []
+
+    def unstarted(self, queue: str) -> list[WorkerJob]:
+        self.asked.append(queue)
+        return list(self.jobs.get(queue, []))
+
+
+class FakeMetrics:
+    def __init__(self) -> None:
+        self.calls: list[list[MetricDatum]] = []
+
+    def publish(self, data: Sequence[MetricDatum]) -> None:
+        self.calls.append(list(data))
+
+    def value(self, name: str, **dimensions: str) -> float:
+        """The one published value of metric ``name`` with exactly these dimensions."""
+        (found,) = [
+            d.value
+            for call in self.calls
+            for d in call
+            if d.name == name and dict(d.dimensions) == dimensions
+        ]
+        return found
 
 
 def pipeline_settings(**overrides: Any) -> PipelineSettings:

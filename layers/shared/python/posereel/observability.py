@@ -21,8 +21,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from posereel.errors import InputError, PoseReelError, TransientError
+from posereel.resources import METRICS_NAMESPACE
 
-NAMESPACE = "PoseReel"
+NAMESPACE = METRICS_NAMESPACE
 
 HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
 

@@ -16,7 +16,12 @@ FUNCTIONS: dict[str, str] = {
     "compile": "posereel_functions.compile.handler",
     "api": "posereel_functions.api.handler",
     "finalize": "posereel_functions.finalize.handler",
+    # Runs on a schedule in AWS (every 5 minutes): publishes how long chunk jobs wait for capacity.
+    "watchdog": "posereel_functions.watchdog.handler",
 }
+
+# CloudWatch: the namespace of PoseReel's own metrics (the functions' and the watchdog's).
+METRICS_NAMESPACE = "PoseReel"
 
 # API routes callable without an API key or token (API Gateway's methods, and the local API).
 API_PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({("GET", "/health")})
@@ -56,6 +61,7 @@ FUNCTION_SIZES: dict[str, FunctionSize] = {
     "merge": FunctionSize(timeout_s=600, memory_mb=3008),
     "compile": FunctionSize(timeout_s=900, memory_mb=3008),
     "finalize": FunctionSize(timeout_s=60, memory_mb=256),
+    "watchdog": FunctionSize(timeout_s=60, memory_mb=256),
 }
 
 # Every ${Key} that statemachine/pipeline.asl.json uses.
@@ -101,6 +107,11 @@ class ResourceNames:
     @property
     def cpu_job_queue(self) -> str:
         return f"{self.prefix}-cpu"
+
+    @property
+    def workers_cluster(self) -> str:
+        """The ECS cluster of the chunk workers (worker_backend "ecs")."""
+        return f"{self.prefix}-workers"
 
     @property
     def gpu_job_definition(self) -> str:

@@ -142,3 +142,33 @@ class PipelineSettings(BaseSettings):
     model_dir: Path = Field(default_factory=default_model_dir)
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
+
+
+class WatchdogSettings(BaseSettings):
+    """What the watchdog function reads from its environment (POSEREEL_*), once at start: where the
+    chunk workers run and the two queues to watch. The CDK app sets them for its worker backend."""
+
+    model_config = SettingsConfigDict(env_prefix="POSEREEL_", extra="ignore", frozen=True)
+
+    env: str = "local"
+    worker_backend: Literal["batch", "ecs"]
+    gpu_queue: str = Field(
+        min_length=1,
+        description="batch: the GPU job queue (name or ARN); ecs: the GPU task definition family",
+    )
+    cpu_queue: str = Field(
+        min_length=1,
+        description="batch: the CPU job queue (name or ARN); ecs: the CPU task definition family",
+    )
+    worker_cluster: str | None = Field(None, description="ecs only: the workers cluster (name or ARN)")
+
+    @model_validator(mode="after")
+    def _cluster(self) -> WatchdogSettings:
+        if self.worker_backend == "ecs" and not self.worker_cluster:
+            raise ValueError("worker_cluster is required with worker_backend ecs")
+        return self
+
+    @property
+    def queues(self) -> dict[str, str]:
+        """The Queue dimension's value -> the queue (or family) it names."""
+        return {"gpu": self.gpu_queue, "cpu": self.cpu_queue}

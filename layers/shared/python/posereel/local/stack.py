@@ -10,7 +10,8 @@ on upload, and an HTTP server in front of the api function. Names come from
 
 Differences from AWS, on purpose: an upload starts the job through an S3 -> Lambda notification
 (moto cannot deliver S3 -> EventBridge -> target; the start function takes both shapes), the
-finalize function has no EventBridge rule to call it, and Batch jobs run as local processes.
+finalize function has no EventBridge rule to call it, the watchdog no schedule (it runs when
+invoked), and Batch jobs run as local processes.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ _TEST_SIGNATURE = "PoseReel.Test.EICAR"
 _WORKER_QUIET_ENV = {"GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
 # No X-Ray daemon here: Powertools' tracer would try to send every segment to one.
 _FUNCTION_LOCAL_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
+# Functions no job calls (in AWS a schedule runs them): created, but not pre-warmed.
+_UNSCHEDULED_FUNCTIONS = frozenset({"watchdog"})
 
 
 def repository_root() -> Path:
@@ -294,7 +297,7 @@ class LocalStack:
         self._create_table(settings)
         environment = settings_environment(settings)
         functions = self._create_functions(names, role, {**environment, **_FUNCTION_LOCAL_ENV})
-        self._prewarm(account, region, list(functions))
+        self._prewarm(account, region, [key for key in functions if key not in _UNSCHEDULED_FUNCTIONS])
         queues, definitions = self._create_batch(names, role, {**environment, **_WORKER_QUIET_ENV})
         created = self._create_state_machine(
             root, names, role, settings=settings, functions=functions, queues=queues, definitions=definitions
@@ -428,6 +431,14 @@ class LocalStack:
         # satisfies the API.
         code = _placeholder_zip()
         lam = self.client("lambda")
+        # The watchdog's own settings (posereel.settings.WatchdogSettings): the local Batch queues.
+        own = {
+            "watchdog": {
+                "POSEREEL_WORKER_BACKEND": "batch",
+                "POSEREEL_GPU_QUEUE": names.gpu_job_queue,
+                "POSEREEL_CPU_QUEUE": names.cpu_job_queue,
+            }
+        }
         functions: dict[str, str] = {}
         for key, handler in self._handlers.items():
             size = FUNCTION_SIZES[key]
@@ -439,7 +450,7 @@ class LocalStack:
                 Code={"ZipFile": code},
                 Timeout=size.timeout_s,
                 MemorySize=size.memory_mb,
-                Environment={"Variables": environment},
+                Environment={"Variables": {**environment, **own.get(key, {})}},
             )["FunctionArn"]
         return functions
 

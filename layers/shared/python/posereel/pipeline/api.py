@@ -310,8 +310,8 @@ def _create_upload(
     )
     urls = media.presigned_part_urls(bucket, key, upload_id=upload_id, parts=count, expires_in_s=expires_in_s)
     parts = [UploadPart(part_number=n, url=url) for n, url in enumerate(urls, start=1)]
-    multipart = MultipartUpload(upload_id=upload_id, part_size_bytes=size, parts=parts)
-    return ticket.model_copy(update={"multipart": multipart, "expires_in_s": expires_in_s})
+    upload = MultipartUpload(upload_id=upload_id, part_size_bytes=size, parts=parts)
+    return ticket.model_copy(update={"multipart": upload, "expires_in_s": expires_in_s})
 
 
 def complete_upload(

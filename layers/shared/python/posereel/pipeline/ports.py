@@ -3,8 +3,9 @@ value types that cross them. ``posereel.aws`` implements them with boto3; tests 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -53,6 +54,28 @@ class ExecutionInfo:
     error: str | None = None
     cause: str | None = None
     stopped_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerJob:
+    """A chunk job that has not started, as its backend reports it: a Batch job (``status`` is
+    Batch's job status) or an ECS task (``status`` is its lastStatus). ``created_at``: when it was
+    submitted, timezone-aware; None when the backend does not say."""
+
+    job_id: str
+    status: str
+    created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDatum:
+    """One CloudWatch data point. ``unit``: a CloudWatch unit ("Seconds", "Count")."""
+
+    name: str
+    value: float
+    unit: str
+    dimensions: Mapping[str, str]
+    timestamp: datetime
 
 
 class JobStorePort(Protocol):
@@ -172,3 +195,18 @@ class WorkflowPort(Protocol):
     def stop(self, execution_arn: str, *, cause: str) -> None:
         """Stop a running execution (nothing happens when it ended or does not exist)."""
         ...
+
+
+class WorkerQueuesPort(Protocol):
+    """The chunk workers' queues: Batch job queues, or an ECS cluster's task definition families."""
+
+    def unstarted(self, queue: str) -> list[WorkerJob]:
+        """Jobs of ``queue`` that have not started running: at least every one that waits for
+        capacity (an adapter may leave out states that never do)."""
+        ...
+
+
+class MetricsPort(Protocol):
+    """Custom metrics (CloudWatch), in the namespace the adapter was made for."""
+
+    def publish(self, data: Sequence[MetricDatum]) -> None: ...

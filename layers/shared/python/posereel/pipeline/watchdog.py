@@ -1,0 +1,97 @@
+"""How long chunk jobs wait for capacity, as metrics an alarm can watch.
+
+Neither Batch nor ECS publishes a "waiting for capacity" metric: a GPU job sits RUNNABLE (an ECS
+task PROVISIONING) without a trace while the account has no GPU quota, spot has no capacity or
+the compute environment is at its max vCPUs. ``publish_backlog`` runs every few minutes (the
+watchdog function) and publishes, per worker queue, the age of the oldest job that waits and how
+many wait, 0 when none does: scaling to zero is normal, and an alarm needs data to stay OK.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from posereel.pipeline.ports import MetricDatum, MetricsPort, WorkerJob, WorkerQueuesPort
+
+log = logging.getLogger(__name__)
+
+WorkerBackend = Literal["batch", "ecs"]
+
+# The job states that mean "waiting for capacity", per backend. Batch: SUBMITTED and PENDING wait
+# for the scheduler or for dependencies, not for instances; ECS: PROVISIONING waits for the
+# capacity provider to scale out, PENDING for the instance's agent to take the task.
+WAITING_STATES: dict[WorkerBackend, frozenset[str]] = {
+    "batch": frozenset({"RUNNABLE"}),
+    "ecs": frozenset({"PROVISIONING", "PENDING"}),
+}
+
+OLDEST_WAIT_METRIC = "OldestRunnableAgeSeconds"
+WAITING_JOBS_METRIC = "RunnableJobs"
+ENVIRONMENT_DIMENSION = "Environment"
+QUEUE_DIMENSION = "Queue"
+
+
+class QueueBacklog(BaseModel):
+    """What waits in one worker queue at one moment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    queue: str  # gpu | cpu
+    waiting_jobs: int
+    oldest_wait_s: float  # 0 when nothing waits
+
+
+class WatchdogResult(BaseModel):
+    queues: list[QueueBacklog]
+
+
+def queue_backlog(
+    queue: str, jobs: Iterable[WorkerJob], *, backend: WorkerBackend, now: datetime
+) -> QueueBacklog:
+    """The backlog of ``queue`` at ``now`` (timezone-aware): jobs in a waiting state, and the age
+    of the oldest of them, counted from its submission (never negative, whatever the clocks say;
+    a job whose submission time is unknown is counted, but has no age)."""
+    waiting = [job for job in jobs if job.status in WAITING_STATES[backend]]
+    ages = [(now - job.created_at).total_seconds() for job in waiting if job.created_at is not None]
+    oldest = max(ages, default=0.0)
+    return QueueBacklog(queue=queue, waiting_jobs=len(waiting), oldest_wait_s=round(max(oldest, 0.0), 3))
+
+
+def backlog_metrics(backlog: QueueBacklog, *, env: str, now: datetime) -> list[MetricDatum]:
+    dimensions = {ENVIRONMENT_DIMENSION: env, QUEUE_DIMENSION: backlog.queue}
+    return [
+        MetricDatum(OLDEST_WAIT_METRIC, backlog.oldest_wait_s, "Seconds", dimensions, now),
+        MetricDatum(WAITING_JOBS_METRIC, float(backlog.waiting_jobs), "Count", dimensions, now),
+    ]
+
+
+def publish_backlog(
+    queues: Mapping[str, str],
+    *,
+    backend: WorkerBackend,
+    env: str,
+    workers: WorkerQueuesPort,
+    metrics: MetricsPort,
+    now: datetime,
+) -> WatchdogResult:
+    """Measure every queue (dimension value -> the queue's name or ARN for ``workers``) and
+    publish the backlogs in one go: two metrics per queue, with dimensions Environment and Queue."""
+    backlogs = [
+        queue_backlog(label, workers.unstarted(queue), backend=backend, now=now)
+        for label, queue in queues.items()
+    ]
+    for backlog in backlogs:
+        if backlog.waiting_jobs:
+            log.info(
+                "%s queue: %d job(s) waiting for capacity, the oldest for %.0f s",
+                backlog.queue,
+                backlog.waiting_jobs,
+                backlog.oldest_wait_s,
+            )
+    metrics.publish([datum for backlog in backlogs for datum in backlog_metrics(backlog, env=env, now=now)])
+    return WatchdogResult(queues=backlogs)
