@@ -295,21 +295,43 @@ def test_delete_removes_every_object_and_the_record(
     assert caught.value.status == 404
 
 
-def test_deleting_a_running_job_stops_its_execution(stack: LocalStack, alice: ApiClient, clip: Any) -> None:
-    # Given a job whose analysis is under way
+def chunk_jobs(stack: LocalStack, job_id: str) -> list[dict[str, Any]]:
+    batch = stack.client("batch")
+    return [
+        job
+        for queue in stack.resources.job_queues.values()
+        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+        for job in batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]
+        if job_id in job["jobName"]
+    ]
+
+
+def test_deleting_a_running_job_stops_its_execution_and_its_chunk_jobs(
+    stack: LocalStack, alice: ApiClient, clip: Any
+) -> None:
+    # Given a job whose chunks are being analysed
     job_id = alice.submit(clip(CLIP))
     wait_until(
-        lambda: alice.get_job(job_id).status == JobStatus.RUNNING, what="the job to run", timeout_s=TIMEOUT_S
+        lambda: any(j["status"] == "RUNNING" for j in chunk_jobs(stack, job_id)),
+        what="a chunk job to run",
+        timeout_s=TIMEOUT_S,
     )
     sfn = stack.client("stepfunctions")
     executions = sfn.list_executions(stateMachineArn=stack.settings.state_machine_arn)["executions"]
     arn = next(e["executionArn"] for e in executions if e["name"] == job_id)
     # When it is deleted
     alice.delete_job(job_id)
-    # Then its execution is stopped and the job is gone
+    # Then its execution is stopped (and stays ABORTED), the job is gone, and its chunk jobs are
+    # terminated, as Step Functions does with the job of a stopped .sync task
     wait_until(lambda: sfn.describe_execution(executionArn=arn)["status"] == "ABORTED", what="the abort")
     with pytest.raises(ApiError):
         alice.get_job(job_id)
+    wait_until(
+        lambda: all(j["status"] in ("SUCCEEDED", "FAILED") for j in chunk_jobs(stack, job_id)),
+        what="the chunk jobs to end",
+        timeout_s=60,
+    )
+    assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
 
 
 def test_the_openapi_document_is_served_with_the_web_client(stack: LocalStack) -> None:

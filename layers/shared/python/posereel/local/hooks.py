@@ -12,6 +12,10 @@ unimplemented. The hooks below replace exactly those private moto internals:
   boto3's casing and back with botocore's service model;
 * ``Job._container_details`` stops growing the job's environment on every DescribeJobs and
   reports the exit code; ``StepFunctionsParserBackend.start_execution`` names unnamed executions;
+* ``StateTaskServiceBatch._build_sync_resolver`` and ``StateTaskServiceCallback._eval_sync``:
+  when an execution is stopped while it waits on a ``batch:submitJob.sync`` job, the job is
+  terminated, as Step Functions does in AWS (moto left it running); and ``Environment.set_error``
+  no longer turns a stopped execution FAILED when a task ends after the stop (it stays ABORTED);
 * ``S3Response._bucket_response_post`` (a browser's form upload) ignores the POST policy; it
   is now checked as S3 does (expiry, field conditions, content-length-range), so a presigned
   POST refuses a file larger than the one announced here too (signatures stay unchecked);
@@ -86,6 +90,14 @@ _SFN_SERVICE_MODULE: Final = (
 _SFN_MAP_ITERATION_MODULE: Final = (
     "moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.iteration_worker"
 )
+_SFN_CALLBACK_MODULE: Final = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback"
+)
+_SFN_BATCH_MODULE: Final = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch"
+)
+_SFN_ENVIRONMENT_MODULE: Final = "moto.stepfunctions.parser.asl.eval.environment"
+_SFN_PROGRAM_STATE_MODULE: Final = "moto.stepfunctions.parser.asl.eval.program_state"
 _SFN_STATES_ERROR_MODULE: Final = (
     "moto.stepfunctions.parser.asl.component.common.error_name.states_error_name"
 )
@@ -121,6 +133,19 @@ _EXPECTED_SIGNATURES: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
         ("self", "state_machine_arn", "name", "execution_input", "trace_header"),
     ),
     ("moto.settings", "moto_server_port", ()),
+    (
+        _SFN_BATCH_MODULE,
+        "StateTaskServiceBatch._build_sync_resolver",
+        ("self", "env", "resource_runtime_part", "normalised_parameters", "state_credentials"),
+    ),
+    (
+        _SFN_CALLBACK_MODULE,
+        "StateTaskServiceCallback._eval_sync",
+        ("self", "env", "sync_resolver", "timeout_seconds", "callback_endpoint", "heartbeat_endpoint"),
+    ),
+    ("moto.batch.models", "BatchBackend.terminate_job", ("self", "job_id", "reason")),
+    (_SFN_ENVIRONMENT_MODULE, "Environment.set_error", ("self", "error")),
+    (_SFN_PROGRAM_STATE_MODULE, "ProgramStopped", ("stop_date", "error", "cause")),
     ("moto.s3.responses", "S3Response._bucket_response_post", ("self", "request", "bucket_name")),
     ("moto.s3.responses", "S3Response._get_cors_headers_other", ("self",)),
     (_SFN_MAP_ITERATION_MODULE, "CustomErrorName", ("error_name",)),
@@ -129,6 +154,7 @@ _EXPECTED_SIGNATURES: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
 
 # Instance attributes set in __init__ that the hooks read or write.
 _EXPECTED_INIT_ATTRIBUTES: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
+    (_SFN_ENVIRONMENT_MODULE, "Environment", ("_program_state",)),
     (
         "moto.awslambda.models",
         "LambdaFunction",
@@ -1138,6 +1164,58 @@ def install_hooks(*, lambda_runner: LambdaRunner, batch_runner: BatchRunner) -> 
                 return status, {"Content-Type": "application/xml", **self._get_cors_headers_other()}, body
         return original_post(self, request, bucket_name)
 
+    batch_service = importlib.import_module(_SFN_BATCH_MODULE).StateTaskServiceBatch
+    callback_service = importlib.import_module(_SFN_CALLBACK_MODULE).StateTaskServiceCallback
+    original_build_sync = batch_service.__dict__["_build_sync_resolver"]
+    original_eval_sync = callback_service.__dict__["_eval_sync"]
+
+    def build_sync_resolver(
+        self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: Any, state_credentials: Any
+    ) -> Any:
+        job_id = env.stack[-1].get("JobId") if env.stack and isinstance(env.stack[-1], dict) else None
+        resolver = original_build_sync(
+            self, env, resource_runtime_part, normalised_parameters, state_credentials
+        )
+
+        def resolve() -> Any:
+            return resolver()
+
+        resolve.batch_job = (resource_runtime_part.account, resource_runtime_part.region, job_id)  # type: ignore[attr-defined]
+        return resolve
+
+    def eval_sync(
+        self: Any,
+        env: Any,
+        sync_resolver: Any,
+        timeout_seconds: Any,
+        callback_endpoint: Any,
+        heartbeat_endpoint: Any,
+    ) -> Any:
+        result = original_eval_sync(
+            self, env, sync_resolver, timeout_seconds, callback_endpoint, heartbeat_endpoint
+        )
+        account, region, job_id = getattr(sync_resolver, "batch_job", (None, None, None))
+        if job_id and not env.is_running():  # the execution was stopped while the job ran
+            from moto.batch.models import batch_backends
+
+            batch_backends[account][region].terminate_job(job_id, "the workflow execution was stopped")
+            logger.info("local Step Functions: stopped execution, terminated Batch job %s", job_id)
+        return result
+
+    environment = importlib.import_module(_SFN_ENVIRONMENT_MODULE).Environment
+    program_stopped = importlib.import_module(_SFN_PROGRAM_STATE_MODULE).ProgramStopped
+    original_set_error = environment.__dict__["set_error"]
+
+    def set_error(self: Any, error: Any) -> None:
+        # A task that fails after its execution was stopped (a terminated Batch job) must not
+        # turn the ABORTED execution FAILED: in AWS a stopped execution stays ABORTED.
+        if isinstance(self._program_state, program_stopped):
+            return
+        original_set_error(self, error)
+
+    patch(environment, "set_error", set_error)
+    patch(batch_service, "_build_sync_resolver", build_sync_resolver)
+    patch(callback_service, "_eval_sync", eval_sync)
     patch(LambdaFunction, "_invoke_lambda", invoke_lambda)
     patch(S3Response, "_bucket_response_post", bucket_post)
     patch(Job, "run", run_job)
