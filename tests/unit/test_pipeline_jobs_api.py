@@ -544,3 +544,23 @@ def test_a_large_files_part_urls_last_long_enough_for_a_slow_upload() -> None:
     ).uploads[0]
     # Then its part URLs outlive that upload, where a small file's form lasts 15 minutes
     assert ticket.multipart is not None and ticket.expires_in_s == 3000
+
+
+def test_every_time_of_a_record_reads_utc_with_z() -> None:
+    # Step Functions' $$.State.EnteredTime may come as +00:00 (moto) where the API writes Z
+    record = JobRecord.model_validate(
+        {
+            "job_id": "0123456789abcdef",
+            "status": "SUCCEEDED",
+            "created_at": "2026-11-21T02:26:48.144Z",
+            "updated_at": "2026-11-21T02:26:58.131117+00:00",
+            "finished_at": "2026-11-21T02:26:58.131117+00:00",
+            "stage_started": {"VALIDATE": "2026-11-21T02:26:49.5+00:00"},
+        }
+    )
+    assert (record.created_at, record.updated_at, record.finished_at) == (
+        "2026-11-21T02:26:48.144Z",
+        "2026-11-21T02:26:58.131Z",
+        "2026-11-21T02:26:58.131Z",
+    )
+    assert record.stage_started == {"VALIDATE": "2026-11-21T02:26:49.500Z"}

@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from posereel.schemas import SCHEMA_VERSION
 
@@ -66,7 +66,13 @@ def is_job_id(value: str) -> bool:
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(datetime.now(UTC))
+
+
+def iso_utc(value: datetime) -> str:
+    """One spelling for every time of a record: UTC, milliseconds, ``Z``."""
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _parse_time(value: str) -> datetime:
@@ -125,6 +131,17 @@ class JobRecord(BaseModel):
     error: JobError | None = None
     result: JobResult | None = None
     expires_at: int | None = Field(None, description="epoch seconds; the table's TTL attribute")
+
+    @field_validator("created_at", "updated_at", "finished_at")
+    @classmethod
+    def _one_time_format(cls, value: str | None) -> str | None:
+        # The workflow writes Step Functions' $$.State.EnteredTime, which may read +00:00.
+        return iso_utc(_parse_time(value)) if value else value
+
+    @field_validator("stage_started")
+    @classmethod
+    def _one_time_format_each(cls, value: dict[str, str]) -> dict[str, str]:
+        return {stage: iso_utc(_parse_time(t)) for stage, t in value.items()}
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
 from posereel.aws._errors import error_code, transient_errors
+from posereel.jobs import iso_utc
 from posereel.pipeline.ports import ExecutionInfo
 
 
@@ -65,10 +66,5 @@ class Workflow:
             status=str(response["status"]),
             error=response.get("error"),
             cause=response.get("cause"),
-            stopped_at=_iso(stopped) if isinstance(stopped, datetime) else None,
+            stopped_at=iso_utc(stopped) if isinstance(stopped, datetime) else None,
         )
-
-
-def _iso(value: datetime) -> str:
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

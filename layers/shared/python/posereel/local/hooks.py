@@ -1180,7 +1180,12 @@ def install_hooks(*, lambda_runner: LambdaRunner, batch_runner: BatchRunner) -> 
         def resolve() -> Any:
             return resolver()
 
-        resolve.batch_job = (resource_runtime_part.account, resource_runtime_part.region, job_id)  # type: ignore[attr-defined]
+        batch_job: tuple[str, str, str | None] = (
+            resource_runtime_part.account,
+            resource_runtime_part.region,
+            job_id,
+        )
+        resolve.batch_job = batch_job  # type: ignore[attr-defined]
         return resolve
 
     def eval_sync(
@@ -1194,7 +1199,7 @@ def install_hooks(*, lambda_runner: LambdaRunner, batch_runner: BatchRunner) -> 
         result = original_eval_sync(
             self, env, sync_resolver, timeout_seconds, callback_endpoint, heartbeat_endpoint
         )
-        account, region, job_id = getattr(sync_resolver, "batch_job", (None, None, None))
+        account, region, job_id = getattr(sync_resolver, "batch_job", ("", "", None))
         if job_id and not env.is_running():  # the execution was stopped while the job ran
             from moto.batch.models import batch_backends
 
