@@ -263,13 +263,6 @@ def body_media_type() -> str:
     return str(headers.get("content-type", "")).split(";")[0].strip().lower()
 
 
-def invalid(fields: list[dict[str, str]]) -> Response[Any]:
-    named = ", ".join(f["field"] for f in fields) or "the body"
-    return error_response(
-        HTTPStatus.UNPROCESSABLE_ENTITY, "INVALID_REQUEST", f"invalid request: {named}", fields=fields
-    )
-
-
 @app.exception_handler(RequestValidationError)
 def invalid_request(exc: RequestValidationError) -> Response[Any]:
     if app.current_event.body and body_media_type() not in (JSON, ""):
@@ -279,7 +272,10 @@ def invalid_request(exc: RequestValidationError) -> Response[Any]:
     for error in exc.errors():
         loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
         fields.append({"field": ".".join(loc) or "body", "problem": str(error.get("type", "invalid"))})
-    return invalid(fields)
+    named = ", ".join(f["field"] for f in fields) or "the body"
+    return error_response(
+        HTTPStatus.UNPROCESSABLE_ENTITY, "INVALID_REQUEST", f"invalid request: {named}", fields=fields
+    )
 
 
 @app.exception_handler(ops.InvalidFieldError)
@@ -301,24 +297,21 @@ def not_json(exc: RequestUnsupportedContentType | None = None) -> Response[Any]:
     )
 
 
-@app.exception_handler(JobNotFound)
-def no_job(exc: JobNotFound) -> Response[Any]:
-    return error_response(HTTPStatus.NOT_FOUND, exc.code, exc.message)
+# What each refusal answers; the most specific class of an error decides.
+STATUS_OF: dict[type[PoseReelError], HTTPStatus] = {
+    Forbidden: HTTPStatus.FORBIDDEN,
+    JobNotFound: HTTPStatus.NOT_FOUND,
+    ops.ConflictError: HTTPStatus.CONFLICT,
+    TooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    InputError: HTTPStatus.BAD_REQUEST,
+}
 
 
-@app.exception_handler(Forbidden)
-def forbidden(exc: Forbidden) -> Response[Any]:
-    return error_response(HTTPStatus.FORBIDDEN, exc.code, exc.message)
-
-
-@app.exception_handler(ops.ConflictError)
-def conflict(exc: ops.ConflictError) -> Response[Any]:
-    return error_response(HTTPStatus.CONFLICT, exc.code, exc.message)
-
-
-@app.exception_handler(InputError)
-def rejected(exc: InputError) -> Response[Any]:
-    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if isinstance(exc, TooLargeError) else HTTPStatus.BAD_REQUEST
+@app.exception_handler(PoseReelError)
+def refused(exc: PoseReelError) -> Response[Any]:
+    status = next((STATUS_OF[cls] for cls in type(exc).__mro__ if cls in STATUS_OF), None)
+    if status is None:  # ModelError, ToolError...: ours to fix, not the caller's
+        return internal(exc)
     return error_response(status, exc.code, exc.message)
 
 

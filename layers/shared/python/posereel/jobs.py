@@ -177,7 +177,7 @@ class JobRecord(BaseModel):
 def upload_key(job_id: str, filename: str) -> str:
     """Where a job's upload lives; the start function reads the job id back from it."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("._") or "video"
-    return f"uploads/{job_id}/{safe[:120]}"
+    return f"{upload_prefix(job_id)}{safe[:120]}"
 
 
 def job_id_from_key(key: str) -> str | None:
@@ -185,6 +185,10 @@ def job_id_from_key(key: str) -> str | None:
     if len(parts) == 3 and parts[0] == "uploads" and is_job_id(parts[1]) and parts[2]:
         return parts[1]
     return None
+
+
+def upload_prefix(job_id: str) -> str:
+    return f"uploads/{job_id}/"
 
 
 def results_prefix(job_id: str) -> str:

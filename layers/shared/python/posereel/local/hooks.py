@@ -1176,17 +1176,9 @@ def install_hooks(*, lambda_runner: LambdaRunner, batch_runner: BatchRunner) -> 
         resolver = original_build_sync(
             self, env, resource_runtime_part, normalised_parameters, state_credentials
         )
-
-        def resolve() -> Any:
-            return resolver()
-
-        batch_job: tuple[str, str, str | None] = (
-            resource_runtime_part.account,
-            resource_runtime_part.region,
-            job_id,
-        )
-        resolve.batch_job = batch_job  # type: ignore[attr-defined]
-        return resolve
+        if resolver is not None:  # eval_sync below reads which job it waits on
+            resolver.batch_job = (resource_runtime_part.account, resource_runtime_part.region, job_id)
+        return resolver
 
     def eval_sync(
         self: Any,

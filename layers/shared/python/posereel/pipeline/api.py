@@ -34,10 +34,11 @@ from posereel.jobs import (
     new_job_id,
     results_prefix,
     upload_key,
+    upload_prefix,
     utc_now,
     work_prefix,
 )
-from posereel.pipeline.files import RESULT_FILES, RESULT_NAME, THUMBNAILS_DIR
+from posereel.pipeline.files import RESULT_FILES, RESULT_NAME, THUMBNAILS_DIR, content_type
 from posereel.pipeline.finalize import reconcile_job
 from posereel.pipeline.ports import JobStorePort, MediaStorePort, WorkflowPort
 from posereel.pipeline.start import expires_at
@@ -407,9 +408,9 @@ def job_results(
 
     files = {
         kind: ResultFile(
-            url=link(name), name=name, content_type=content_type, size_bytes=stored[name].size_bytes
+            url=link(name), name=name, content_type=content_type(name), size_bytes=stored[name].size_bytes
         )
-        for kind, (name, content_type) in RESULT_FILES.items()
+        for kind, name in RESULT_FILES.items()
         if name in stored
     }
     thumbnails = [
@@ -495,7 +496,7 @@ def delete_job(
     source = record.source
     if record.upload_id is not None and source is not None:
         media.abort_multipart(source.bucket, source.key, upload_id=record.upload_id)
-    deleted = media.delete_prefix(settings.uploads_bucket, f"uploads/{job_id}/")
+    deleted = media.delete_prefix(settings.uploads_bucket, upload_prefix(job_id))
     deleted += media.delete_prefix(settings.results_bucket, work_prefix(job_id))
     deleted += media.delete_prefix(settings.results_bucket, results_prefix(job_id))
     jobs.delete(job_id)

@@ -16,25 +16,19 @@ from posereel.engine import Merged, render_results
 from posereel.errors import ObjectNotFoundError, VideoNotFoundError
 from posereel.jobs import JobResult, results_prefix
 from posereel.pipeline.events import CompileEvent, CompileResult
-from posereel.pipeline.files import REEL_NAME, RESULT_NAME, MergedFile, PlanFile, merged_key, plan_key
+from posereel.pipeline.files import (
+    REEL_NAME,
+    RESULT_NAME,
+    MergedFile,
+    PlanFile,
+    content_type,
+    merged_key,
+    plan_key,
+)
 from posereel.pipeline.ports import JobStorePort, MediaStorePort
 from posereel.settings import PipelineSettings, RuntimeSettings
 
-CONTENT_TYPES = {
-    ".mp4": "video/mp4",
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".json": "application/json",
-    ".csv": "text/csv",
-    ".edl": "text/plain",
-}
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
 UPLOAD_THREADS = 4
-
-
-def content_type(path: Path | str) -> str:
-    return CONTENT_TYPES.get(Path(path).suffix.lower(), DEFAULT_CONTENT_TYPE)
 
 
 def runtime_settings(settings: PipelineSettings) -> RuntimeSettings:

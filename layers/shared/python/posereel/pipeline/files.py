@@ -10,6 +10,8 @@ Light on purpose (pydantic models only): the worker container imports it too.
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from pydantic import BaseModel, ConfigDict
 
 from posereel.jobs import work_prefix
@@ -20,18 +22,33 @@ from posereel.settings import AnalysisSettings
 REEL_NAME = "reel.mp4"
 RESULT_NAME = "result.json"
 THUMBNAILS_DIR = "thumbnails/"
-# The result files users get links to (GET /jobs/{id}/results): kind -> (name, content type).
-RESULT_FILES: dict[str, tuple[str, str]] = {
-    "reel": (REEL_NAME, "video/mp4"),
-    "overlay": ("overlay.mp4", "video/mp4"),
-    "timeline": ("timeline.png", "image/png"),
-    "tracks": ("tracks.json", "application/json"),
-    "segments": ("segments.json", "application/json"),
-    "metrics": ("metrics.json", "application/json"),
-    "result": (RESULT_NAME, "application/json"),
-    "segments_csv": ("segments.csv", "text/csv"),
-    "segments_edl": ("segments.edl", "text/plain"),
+# The result files users get links to (GET /jobs/{id}/results): kind -> name.
+RESULT_FILES: dict[str, str] = {
+    "reel": REEL_NAME,
+    "overlay": "overlay.mp4",
+    "timeline": "timeline.png",
+    "tracks": "tracks.json",
+    "segments": "segments.json",
+    "metrics": "metrics.json",
+    "result": RESULT_NAME,
+    "segments_csv": "segments.csv",
+    "segments_edl": "segments.edl",
 }
+# The content type each result file is stored (and served) with, by extension.
+CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".json": "application/json",
+    ".csv": "text/csv",
+    ".edl": "text/plain",
+}
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+def content_type(path: PurePath | str) -> str:
+    return CONTENT_TYPES.get(PurePath(path).suffix.lower(), DEFAULT_CONTENT_TYPE)
 
 
 class PlanFile(BaseModel):
