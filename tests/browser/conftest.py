@@ -95,7 +95,7 @@ def served(models_dir: Path, artifacts_dir: Path) -> Iterator[Served]:
     """`posereel up` on a free port with a known key, stopped (never left running) at the end."""
     key = secrets.token_urlsafe(24)
     log_path = artifacts_dir / "posereel-up.log"
-    command = [sys.executable, "-m", "posereel.cli", "up", "--port", "0", "--aws-port", "0"]
+    command = [sys.executable, "-m", "posereel_local.cli", "up", "--port", "0", "--aws-port", "0"]
     command += ["--model-dir", str(models_dir)]
     env = {
         **os.environ,

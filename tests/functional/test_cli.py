@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from posereel.cli import main
+from posereel_local.cli import main
 
 
 @pytest.fixture

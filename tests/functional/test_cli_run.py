@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from posereel import cli
+from posereel_local import cli
 
 
 def test_a_missing_file_is_an_input_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

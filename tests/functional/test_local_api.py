@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from posereel.local.api_server import ApiServer, FunctionError, proxy_event
-from posereel.local.client import ApiClient, ApiError, Upload, content_type_of, multipart_form
+from posereel_local.api_server import ApiServer, FunctionError, proxy_event
+from posereel_local.client import ApiClient, ApiError, Upload, content_type_of, multipart_form
 
 
 class FakeApi:

@@ -21,8 +21,9 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from posereel.local import LocalAws, MotoInternalsChangedError, check_moto_internals, substitute_refs
-from posereel.local.hooks import nvidia_gpu_usable
+from posereel_local.hooks import MotoInternalsChangedError, check_moto_internals
+from posereel_local.hooks.batch_runtime import nvidia_gpu_usable, substitute_refs
+from posereel_local.server import LocalAws
 from tests.support import wait_until
 
 FIXTURES = Path(__file__).parent / "local_fixtures"

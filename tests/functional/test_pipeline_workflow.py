@@ -17,7 +17,7 @@ import pytest
 
 from posereel.aws.jobstore import JobStore
 from posereel.jobs import JobRecord, JobStatus, Stage, upload_key
-from posereel.local.stack import LocalStack
+from posereel_local.stack import LocalStack
 from tests.support import wait_until
 
 FIXTURES = Path(__file__).parent / "workflow_fixtures"

@@ -18,8 +18,8 @@ from urllib.request import ProxyHandler, Request, build_opener
 import pytest
 
 from posereel.jobs import JobStatus
-from posereel.local.client import ApiClient, ApiError, Upload
-from posereel.local.stack import LocalStack
+from posereel_local.client import ApiClient, ApiError, Upload
+from posereel_local.stack import LocalStack
 from tests.support import wait_until
 
 pytestmark = pytest.mark.media

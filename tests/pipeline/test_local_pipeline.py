@@ -19,12 +19,12 @@ import pytest
 from posereel import engine
 from posereel.aws.jobstore import JobStore
 from posereel.jobs import JobStatus, Stage, upload_key
-from posereel.local.client import ApiClient, ApiError
-from posereel.local.run import RunOutcome, run_video
-from posereel.local.stack import EICAR, LocalStack
 from posereel.pipeline.api import JobView
 from posereel.pipeline.files import chunk_key, plan_key
 from posereel.settings import AnalysisSettings, ChunkSettings, RuntimeSettings
+from posereel_local.client import ApiClient, ApiError
+from posereel_local.run import RunOutcome, run_video
+from posereel_local.stack import EICAR, LocalStack
 from tests.support import wait_until
 
 pytestmark = pytest.mark.media

@@ -145,7 +145,7 @@ def test_a_missing_plan_is_a_failure_not_an_input_error(store: FakeMediaStore) -
 def test_a_gpu_job_without_a_usable_gpu_fails_before_downloading(
     store: FakeMediaStore, models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from posereel.local.hooks import nvidia_gpu_usable
+    from posereel_local.hooks.batch_runtime import nvidia_gpu_usable
 
     if nvidia_gpu_usable():
         pytest.skip("this machine has a GPU")

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from posereel.errors import MalwareError
-from posereel.local.stack import render_definition
 from posereel.observability import error_payload
 from posereel.resources import FUNCTION_SIZES, FUNCTIONS, SUBSTITUTION_KEYS
+from posereel_local.stack import render_definition
 
 DEFINITION = Path(__file__).resolve().parents[2] / "statemachine" / "pipeline.asl.json"
 LAMBDA_RETRY_ERRORS = [

@@ -26,7 +26,7 @@ from posereel.settings import (
 )
 
 if TYPE_CHECKING:
-    from posereel.local.stack import LocalStack
+    from posereel_local.stack import LocalStack
 
 
 def _analysis_settings(args: argparse.Namespace) -> AnalysisSettings:
@@ -56,7 +56,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from posereel import engine, report
+    from posereel import engine
+    from posereel_local import report
 
     console = Console(stderr=True)
     source = Path(args.video)
@@ -113,7 +114,7 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
 
 
 def _local_stack(args: argparse.Namespace, *, chunk_seconds: float | None) -> LocalStack:
-    from posereel.local.stack import LocalStack
+    from posereel_local.stack import LocalStack
 
     return LocalStack(
         api_port=args.port,
@@ -170,9 +171,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     from posereel.jobs import Stage
-    from posereel.local.client import ApiError
-    from posereel.local.run import print_outcome, run_video
     from posereel.pipeline.api import JobView
+    from posereel_local.client import ApiError
+    from posereel_local.run import print_outcome, run_video
 
     video = Path(args.video)
     if not video.is_file():

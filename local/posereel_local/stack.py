@@ -31,8 +31,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from posereel.local.api_server import ApiServer, invoke_through_lambda
-from posereel.local.server import LocalAws
 from posereel.resources import (
     FUNCTION_SIZES,
     FUNCTIONS,
@@ -42,6 +40,8 @@ from posereel.resources import (
     ResourceNames,
 )
 from posereel.settings import PipelineSettings, RuntimeSettings
+from posereel_local.api_server import ApiServer, invoke_through_lambda
+from posereel_local.server import LocalAws
 
 logger = logging.getLogger("posereel.local")
 
@@ -66,7 +66,7 @@ _UNSCHEDULED_FUNCTIONS = frozenset({"watchdog"})
 
 def repository_root() -> Path:
     """The checkout this package runs from (``functions/`` and ``statemachine/`` are read from it)."""
-    root = Path(__file__).resolve().parents[5]  # layers/shared/python/posereel/local/stack.py
+    root = Path(__file__).resolve().parents[2]  # local/posereel_local/stack.py
     if not (root / "statemachine" / "pipeline.asl.json").is_file() or not (root / "functions").is_dir():
         raise FileNotFoundError(
             f"{root} is not a PoseReel checkout (no statemachine/pipeline.asl.json or functions/): "
@@ -279,6 +279,7 @@ class LocalStack:
             port=self._aws_port,
             gpu_available=self._gpu_available,
             lambda_code_paths=[*self._code_paths, root / "functions"],
+            lambda_layer_paths=[root / "layers" / "shared" / "python"],
             batch_workdir=batch_dir,
             image_entrypoints={GPU_IMAGE: self._worker_entrypoint, CPU_IMAGE: self._worker_entrypoint},
             max_parallel_jobs=self.max_concurrency,

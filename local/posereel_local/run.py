@@ -18,10 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from posereel.jobs import JobStatus
-from posereel.local.client import ApiClient
-from posereel.local.stack import LocalStack
 from posereel.pipeline.api import JobView
 from posereel.schemas import AnalysisResult
+from posereel_local.client import ApiClient
+from posereel_local.stack import LocalStack
 
 log = logging.getLogger(__name__)
 

@@ -18,16 +18,14 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from posereel.local.hooks import (
-    DEFAULT_PASS_ENV,
-    LOCAL_CREDENTIAL,
+from posereel_local.hooks import (
     BatchRunner,
     InstalledHooks,
     LambdaRunner,
-    LocalEndpoint,
     check_moto_internals,
     install_hooks,
 )
+from posereel_local.hooks.common import DEFAULT_PASS_ENV, LOCAL_CREDENTIAL, LocalEndpoint
 
 logger = logging.getLogger("posereel.local")
 
@@ -68,6 +66,7 @@ class LocalAws:
         region: str = "us-east-1",
         gpu_available: bool | None = None,
         lambda_code_paths: Sequence[str | os.PathLike[str]] = (),
+        lambda_layer_paths: Sequence[str | os.PathLike[str]] = (),
         batch_workdir: str | os.PathLike[str] | None = None,
         image_entrypoints: Mapping[str, Sequence[str]] | None = None,
         max_parallel_jobs: int | None = None,
@@ -77,6 +76,7 @@ class LocalAws:
         """
         port: 0 picks a free one. gpu_available: None detects with ``nvidia-smi -L``.
         lambda_code_paths: directories put first on a Lambda worker's PYTHONPATH (its /var/task).
+        lambda_layer_paths: the layers' python/ folders, after them (/opt/python).
         batch_workdir: working directory of Batch job processes (default: this process's).
         image_entrypoints: image URI -> argv prepended to a job's command (the image's ENTRYPOINT).
         max_parallel_jobs: Batch jobs running at once (a compute environment's size); None: no limit.
@@ -86,6 +86,7 @@ class LocalAws:
         self.region = region
         self._gpu_available = gpu_available
         self._lambda_code_paths = lambda_code_paths
+        self._lambda_layer_paths = lambda_layer_paths
         self._batch_workdir = batch_workdir
         self._image_entrypoints = image_entrypoints
         self._max_parallel_jobs = max_parallel_jobs
@@ -186,7 +187,9 @@ class LocalAws:
         self._set_env("MOTO_PORT", str(port))
         endpoint = LocalEndpoint(self._endpoint_url, tuple(self._pass_env))
         self._hooks = install_hooks(
-            lambda_runner=LambdaRunner(endpoint, code_paths=self._lambda_code_paths),
+            lambda_runner=LambdaRunner(
+                endpoint, code_paths=self._lambda_code_paths, layer_paths=self._lambda_layer_paths
+            ),
             batch_runner=BatchRunner(
                 endpoint,
                 gpu_available=self._gpu_available,
