@@ -16,7 +16,7 @@ from infra.stacks.pipeline import CLAMAV_PREFIX, PipelineStack
 from infra.stacks.storage import StorageStack
 from infra.stacks.web import WebStack
 from posereel.resources import ResourceNames
-from posereel.settings import PipelineSettings, WatchdogSettings
+from posereel.settings import ChunkSettings, PipelineSettings, RuntimeSettings, settings_environment
 
 
 @dataclass(frozen=True)
@@ -35,49 +35,32 @@ class EnvironmentStacks:
         return [self.web, self.storage, self.compute, self.pipeline, self.api, self.monitoring]
 
 
-def pipeline_environment(names: ResourceNames, config: EnvironmentConfig) -> dict[str, str]:
-    """The POSEREEL_* variables of every function and worker, validated by PipelineSettings itself
-    (the model they are read back into), from plain strings: names are fixed, so no tokens."""
-    region, account = config.region, config.account
-    values = {
-        "env": names.env,
-        "uploads_bucket": names.bucket("uploads", account=account),
-        "results_bucket": names.bucket("results", account=account),
-        "quarantine_bucket": names.bucket("quarantine", account=account),
-        "jobs_table": names.jobs_table,
-        "state_machine_arn": f"arn:aws:states:{region}:{account}:stateMachine:{names.state_machine}",
-        "max_upload_bytes": config.max_upload_bytes,
-        "max_duration_s": config.max_duration_s,
-        "chunk_seconds": config.chunk_seconds,
-        "overlap_seconds": config.overlap_seconds,
-        "clamav_db": f"s3://{names.bucket('results', account=account)}/{CLAMAV_PREFIX}",
-        "job_ttl_days": config.job_ttl_days,
-    }
-    settings = PipelineSettings.model_validate(values)
-    return {f"POSEREEL_{key.upper()}": str(getattr(settings, key)) for key in values}
+# Where the worker images bake the pose models in (containers/worker/Dockerfile.*).
+IMAGE_MODEL_DIR = "/opt/models"
 
 
-def watchdog_environment(names: ResourceNames, config: EnvironmentConfig) -> dict[str, str]:
-    """The watchdog function's own POSEREEL_* variables: what it watches (the Batch job queues, or
-    the worker task families of the ECS cluster), validated by WatchdogSettings."""
-    values: dict[str, str] = {"env": names.env, "worker_backend": config.worker_backend}
-    if config.worker_backend == "batch":
-        values |= {"gpu_queue": names.gpu_job_queue, "cpu_queue": names.cpu_job_queue}
-    else:
-        values |= {
-            "gpu_queue": names.gpu_job_definition,
-            "cpu_queue": names.cpu_job_definition,
-            "worker_cluster": names.workers_cluster,
-        }
-    settings = WatchdogSettings.model_validate(values)
-    return {f"POSEREEL_{key.upper()}": str(getattr(settings, key)) for key in values}
+def environment_settings(names: ResourceNames, config: EnvironmentConfig) -> PipelineSettings:
+    """The PipelineSettings of every function and worker of the environment, from the resource
+    names and the environment's config; validated here, at synth."""
+    return PipelineSettings.for_environment(
+        names,
+        account=config.account,
+        region=config.region,
+        max_upload_bytes=config.max_upload_bytes,
+        max_duration_s=config.max_duration_s,
+        chunks=ChunkSettings(chunk_seconds=config.chunk_seconds, overlap_seconds=config.overlap_seconds),
+        clamav_db=f"s3://{names.bucket('results', account=config.account)}/{CLAMAV_PREFIX}",
+        job_ttl_days=config.job_ttl_days,
+        allowed_origins=config.api.allowed_origins,
+        runtime=RuntimeSettings(model_dir=IMAGE_MODEL_DIR),
+    )
 
 
 def build_environment(app: App, env_name: str, config: EnvironmentConfig) -> EnvironmentStacks:
     names = ResourceNames(env_name)
     env = Environment(account=config.account, region=config.region)
     common = dict(env=env, names=names, config=config)
-    environment = pipeline_environment(names, config)
+    settings = environment_settings(names, config)
 
     def stack_id(part: str) -> str:
         return f"{names.prefix}-{part}"
@@ -88,6 +71,13 @@ def build_environment(app: App, env_name: str, config: EnvironmentConfig) -> Env
         app, stack_id("web"), description="PoseReel web client hosting (S3 + CloudFront)", **common
     )
     allowed_origins = [*config.api.allowed_origins, web.origin]
+    # The web client's CloudFront domain is known at deploy only: the functions' variable holds a
+    # token (the workers answer no browser).
+    worker_environment = settings_environment(settings)
+    function_environment = {
+        **worker_environment,
+        "POSEREEL_ALLOWED_ORIGINS": web.to_json_string(allowed_origins),
+    }
     storage = StorageStack(
         app,
         stack_id("storage"),
@@ -98,9 +88,9 @@ def build_environment(app: App, env_name: str, config: EnvironmentConfig) -> Env
     compute = ComputeStack(
         app,
         stack_id("compute"),
-        description=f"PoseReel chunk workers ({config.worker_backend})",
+        description="PoseReel chunk workers (AWS Batch)",
         storage=storage,
-        worker_environment=environment,
+        worker_environment=worker_environment,
         **common,
     )
     pipeline = PipelineStack(
@@ -109,10 +99,7 @@ def build_environment(app: App, env_name: str, config: EnvironmentConfig) -> Env
         description="PoseReel functions, workflow and events",
         storage=storage,
         compute=compute,
-        function_environment=environment,
-        # A JSON list, for the CORS headers of the api function's answers.
-        api_environment={"POSEREEL_ALLOWED_ORIGINS": web.to_json_string(allowed_origins)},
-        watchdog_environment=watchdog_environment(names, config),
+        settings_environment=function_environment,
         **common,
     )
     api = ApiStack(

@@ -52,17 +52,6 @@ class ApiConfig(_Strict):
     allowed_origins: list[str] = Field(min_length=1, description="CORS origins of the web client")
 
 
-# Fargate's task sizes: vCPUs -> the memory sizes (MiB) allowed with them.
-FARGATE_SIZES: dict[float, tuple[int, ...]] = {
-    0.25: (512, 1024, 2048),
-    0.5: tuple(range(1024, 4096 + 1, 1024)),
-    1: tuple(range(2048, 8192 + 1, 1024)),
-    2: tuple(range(4096, 16384 + 1, 1024)),
-    4: tuple(range(8192, 30720 + 1, 1024)),
-    8: tuple(range(16384, 61440 + 1, 4096)),
-    16: tuple(range(32768, 122880 + 1, 8192)),
-}
-
 _SIZE_VCPUS = re.compile(r"(\d*)xlarge|large")
 
 
@@ -79,22 +68,15 @@ def instance_vcpus(instance_type: str) -> int:
 
 
 class WorkersConfig(_Strict):
-    """The chunk workers, on either backend: a GPU pool of EC2 instances that scales to zero, and
-    CPU capacity on Fargate for the fallback."""
+    """The chunk workers: a GPU pool of EC2 instances that scales to zero, and CPU capacity on
+    Fargate for the fallback."""
 
     gpu_instance_types: list[str] = Field(min_length=1)
     gpu_max_vcpus: int = Field(
-        gt=0,
-        description="at most this many GPU-instance vCPUs at once (size it to the account's G/VT quota); "
-        "ecs: the Auto Scaling group's max is this divided by the largest type's vCPUs",
+        gt=0, description="at most this many GPU-instance vCPUs at once (size it to the account's G/VT quota)"
     )
     gpu_spot: bool
-    cpu_max_vcpus: int | None = Field(
-        None,
-        gt=0,
-        description="batch only (required there): the Fargate compute environment's max vCPUs. ECS has no "
-        "such cap: max_concurrency bounds the chunks analysed at once",
-    )
+    cpu_max_vcpus: int = Field(gt=0, description="the Fargate compute environment's max vCPUs")
     cpu_spot: bool = False
     worker_vcpus: float = Field(2, gt=0)
     worker_memory_mib: int = Field(8192, ge=512)
@@ -108,11 +90,6 @@ class WorkersConfig(_Strict):
             instance_vcpus(name)
         return value
 
-    @property
-    def gpu_max_instances(self) -> int:
-        """ECS: instances at once, so that even the largest type stays within gpu_max_vcpus."""
-        return self.gpu_max_vcpus // max(instance_vcpus(name) for name in self.gpu_instance_types)
-
 
 class EnvironmentConfig(_Strict):
     """Everything that differs between dev, staging and prod."""
@@ -122,9 +99,7 @@ class EnvironmentConfig(_Strict):
     availability_zones: list[str] = Field(
         min_length=2, description="given here, never looked up: a lookup needs credentials at synth"
     )
-    # Where the chunk workers run: AWS Batch (GPU queue, CPU queue; batch:submitJob.sync), or an ECS
-    # cluster (a GPU capacity provider on EC2 Auto Scaling, Fargate for CPU; ecs:runTask.sync).
-    worker_backend: Literal["batch", "ecs"] = "batch"
+    # The chunk workers: AWS Batch, a GPU queue and a CPU queue (batch:submitJob.sync).
     workers: WorkersConfig
     chunk_seconds: float = Field(gt=0)
     overlap_seconds: float = Field(ge=0)
@@ -132,8 +107,8 @@ class EnvironmentConfig(_Strict):
     stuck_after_s: int = Field(
         600,
         ge=300,
-        description="a chunk job waiting this long for capacity (Batch RUNNABLE, ECS PROVISIONING) raises "
-        "the stuck-job alarm; below 5 minutes a GPU instance starting from zero would raise it",
+        description="a chunk job waiting this long for capacity (Batch RUNNABLE) raises the stuck-job "
+        "alarm; below 5 minutes a GPU instance starting from zero would raise it",
     )
     max_concurrency: int = Field(ge=1, le=40, description="chunks analysed at once per video (inline Map)")
     max_upload_bytes: int = Field(gt=0, lt=2 * 1024**3, description="ClamAV cannot scan 2 GiB or more")
@@ -173,23 +148,6 @@ class EnvironmentConfig(_Strict):
         for zone in self.availability_zones:
             if not zone.startswith(self.region):
                 raise ValueError(f"availability zone {zone} is not in {self.region}")
-        workers = self.workers
-        if self.worker_backend == "batch" and workers.cpu_max_vcpus is None:
-            raise ValueError("workers.cpu_max_vcpus is required with worker_backend batch")
-        if self.worker_backend == "ecs":
-            if workers.cpu_max_vcpus is not None:
-                raise ValueError(
-                    "workers.cpu_max_vcpus has no effect with worker_backend ecs (Fargate has no such "
-                    "cap; max_concurrency bounds the chunks at once): remove it"
-                )
-            if workers.worker_memory_mib not in FARGATE_SIZES.get(workers.worker_vcpus, ()):
-                sizes = {vcpus: f"{mib[0]}-{mib[-1]}" for vcpus, mib in FARGATE_SIZES.items()}
-                raise ValueError(
-                    f"{workers.worker_vcpus} vCPUs with {workers.worker_memory_mib} MiB is not a Fargate "
-                    f"task size (vCPUs: MiB {sizes})"
-                )
-            if workers.gpu_max_instances < 1:
-                raise ValueError("workers.gpu_max_vcpus is smaller than one instance of the largest GPU type")
         return self
 
 

@@ -1,16 +1,18 @@
-"""ONE factory for PoseReel's Lambda functions. Each function gets its own role (grants are added by
-the caller, per function), its own log group with the environment's retention, X-Ray tracing and the
-POSEREEL_* settings. Light functions are zip packages of functions/ with two layers (the shared
-``posereel`` package and its third-party dependencies); those needing ffmpeg/ffprobe or ClamAV are
-container images built from containers/lambda/Dockerfile, with the handler string as the CMD."""
+"""ONE factory for PoseReel's Lambda functions, from their description (posereel.resources.FUNCTIONS).
+Each function gets its own role (grants are added by the caller, per function), its own log group
+with the environment's retention, X-Ray tracing and its environment
+(posereel.resources.function_environment). Light functions are zip packages of functions/ with two
+layers (the shared ``posereel`` package and its third-party dependencies); those needing
+ffmpeg/ffprobe or ClamAV (``tools``) are container images built from containers/lambda/Dockerfile,
+with the handler string as the CMD."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import subprocess
 import sys
 import tomllib
-from dataclasses import dataclass
 from typing import Any
 
 import jsii
@@ -33,10 +35,8 @@ from constructs import Construct
 from infra.common import CODE_EXCLUDE, DOCKER_CONTEXT_EXCLUDE, REPO, log_group
 from infra.config import EnvironmentConfig
 from infra.stacks.storage import function_role_name
-from posereel.resources import FUNCTION_SIZES, FUNCTIONS, ResourceNames
+from posereel.resources import FUNCTIONS, ResourceNames, function_environment
 
-# Functions that shell out to ffmpeg/ffprobe (validate, plan, merge, compile) or clamscan (scan).
-CONTAINER_FUNCTIONS = frozenset({"validate", "scan", "plan", "merge", "compile"})
 RUNTIME = lambda_.Runtime.PYTHON_3_11
 ARCHITECTURE = lambda_.Architecture.X86_64
 
@@ -82,13 +82,6 @@ class PipLayerBundler:
         return True
 
 
-@dataclass(frozen=True)
-class FunctionSettings:
-    """What every function is given: POSEREEL_* variables (PipelineSettings reads them)."""
-
-    environment: dict[str, str]
-
-
 class FunctionFactory:
     def __init__(
         self,
@@ -96,12 +89,16 @@ class FunctionFactory:
         *,
         names: ResourceNames,
         config: EnvironmentConfig,
-        environment: dict[str, str],
+        settings_environment: dict[str, str],
+        dead_letter_queue: Any,
     ) -> None:
+        """settings_environment: the POSEREEL_* variables of the environment's PipelineSettings;
+        dead_letter_queue: where the events of asynchronously invoked functions go when they fail."""
         self._scope = scope
         self._names = names
         self._config = config
-        self._environment = environment
+        self._settings_environment = settings_environment
+        self._dead_letter_queue = dead_letter_queue
         self._code = lambda_.Code.from_asset(str(REPO / "functions"), exclude=CODE_EXCLUDE)
         self.shared_layer = lambda_.LayerVersion(
             scope,
@@ -137,16 +134,14 @@ class FunctionFactory:
         self.functions: dict[str, lambda_.Function] = {}
         self.roles: dict[str, iam.Role] = {}
 
-    def make(
-        self,
-        name: str,
-        *,
-        extra_environment: dict[str, str] | None = None,
-        dead_letter_queue: Any = None,
-        ephemeral_storage_mib: int | None = None,
-    ) -> lambda_.Function:
-        handler = FUNCTIONS[name]
-        size = FUNCTION_SIZES[name]
+    def _tmp_mib(self, tmp: str | int | None) -> int | None:
+        if tmp == "upload":  # the source, and room for what is rendered from it
+            return min(10240, max(512, math.ceil(2 * self._config.max_upload_bytes / 1024**2) + 512))
+        return int(tmp) if tmp is not None else None
+
+    def make(self, name: str) -> lambda_.Function:
+        spec = FUNCTIONS[name]
+        handler = spec.handler
         scope = Construct(self._scope, f"{name.capitalize()}Function")
         role = iam.Role(
             scope,
@@ -160,16 +155,16 @@ class FunctionFactory:
         common: dict[str, Any] = dict(
             function_name=self._names.function(name),
             role=role,
-            timeout=Duration.seconds(size.timeout_s),
-            memory_size=size.memory_mb,
+            timeout=Duration.seconds(spec.timeout_s),
+            memory_size=spec.memory_mb,
             architecture=ARCHITECTURE,
-            environment={**self._environment, **(extra_environment or {})},
+            environment=function_environment(name, self._names, self._settings_environment),
             tracing=lambda_.Tracing.ACTIVE,
             log_group=logs,
-            dead_letter_queue=dead_letter_queue,
-            ephemeral_storage_size=Size.mebibytes(ephemeral_storage_mib) if ephemeral_storage_mib else None,
+            dead_letter_queue=self._dead_letter_queue if spec.asynchronous else None,
+            ephemeral_storage_size=Size.mebibytes(tmp) if (tmp := self._tmp_mib(spec.tmp)) else None,
         )
-        if name in CONTAINER_FUNCTIONS:
+        if spec.tools:
             function: lambda_.Function = lambda_.DockerImageFunction(
                 scope,
                 "Function",

@@ -6,12 +6,16 @@ this code.
 Every route but GET /health is called with an API key (API Gateway checks it and passes its id)
 or a JWT (the Cognito authorizer passes its claims); that identity owns the jobs it creates.
 Every error is JSON {code, message} (422 adds ``fields``), mapped here and nowhere else.
+
+The routes and error handlers live on a Router; the resolver that serves them is built once per
+container (``api()``), with the CORS origins of the function's settings, so nothing is read from
+the environment at import.
 """
 
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Sequence
 from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
@@ -25,8 +29,18 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from posereel.errors import InputError, PoseReelError, TooLargeError, TransientError
+from posereel.errors import (
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    InvalidFieldError,
+    JobNotFoundError,
+    PoseReelError,
+    TooLargeError,
+    TransientError,
+)
 from posereel.jobs import JobStatus
 from posereel.observability import lambda_boundary, logger
 from posereel.pipeline import api as ops
@@ -41,38 +55,9 @@ from posereel.pipeline.api import (
     JobView,
 )
 from posereel.resources import API_KEY_HEADER
-from posereel_functions import job_store, media_store, settings, workflow
+from posereel_functions import job_store, media_store, per_container, settings, workflow
 
-ALLOWED_ORIGINS_ENV = "POSEREEL_ALLOWED_ORIGINS"
-
-
-def allowed_origins(value: str | None) -> list[str]:
-    """The origins of POSEREEL_ALLOWED_ORIGINS: a JSON list (as the CDK app sets it) or a
-    comma-separated one; any origin when unset (callers are authorised by a key or token in a
-    header, never by cookies)."""
-    text = (value or "").strip()
-    origins = json.loads(text) if text.startswith("[") else text.split(",")
-    return [str(o).strip() for o in origins if str(o).strip()] or ["*"]
-
-
-def cors_config() -> CORSConfig:
-    """CORS headers on every answer: in AWS the web client comes from another origin (CloudFront)."""
-    origins = allowed_origins(os.environ.get(ALLOWED_ORIGINS_ENV))
-    return CORSConfig(
-        allow_origin=origins[0],
-        extra_origins=origins[1:],
-        allow_headers=["Content-Type", "Authorization", API_KEY_HEADER],
-        expose_headers=["Retry-After"],
-        max_age=600,
-    )
-
-
-# A response that fails its own model is our fault: 500, never a 422 naming response fields.
-app = APIGatewayRestResolver(
-    cors=cors_config(),
-    enable_validation=True,
-    response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
-)
+router = APIGatewayRouter()
 
 RETRY_AFTER_S = 5
 JSON = "application/json"
@@ -95,19 +80,6 @@ COMMON = (HTTPStatus.FORBIDDEN, HTTPStatus.UNPROCESSABLE_ENTITY, HTTPStatus.SERV
 JobId = Annotated[str, Path(min_length=8, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]+$")]
 
 
-class Forbidden(PoseReelError):
-    code = "FORBIDDEN"
-
-
-class JobNotFound(PoseReelError):
-    """No such job, or another owner's (the two are not told apart)."""
-
-    code = "NOT_FOUND"
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"no job {job_id}")
-
-
 def api_version() -> str:
     try:
         return version("posereel")
@@ -128,11 +100,11 @@ def error_response(status: HTTPStatus, code: str, message: str, **extra: Any) ->
 def caller() -> str:
     """Who is calling: the JWT's ``sub`` (Cognito authorizer) or the API key's id. API Gateway
     lets no request without one through; a request that still lacks it is refused."""
-    context = app.current_event.request_context
+    context = router.current_event.request_context
     claims = (context.authorizer.claims if context.authorizer is not None else None) or {}
     owner = claims.get("sub") or context.identity.api_key_id
     if not owner:
-        raise Forbidden("a valid API key is required (the x-api-key header)")
+        raise ForbiddenError("a valid API key is required (the x-api-key header)")
     return str(owner)
 
 
@@ -140,7 +112,7 @@ def json_response(status: HTTPStatus, body: Any) -> Response[Any]:
     return Response(status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body)
 
 
-@app.get(
+@router.get(
     "/health",
     summary="Is the API up (no API key needed)",
     tags=["health"],
@@ -150,7 +122,7 @@ def health() -> Health:
     return Health(status="ok", version=api_version())
 
 
-@app.post(
+@router.post(
     "/uploads",
     summary="Announce files to upload: a job and a presigned upload per file",
     tags=["uploads"],
@@ -168,7 +140,7 @@ def post_uploads(body: CreateUploadsRequest) -> Response[CreateUploadsResponse]:
     return json_response(HTTPStatus.CREATED, created.model_dump(mode="json"))
 
 
-@app.post(
+@router.post(
     "/uploads/<job_id>/complete",
     summary="Finish a multipart upload with its parts' ETags",
     tags=["uploads"],
@@ -181,11 +153,11 @@ def post_uploads(body: CreateUploadsRequest) -> Response[CreateUploadsResponse]:
 def complete_upload(job_id: JobId, body: CompleteUploadRequest) -> Response[JobView]:
     record = ops.complete_upload(job_id, body, caller=caller(), jobs=job_store(), media=media_store())
     if record is None:
-        raise JobNotFound(job_id)
+        raise JobNotFoundError(job_id)
     return json_response(HTTPStatus.OK, JobView.of(record).model_dump(mode="json"))
 
 
-@app.get(
+@router.get(
     "/jobs",
     summary="The caller's jobs, newest first",
     tags=["jobs"],
@@ -200,7 +172,7 @@ def list_jobs(
     return ops.list_jobs(caller=caller(), status=status, limit=limit, cursor=cursor, jobs=job_store())
 
 
-@app.get(
+@router.get(
     "/jobs/<job_id>",
     summary="One job: status, stage, progress, error",
     tags=["jobs"],
@@ -210,11 +182,11 @@ def list_jobs(
 def read_job(job_id: JobId) -> Response[JobView]:
     record = ops.get_job(job_id, caller=caller(), jobs=job_store(), workflow=workflow())
     if record is None:
-        raise JobNotFound(job_id)
+        raise JobNotFoundError(job_id)
     return json_response(HTTPStatus.OK, JobView.of(record).model_dump(mode="json"))
 
 
-@app.get(
+@router.get(
     "/jobs/<job_id>/results",
     summary="A finished job's files (presigned links), segments and timeline",
     tags=["jobs"],
@@ -229,11 +201,11 @@ def read_results(job_id: JobId) -> Response[JobResults]:
         job_id, caller=caller(), settings=settings(), jobs=job_store(), media=media_store()
     )
     if results is None:
-        raise JobNotFound(job_id)
+        raise JobNotFoundError(job_id)
     return json_response(HTTPStatus.OK, results.model_dump(mode="json"))
 
 
-@app.delete(
+@router.delete(
     "/jobs/<job_id>",
     summary="Stop a job and delete its upload, files and record",
     tags=["jobs"],
@@ -250,7 +222,7 @@ def delete_job(job_id: JobId) -> Response[None]:
         workflow=workflow(),
     )
     if not deleted:
-        raise JobNotFound(job_id)
+        raise JobNotFoundError(job_id)
     logger.info("job deleted", extra={"job_id": job_id})
     return Response(status_code=HTTPStatus.NO_CONTENT.value, body=None)
 
@@ -259,13 +231,13 @@ def delete_job(job_id: JobId) -> Response[None]:
 
 
 def body_media_type() -> str:
-    headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+    headers = {k.lower(): v for k, v in (router.current_event.headers or {}).items()}
     return str(headers.get("content-type", "")).split(";")[0].strip().lower()
 
 
-@app.exception_handler(RequestValidationError)
+@router.exception_handler(RequestValidationError)
 def invalid_request(exc: RequestValidationError) -> Response[Any]:
-    if app.current_event.body and body_media_type() not in (JSON, ""):
+    if router.current_event.body and body_media_type() not in (JSON, ""):
         # The body was read as what it claims to be (curl -d, for one, says form-urlencoded).
         return not_json()
     fields = []
@@ -278,8 +250,8 @@ def invalid_request(exc: RequestValidationError) -> Response[Any]:
     )
 
 
-@app.exception_handler(ops.InvalidFieldError)
-def invalid_field(exc: ops.InvalidFieldError) -> Response[Any]:
+@router.exception_handler(InvalidFieldError)
+def invalid_field(exc: InvalidFieldError) -> Response[Any]:
     return error_response(
         HTTPStatus.UNPROCESSABLE_ENTITY,
         exc.code,
@@ -288,7 +260,7 @@ def invalid_field(exc: ops.InvalidFieldError) -> Response[Any]:
     )
 
 
-@app.exception_handler(RequestUnsupportedContentType)
+@router.exception_handler(RequestUnsupportedContentType)
 def not_json(exc: RequestUnsupportedContentType | None = None) -> Response[Any]:
     return error_response(
         HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
@@ -299,15 +271,15 @@ def not_json(exc: RequestUnsupportedContentType | None = None) -> Response[Any]:
 
 # What each refusal answers; the most specific class of an error decides.
 STATUS_OF: dict[type[PoseReelError], HTTPStatus] = {
-    Forbidden: HTTPStatus.FORBIDDEN,
-    JobNotFound: HTTPStatus.NOT_FOUND,
-    ops.ConflictError: HTTPStatus.CONFLICT,
+    ForbiddenError: HTTPStatus.FORBIDDEN,
+    JobNotFoundError: HTTPStatus.NOT_FOUND,
+    ConflictError: HTTPStatus.CONFLICT,
     TooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     InputError: HTTPStatus.BAD_REQUEST,
 }
 
 
-@app.exception_handler(PoseReelError)
+@router.exception_handler(PoseReelError)
 def refused(exc: PoseReelError) -> Response[Any]:
     status = next((STATUS_OF[cls] for cls in type(exc).__mro__ if cls in STATUS_OF), None)
     if status is None:  # ModelError, ToolError...: ours to fix, not the caller's
@@ -315,27 +287,56 @@ def refused(exc: PoseReelError) -> Response[Any]:
     return error_response(status, exc.code, exc.message)
 
 
-@app.exception_handler(TransientError)
+@router.exception_handler(TransientError)
 def busy(exc: TransientError) -> Response[Any]:
     logger.warning("transient failure", extra={"reason": exc.message})
     return error_response(HTTPStatus.SERVICE_UNAVAILABLE, exc.code, "temporarily unavailable, try again")
 
 
-@app.not_found
+@router.exception_handler(NotFoundError)
 def no_route(exc: NotFoundError) -> Response[Any]:
     return error_response(HTTPStatus.NOT_FOUND, "NOT_FOUND", "no such resource")
 
 
-@app.exception_handler(ResponseValidationError)
-@app.exception_handler(Exception)
+@router.exception_handler(ResponseValidationError)
+@router.exception_handler(Exception)
 def internal(exc: Exception) -> Response[Any]:
     logger.exception("request failed")
     return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
 
 
+def cors_config(origins: Sequence[str]) -> CORSConfig:
+    """CORS headers on every answer: in AWS the web client comes from another origin (CloudFront).
+    Callers are authorised by a key or token in a header, never by cookies."""
+    return CORSConfig(
+        allow_origin=origins[0],
+        extra_origins=list(origins[1:]),
+        allow_headers=["Content-Type", "Authorization", API_KEY_HEADER],
+        expose_headers=["Retry-After"],
+        max_age=600,
+    )
+
+
+def build_app(origins: Sequence[str]) -> APIGatewayRestResolver:
+    """The resolver serving the router's routes, with CORS for ``origins``."""
+    # A response that fails its own model is our fault: 500, never a 422 naming response fields.
+    app = APIGatewayRestResolver(
+        cors=cors_config(origins),
+        enable_validation=True,
+        response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
+    )
+    app.include_router(router)
+    return app
+
+
+@per_container
+def api() -> APIGatewayRestResolver:
+    return build_app(settings().allowed_origins)
+
+
 def openapi_document() -> dict[str, Any]:
     """The API's OpenAPI document, generated from the routes and models above."""
-    document = app.get_openapi_json_schema(
+    document = build_app(["*"]).get_openapi_json_schema(
         title="PoseReel API",
         version="1",
         summary="Upload videos of people moving; get pose tracks, motion segments and a highlight reel.",
@@ -347,4 +348,4 @@ def openapi_document() -> dict[str, Any]:
 
 @lambda_boundary
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return api().resolve(event, context)

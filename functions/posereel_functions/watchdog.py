@@ -7,26 +7,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from posereel.aws import BatchQueues, CloudWatchMetrics, EcsTasks
+from posereel.aws import BatchQueues, CloudWatchMetrics
 from posereel.observability import lambda_boundary
-from posereel.pipeline.ports import WorkerQueuesPort
 from posereel.pipeline.watchdog import publish_backlog
 from posereel.resources import METRICS_NAMESPACE
-from posereel.settings import WatchdogSettings
-from posereel_functions import per_container
+from posereel_functions import per_container, settings
 
 
 @per_container
-def watchdog_settings() -> WatchdogSettings:
-    return WatchdogSettings()  # the required fields come from POSEREEL_* variables
-
-
-@per_container
-def worker_queues() -> WorkerQueuesPort:
-    settings = watchdog_settings()
-    if settings.worker_backend == "ecs":
-        assert settings.worker_cluster is not None  # the settings require it for ecs
-        return EcsTasks(settings.worker_cluster)
+def worker_queues() -> BatchQueues:
     return BatchQueues()
 
 
@@ -37,11 +26,9 @@ def cloudwatch() -> CloudWatchMetrics:
 
 @lambda_boundary
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    settings = watchdog_settings()
     result = publish_backlog(
-        settings.queues,
-        backend=settings.worker_backend,
-        env=settings.env,
+        settings().worker_queues,
+        env=settings().env,
         workers=worker_queues(),
         metrics=cloudwatch(),
         now=datetime.now(UTC),

@@ -1,23 +1,15 @@
-"""Where the chunk workers run, with the VPC, role and images both backends share. The config's
-worker_backend picks one:
-
-batch  AWS Batch: a GPU compute environment (EC2, scales to zero) and a CPU one (Fargate), a queue
-       for each, worker job definitions; the workflow submits jobs with batch:submitJob.sync.
-ecs    An ECS cluster: a GPU capacity provider (an EC2 Auto Scaling group that ECS managed scaling
-       takes to zero) and Fargate for CPU, worker task definitions; the workflow runs tasks with
-       ecs:runTask.sync (infra/workflow.py derives those two states from the same file).
-
-Both run the same images with the same entry point (posereel.resources) and settings, and offer the
-pipeline the same things: the workflow's substitutions, the workflow role's permissions, and a way
-to run a one-off container on a schedule (the ClamAV refresh)."""
+"""Where the chunk workers run: AWS Batch, with a GPU compute environment (EC2, scales to zero)
+and a CPU one (Fargate), a queue for each and a worker job definition for each
+(posereel.resources.WORKERS); the workflow submits jobs with batch:submitJob.sync. Both run the
+same entry point (posereel.resources) with the same settings. The stack also offers a way to run a
+one-off container on a schedule on the CPU queue (the ClamAV refresh)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from aws_cdk import Duration, Fn, Size, Stack
-from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import Duration, Size, Stack
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -32,13 +24,12 @@ from constructs import Construct
 from infra.common import DOCKER_CONTEXT_EXCLUDE, REPO, log_group, suppress
 from infra.config import EnvironmentConfig
 from infra.stacks.storage import StorageStack
-from infra.workflow import WORKER_CONTAINER
-from posereel.resources import WORKER_COMMAND, ResourceNames
+from posereel.resources import WORKER_COMMAND, WORKERS, ResourceNames, WorkerDevice
 
 
 @dataclass(frozen=True)
 class ContainerJob:
-    """A one-off container run on the backend's CPU capacity (Fargate)."""
+    """A one-off container run on the CPU queue (Fargate)."""
 
     name: str
     image: ecs.ContainerImage
@@ -50,23 +41,6 @@ class ContainerJob:
     stream_prefix: str
     timeout: Duration
     retry_attempts: int
-
-
-class Workers(Protocol):
-    backend: str
-    # Substitution keys of the workflow definition that name the workers' resources.
-    substitutions: dict[str, str]
-
-    def grant_workflow(self, role: iam.Role) -> None:
-        """What the workflow role needs to run a chunk job and wait for it."""
-
-    def grant_watchdog(self, role: iam.Role) -> None:
-        """What the watchdog needs to see the chunk jobs that wait for capacity."""
-
-    def scheduled_target(
-        self, scope: Construct, construct_id: str, job: ContainerJob, *, dead_letter_queue: sqs.IQueue
-    ) -> events.IRuleTarget:
-        """An EventBridge target that runs the job on the backend's CPU capacity."""
 
 
 class ComputeStack(Stack):
@@ -121,34 +95,29 @@ class ComputeStack(Stack):
         storage.uploads.grant_read(self.worker_role, "uploads/*")
         storage.results.grant_read_write(self.worker_role, "work/*")
 
-        self.worker_environment = {"POSEREEL_MODEL_DIR": "/opt/models", **worker_environment}
-        self.gpu_image, self.cpu_image = (
-            DockerImageAsset(
+        self.worker_environment = worker_environment
+        self.images = {
+            device: DockerImageAsset(
                 self,
-                f"{kind.capitalize()}Image",
+                f"{device.capitalize()}Image",
                 directory=str(REPO),
-                file=f"containers/worker/Dockerfile.{kind}",
+                file=spec.image,
                 exclude=DOCKER_CONTEXT_EXCLUDE,
                 platform=Platform.LINUX_AMD64,
             )
-            for kind in ("gpu", "cpu")
-        )
+            for device, spec in WORKERS.items()
+        }
         self.job_logs = log_group(self, "WorkerLogs", config)
-        self.workers: Workers = (
-            BatchWorkers(self, names=names, config=config)
-            if config.worker_backend == "batch"
-            else EcsWorkers(self, names=names, config=config)
-        )
+        self.workers = BatchWorkers(self, names=names, config=config)
         suppress(
             self,
             {
-                "AwsSolutions-IAM4": "The container instance role policy (Batch: "
-                "AmazonEC2ContainerServiceforEC2Role) and the ECS task execution policy are AWS managed; no "
-                "narrower managed equivalent exists.",
+                "AwsSolutions-IAM4": "The container instance role policy "
+                "(AmazonEC2ContainerServiceforEC2Role) and the ECS task execution policy are AWS managed; "
+                "no narrower managed equivalent exists.",
                 "AwsSolutions-IAM5": "Object-level S3 grants are scoped to the uploads/ and work/ "
                 "prefixes of our buckets; ECR GetAuthorizationToken and log actions of the execution role "
-                "need '*' (AWS); container instances register with our cluster only (ecs:Submit* is "
-                "aws-cdk-lib's minimal set).",
+                "need '*' (AWS).",
                 "AwsSolutions-EC23": "Security group allows outbound only; the rule reported is the egress "
                 "default.",
             },
@@ -158,11 +127,8 @@ class ComputeStack(Stack):
 class BatchWorkers:
     """AWS Batch: a GPU queue on EC2 (spot or on demand), a CPU queue on Fargate."""
 
-    backend = "batch"
-
     def __init__(self, stack: ComputeStack, *, names: ResourceNames, config: EnvironmentConfig) -> None:
         cfg = config.workers
-        assert cfg.cpu_max_vcpus is not None  # the config requires it for batch
         self.gpu_environment = batch.ManagedEc2EcsComputeEnvironment(
             stack,
             "GpuEnvironment",
@@ -197,7 +163,7 @@ class BatchWorkers:
         self.gpu_queue = batch.JobQueue(
             stack,
             "GpuQueue",
-            job_queue_name=names.gpu_job_queue,
+            job_queue_name=names.job_queue("gpu"),
             compute_environments=[
                 batch.OrderedComputeEnvironment(compute_environment=self.gpu_environment, order=1)
             ],
@@ -205,7 +171,7 @@ class BatchWorkers:
         self.cpu_queue = batch.JobQueue(
             stack,
             "CpuQueue",
-            job_queue_name=names.cpu_job_queue,
+            job_queue_name=names.job_queue("cpu"),
             compute_environments=[
                 batch.OrderedComputeEnvironment(compute_environment=self.cpu_environment, order=1)
             ],
@@ -222,15 +188,15 @@ class BatchWorkers:
         self.gpu_job_definition = batch.EcsJobDefinition(
             stack,
             "GpuJobDefinition",
-            job_definition_name=names.gpu_job_definition,
+            job_definition_name=names.job_definition("gpu"),
             timeout=timeout,
             retry_attempts=2,
             container=batch.EcsEc2ContainerDefinition(
                 stack,
                 "GpuContainer",
-                image=ecs.ContainerImage.from_docker_image_asset(stack.gpu_image),
+                image=ecs.ContainerImage.from_docker_image_asset(stack.images["gpu"]),
                 **worker,
-                gpu=1,
+                gpu=WORKERS["gpu"].gpus,
                 logging=ecs.LogDriver.aws_logs(stream_prefix="gpu", log_group=stack.job_logs),
                 readonly_root_filesystem=False,
             ),
@@ -238,13 +204,13 @@ class BatchWorkers:
         self.cpu_job_definition = batch.EcsJobDefinition(
             stack,
             "CpuJobDefinition",
-            job_definition_name=names.cpu_job_definition,
+            job_definition_name=names.job_definition("cpu"),
             timeout=timeout,
             retry_attempts=2,
             container=batch.EcsFargateContainerDefinition(
                 stack,
                 "CpuContainer",
-                image=ecs.ContainerImage.from_docker_image_asset(stack.cpu_image),
+                image=ecs.ContainerImage.from_docker_image_asset(stack.images["cpu"]),
                 **worker,
                 assign_public_ip=True,  # public subnets, no NAT: needed to pull from ECR
                 ephemeral_storage_size=Size.gibibytes(40),
@@ -253,18 +219,20 @@ class BatchWorkers:
             ),
         )
         self._names = names
-        self.substitutions = {
-            "GpuJobQueueArn": self.gpu_queue.job_queue_arn,
-            "CpuJobQueueArn": self.cpu_queue.job_queue_arn,
-            "GpuJobDefinitionArn": self.gpu_job_definition.job_definition_arn,
-            "CpuJobDefinitionArn": self.cpu_job_definition.job_definition_arn,
+        self.job_queue_arns: dict[WorkerDevice, str] = {
+            "gpu": self.gpu_queue.job_queue_arn,
+            "cpu": self.cpu_queue.job_queue_arn,
+        }
+        self.job_definition_arns: dict[WorkerDevice, str] = {
+            "gpu": self.gpu_job_definition.job_definition_arn,
+            "cpu": self.cpu_job_definition.job_definition_arn,
         }
 
     def grant_workflow(self, role: iam.Role) -> None:
         stack = Stack.of(role)
         job_definition_arns = [
             stack.format_arn(service="batch", resource="job-definition", resource_name=f"{name}*")
-            for name in (self._names.gpu_job_definition, self._names.cpu_job_definition)
+            for name in map(self._names.job_definition, WORKERS)
         ]
         role.add_to_policy(
             iam.PolicyStatement(
@@ -312,246 +280,6 @@ class BatchWorkers:
             definition.job_definition_arn,
             definition,
             job_name=job.name,
-            dead_letter_queue=dead_letter_queue,
-            retry_attempts=2,
-        )
-
-
-class EcsWorkers:
-    """An ECS cluster: GPU tasks on an EC2 Auto Scaling group behind a capacity provider (managed
-    scaling takes it to zero instances when no task runs), CPU tasks on Fargate."""
-
-    backend = "ecs"
-
-    def __init__(self, stack: ComputeStack, *, names: ResourceNames, config: EnvironmentConfig) -> None:
-        cfg = config.workers
-        self._stack = stack
-        self.cluster_name = names.workers_cluster
-        self.cluster = ecs.Cluster(
-            stack,
-            "Cluster",
-            cluster_name=self.cluster_name,
-            vpc=stack.vpc,
-            enable_fargate_capacity_providers=True,
-        )
-        suppress(
-            self.cluster,
-            {
-                "AwsSolutions-ECS4": "Container Insights is billed per metric even while the cluster is "
-                "idle; the workflow's logs and the stuck-task alarm cover the chunk tasks.",
-            },
-        )
-        instance_role = iam.Role(
-            stack,
-            "GpuInstanceRole",
-            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-            description="PoseReel GPU container instances: register with the workers cluster",
-        )
-        launch_template = ec2.LaunchTemplate(
-            stack,
-            "GpuLaunchTemplate",
-            machine_image=ecs.EcsOptimizedImage.amazon_linux2023(ecs.AmiHardwareType.GPU),  # AL2 ends 2026-06
-            role=instance_role,
-            security_group=stack.workers_sg,
-            user_data=ec2.UserData.for_linux(),  # the cluster adds ECS_CLUSTER=... to it
-            require_imdsv2=True,
-            associate_public_ip_address=True,  # public subnets, no NAT: the agent reaches ECS and ECR
-            block_devices=[
-                ec2.BlockDevice(
-                    device_name="/dev/xvda",
-                    volume=ec2.BlockDeviceVolume.ebs(
-                        100,
-                        encrypted=True,
-                        volume_type=ec2.EbsDeviceVolumeType.GP3,
-                        delete_on_termination=True,
-                    ),
-                )
-            ],
-        )
-        self.gpu_instances = autoscaling.AutoScalingGroup(
-            stack,
-            "GpuInstances",
-            vpc=stack.vpc,
-            vpc_subnets=stack.public,
-            min_capacity=0,
-            max_capacity=cfg.gpu_max_instances,
-            mixed_instances_policy=autoscaling.MixedInstancesPolicy(
-                launch_template=launch_template,
-                launch_template_overrides=[
-                    autoscaling.LaunchTemplateOverrides(instance_type=ec2.InstanceType(name))
-                    for name in cfg.gpu_instance_types
-                ],
-                instances_distribution=autoscaling.InstancesDistribution(
-                    on_demand_base_capacity=0,
-                    on_demand_percentage_above_base_capacity=0 if cfg.gpu_spot else 100,
-                    spot_allocation_strategy=(
-                        autoscaling.SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED if cfg.gpu_spot else None
-                    ),
-                ),
-            ),
-        )
-        suppress(
-            self.gpu_instances,
-            {
-                "AwsSolutions-AS3": "Scaling is ECS managed scaling's: instances come and go with the chunk "
-                "tasks; a failed task falls back to Fargate and the stuck-task alarm reports waits.",
-            },
-        )
-        self.gpu_capacity = ecs.AsgCapacityProvider(
-            stack,
-            "GpuCapacity",
-            capacity_provider_name=f"{names.prefix}-gpu",
-            auto_scaling_group=self.gpu_instances,
-            enable_managed_scaling=True,
-            target_capacity_percent=100,
-            enable_managed_termination_protection=True,  # never take away an instance with a task on it
-            machine_image_type=ecs.MachineImageType.AMAZON_LINUX_2,
-        )
-        self.cluster.add_asg_capacity_provider(self.gpu_capacity)
-
-        cpu_units = int(cfg.worker_vcpus * 1024)
-        container: dict[str, Any] = dict(
-            environment=stack.worker_environment,
-            essential=True,
-            # No command: each run passes the worker's arguments (WORKER_COMMAND, bound) as an override.
-        )
-        self.gpu_task = ecs.Ec2TaskDefinition(
-            stack,
-            "GpuTaskDefinition",
-            family=names.gpu_job_definition,
-            network_mode=ecs.NetworkMode.BRIDGE,  # the instance's network: it has the public IP
-            task_role=stack.worker_role,
-        )
-        self.gpu_task.add_container(
-            WORKER_CONTAINER,
-            image=ecs.ContainerImage.from_docker_image_asset(stack.gpu_image),
-            cpu=cpu_units,
-            memory_limit_mib=cfg.worker_memory_mib,
-            gpu_count=1,
-            logging=ecs.LogDriver.aws_logs(stream_prefix="gpu", log_group=stack.job_logs),
-            **container,
-        )
-        self.cpu_task = ecs.FargateTaskDefinition(
-            stack,
-            "CpuTaskDefinition",
-            family=names.cpu_job_definition,
-            cpu=cpu_units,
-            memory_limit_mib=cfg.worker_memory_mib,
-            ephemeral_storage_gib=40,
-            task_role=stack.worker_role,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-        )
-        self.cpu_task.add_container(
-            WORKER_CONTAINER,
-            image=ecs.ContainerImage.from_docker_image_asset(stack.cpu_image),
-            logging=ecs.LogDriver.aws_logs(stream_prefix="cpu", log_group=stack.job_logs),
-            **container,
-        )
-        for task in (self.gpu_task, self.cpu_task):
-            suppress(
-                task,
-                {
-                    "AwsSolutions-ECS2": "The environment holds resource names and limits (POSEREEL_*), no "
-                    "secrets; the worker reads them as typed settings at start."
-                },
-            )
-        self._names = names
-        self.substitutions = {
-            "WorkerClusterArn": self.cluster.cluster_arn,
-            "GpuTaskDefinitionArn": self.gpu_task.task_definition_arn,
-            "CpuTaskDefinitionArn": self.cpu_task.task_definition_arn,
-            "GpuCapacityProvider": self.gpu_capacity.capacity_provider_name,
-            "CpuCapacityProvider": "FARGATE_SPOT" if cfg.cpu_spot else "FARGATE",
-            "WorkerSubnetIds": Fn.join(
-                ",", stack.vpc.select_subnets(subnet_type=ec2.SubnetType.PUBLIC).subnet_ids
-            ),
-            "WorkerSecurityGroupId": stack.workers_sg.security_group_id,
-        }
-
-    def grant_workflow(self, role: iam.Role) -> None:
-        stack = Stack.of(role)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecs:RunTask"],
-                resources=[
-                    stack.format_arn(service="ecs", resource="task-definition", resource_name=f"{family}:*")
-                    for family in (self._names.gpu_job_definition, self._names.cpu_job_definition)
-                ],
-                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecs:StopTask", "ecs:DescribeTasks"],
-                resources=[
-                    stack.format_arn(service="ecs", resource="task", resource_name=f"{self.cluster_name}/*")
-                ],
-            )
-        )
-        # RunTask hands the tasks their roles.
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[
-                    self._stack.worker_role.role_arn,
-                    self.gpu_task.obtain_execution_role().role_arn,
-                    self.cpu_task.obtain_execution_role().role_arn,
-                ],
-                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-            )
-        )
-        _allow_sync_events(role, "StepFunctionsGetEventsForECSTaskRule")
-
-    def grant_watchdog(self, role: iam.Role) -> None:
-        stack = Stack.of(role)
-        # ListTasks is authorized on "*" when no container instance is named; the ecs:cluster
-        # condition keeps it to our cluster (as aws-cdk-lib's own drain hook does).
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecs:ListTasks"],
-                resources=["*"],
-                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecs:DescribeTasks"],
-                resources=[
-                    stack.format_arn(service="ecs", resource="task", resource_name=f"{self.cluster_name}/*")
-                ],
-            )
-        )
-
-    def scheduled_target(
-        self, scope: Construct, construct_id: str, job: ContainerJob, *, dead_letter_queue: sqs.IQueue
-    ) -> events.IRuleTarget:
-        # ECS has no task timeout and no retry of a failed task: job.timeout and job.retry_attempts are
-        # Batch's; a failed refresh is simply repeated at the next scheduled run.
-        task = ecs.FargateTaskDefinition(
-            scope,
-            construct_id,
-            family=job.name,
-            cpu=int(job.vcpus * 1024),
-            memory_limit_mib=job.memory_mib,
-            task_role=job.role,
-        )
-        task.add_container(
-            "job",
-            image=job.image,
-            environment=job.environment,
-            logging=ecs.LogDriver.aws_logs(stream_prefix=job.stream_prefix, log_group=job.log_group),
-        )
-        suppress(task, {"AwsSolutions-ECS2": "The environment holds a bucket URI, no secrets."})
-        return targets.EcsTask(
-            cluster=self.cluster,
-            task_definition=task,
-            launch_type=ecs.LaunchType.FARGATE,
-            subnet_selection=self._stack.public,
-            security_groups=[self._stack.workers_sg],
-            assign_public_ip=True,
             dead_letter_queue=dead_letter_queue,
             retry_attempts=2,
         )

@@ -77,22 +77,16 @@ class MonitoringStack(Stack):
             "Events that could not be delivered to start/finalize (or the ClamAV refresh), or watchdog "
             "runs that kept failing, are waiting in the DLQ",
         )
-        # Neither Batch nor ECS publishes a "waiting for capacity" metric: the watchdog function
-        # publishes the age of the oldest waiting job per queue every 5 minutes (0 when none waits).
-        waiting = {
-            "batch": ("jobs-stuck-runnable", "Batch chunk job", "RUNNABLE"),
-            "ecs": ("tasks-stuck-provisioning", "ECS chunk task", "PROVISIONING"),
-        }
-        suffix, what, state = waiting[config.worker_backend]
+        # Batch publishes no "waiting for capacity" metric: the watchdog function publishes the age
+        # of the oldest waiting job per queue every 5 minutes (0 when none waits).
         causes = {
             "gpu": "GPU instance quota, spot capacity or the GPU capacity's maximum",
-            "cpu": "Fargate quota or Fargate Spot capacity"
-            + (", or the CPU queue's max vCPUs" if config.worker_backend == "batch" else ""),
+            "cpu": "Fargate quota or Fargate Spot capacity, or the CPU queue's max vCPUs",
         }
         minutes = config.stuck_after_s / 60
         self.stuck = {
             queue: alarm(
-                f"{queue}-{suffix}",
+                f"{queue}-jobs-stuck-runnable",
                 cw.Metric(
                     namespace=METRICS_NAMESPACE,
                     metric_name=OLDEST_WAIT_METRIC,
@@ -100,8 +94,8 @@ class MonitoringStack(Stack):
                     period=five_min,
                     statistic="Maximum",
                 ),
-                f"A {what} on the {queue.upper()} queue has waited {state} for capacity for more than "
-                f"{minutes:g} minutes ({causes[queue]})",
+                f"A Batch chunk job on the {queue.upper()} queue has waited RUNNABLE for capacity for more "
+                f"than {minutes:g} minutes ({causes[queue]})",
                 threshold=config.stuck_after_s,
                 comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
             )

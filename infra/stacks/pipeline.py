@@ -4,7 +4,7 @@ watchdog that measures every 5 minutes how long chunk jobs wait for capacity."""
 
 from __future__ import annotations
 
-import math
+import re
 
 from aws_cdk import (
     ArnFormat,
@@ -37,9 +37,15 @@ from infra.config import EnvironmentConfig
 from infra.functions import FunctionFactory
 from infra.stacks.compute import ComputeStack, ContainerJob
 from infra.stacks.storage import StorageStack
-from infra.workflow import expected_keys, substitution_keys, workflow_definition
-from posereel.aws.jobstore import BY_OWNER_INDEX
-from posereel.resources import METRICS_NAMESPACE, ResourceNames
+from posereel.resources import (
+    BY_OWNER_INDEX,
+    FUNCTIONS,
+    METRICS_NAMESPACE,
+    WORKFLOW_FILE,
+    WORKFLOW_FUNCTIONS,
+    ResourceNames,
+    workflow_substitutions,
+)
 
 CLAMAV_PREFIX = "clamav/"
 WATCHDOG_EVERY = Duration.minutes(5)
@@ -68,9 +74,7 @@ class PipelineStack(Stack):
         config: EnvironmentConfig,
         storage: StorageStack,
         compute: ComputeStack,
-        function_environment: dict[str, str],
-        api_environment: dict[str, str],
-        watchdog_environment: dict[str, str],
+        settings_environment: dict[str, str],
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -91,24 +95,16 @@ class PipelineStack(Stack):
         )
         suppress(self.dead_letters, {"AwsSolutions-SQS3": "This queue is the dead-letter queue."})
 
-        factory = FunctionFactory(self, names=names, config=config, environment=function_environment)
-        # Upload-sized /tmp for the stages that download the source (twice its size for outputs).
-        big_tmp = min(10240, max(512, math.ceil(2 * config.max_upload_bytes / 1024**2) + 512))
-        fns = {
-            "start": factory.make("start", dead_letter_queue=self.dead_letters),
-            "api": factory.make("api", extra_environment=api_environment),
-            "finalize": factory.make("finalize", dead_letter_queue=self.dead_letters),
-            "validate": factory.make("validate", ephemeral_storage_mib=big_tmp),
-            "scan": factory.make("scan", ephemeral_storage_mib=big_tmp),
-            "plan": factory.make("plan", ephemeral_storage_mib=big_tmp),
-            "merge": factory.make("merge", ephemeral_storage_mib=2048),
-            "compile": factory.make("compile", ephemeral_storage_mib=big_tmp),
-            # A watchdog that keeps failing leaves its ticks in the DLQ (the dead-letters alarm): its
-            # metrics then stop and the stuck-job alarms, missing data being no breach, stay OK.
-            "watchdog": factory.make(
-                "watchdog", extra_environment=watchdog_environment, dead_letter_queue=self.dead_letters
-            ),
-        }
+        factory = FunctionFactory(
+            self,
+            names=names,
+            config=config,
+            settings_environment=settings_environment,
+            dead_letter_queue=self.dead_letters,
+        )
+        # A watchdog that keeps failing leaves its ticks in the DLQ (the dead-letters alarm): its
+        # metrics then stop and the stuck-job alarms, missing data being no breach, stay OK.
+        fns = {name: factory.make(name) for name in FUNCTIONS}
         self.functions = fns
         self.factory = factory
         roles = factory.roles
@@ -152,34 +148,29 @@ class PipelineStack(Stack):
         )
 
         # -- the workflow: the same file the local stack runs -----------------------------------------
-        substitutions = {
-            "ValidateFunctionArn": fns["validate"].function_arn,
-            "ScanFunctionArn": fns["scan"].function_arn,
-            "PlanFunctionArn": fns["plan"].function_arn,
-            "MergeFunctionArn": fns["merge"].function_arn,
-            "CompileFunctionArn": fns["compile"].function_arn,
-            "JobsTableName": jobs.table_name,
-            "WorkBucketName": results.bucket_name,
-            "ChunkTimeoutSeconds": str(config.chunk_timeout_s),
-            "MaxConcurrency": str(config.max_concurrency),
-            **compute.workers.substitutions,
-        }
-        backend = compute.workers.backend
-        definition = workflow_definition(backend)
-        # Every ${Key} of the definition has a value and every value a ${Key}; for Batch they are
-        # also exactly the keys the local stack substitutes (posereel.resources.SUBSTITUTION_KEYS).
-        for keys in (substitution_keys(definition), expected_keys(backend)):
-            if keys != set(substitutions):
-                raise ValueError(f"workflow substitutions differ: {sorted(keys ^ set(substitutions))}")
+        substitutions = workflow_substitutions(
+            function_arns={name: fn.function_arn for name, fn in fns.items()},
+            jobs_table=jobs.table_name,
+            work_bucket=results.bucket_name,
+            job_queue_arns=compute.workers.job_queue_arns,
+            job_definition_arns=compute.workers.job_definition_arns,
+            chunk_timeout_s=config.chunk_timeout_s,
+            max_concurrency=config.max_concurrency,
+        )
+        definition = (REPO / WORKFLOW_FILE).read_text()
+        # Every ${Key} of the definition has a value and every value a ${Key}.
+        keys = set(re.findall(r"\$\{(\w+)\}", definition))
+        if keys != set(substitutions):
+            raise ValueError(f"workflow substitutions differ: {sorted(keys ^ set(substitutions))}")
 
         role = iam.Role(
             self,
             "WorkflowRole",
             role_name=f"{names.prefix}-workflow",
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
-            description=f"PoseReel workflow: invoke its functions, update job records, run {backend} workers",
+            description="PoseReel workflow: invoke its functions, update job records, run Batch workers",
         )
-        stage_functions = [fns[n] for n in ("validate", "scan", "plan", "merge", "compile")]
+        stage_functions = [fns[n] for n in WORKFLOW_FUNCTIONS.values()]
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],
@@ -313,12 +304,10 @@ class PipelineStack(Stack):
             {
                 "AwsSolutions-IAM5": "Wildcards are object keys under our own prefixes (uploads/*, work/*, "
                 "results/*, clamav/*), function versions (arn:*), executions of our state machine, our job "
-                "and task definitions' revisions, tasks of our workers cluster, and the '*' resources AWS "
-                "requires (X-Ray, CloudWatch Logs delivery for Step Functions, batch:DescribeJobs, ECR "
-                "GetAuthorizationToken; for the watchdog batch:ListJobs, which has no resource-level "
-                "permissions, ecs:ListTasks, limited to our workers cluster by the ecs:cluster condition, "
-                "and cloudwatch:PutMetricData, limited to the PoseReel namespace by the cloudwatch:namespace "
-                "condition).",
+                "definitions' revisions, and the '*' resources AWS requires (X-Ray, CloudWatch Logs delivery "
+                "for Step Functions, batch:DescribeJobs, ECR GetAuthorizationToken; for the watchdog "
+                "batch:ListJobs, which has no resource-level permissions, and cloudwatch:PutMetricData, "
+                "limited to the PoseReel namespace by the cloudwatch:namespace condition).",
                 "AwsSolutions-IAM4": "The Fargate execution role of the ClamAV refresh uses AWS's "
                 "AmazonECSTaskExecutionRolePolicy.",
                 "AwsSolutions-L1": "Python 3.11 is the runtime the code is built and tested for (pyproject "

@@ -10,8 +10,7 @@ from constructs import Construct
 
 from infra.common import removal_policy, suppress
 from infra.config import EnvironmentConfig
-from posereel.aws.jobstore import BY_OWNER_INDEX
-from posereel.resources import ResourceNames
+from posereel.resources import JOBS_TABLE, ResourceNames
 
 # The only role that may write to the quarantine bucket: the scan function's (see PipelineStack).
 SCAN_ROLE_SUFFIX = "scan-fn"
@@ -131,18 +130,19 @@ class StorageStack(Stack):
             self,
             "Jobs",
             table_name=names.jobs_table,
-            partition_key=dynamodb.Attribute(name="job_id", type=dynamodb.AttributeType.STRING),
+            partition_key=_string(JOBS_TABLE.partition_key),
             billing=dynamodb.Billing.on_demand(),
-            time_to_live_attribute="expires_at",
+            time_to_live_attribute=JOBS_TABLE.ttl_attribute,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=config.point_in_time_recovery
             ),
             global_secondary_indexes=[
                 dynamodb.GlobalSecondaryIndexPropsV2(
-                    index_name=BY_OWNER_INDEX,
-                    partition_key=dynamodb.Attribute(name="owner", type=dynamodb.AttributeType.STRING),
-                    sort_key=dynamodb.Attribute(name="created_at", type=dynamodb.AttributeType.STRING),
+                    index_name=index.name,
+                    partition_key=_string(index.partition_key),
+                    sort_key=_string(index.sort_key),
                 )
+                for index in JOBS_TABLE.indexes
             ],
             removal_policy=removal,
         )
@@ -155,6 +155,10 @@ class StorageStack(Stack):
                 },
             )
         suppress_bucket_notifications(self)
+
+
+def _string(name: str) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
 
 
 def suppress_bucket_notifications(stack: Stack) -> None:

@@ -121,7 +121,7 @@ def _local_stack(args: argparse.Namespace, *, chunk_seconds: float | None) -> Lo
         aws_port=args.aws_port,
         model_dir=Path(args.model_dir) if args.model_dir else None,
         clamav_db=Path(args.clamav_db) if args.clamav_db else None,
-        settings={"chunk_seconds": chunk_seconds} if chunk_seconds else None,
+        settings={"chunks": ChunkSettings(chunk_seconds=chunk_seconds)} if chunk_seconds else None,
     )
 
 

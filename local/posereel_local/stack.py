@@ -32,14 +32,18 @@ from types import TracebackType
 from typing import Any, Self
 
 from posereel.resources import (
-    FUNCTION_SIZES,
     FUNCTIONS,
-    SUBSTITUTION_KEYS,
+    JOBS_TABLE,
     WORKER_COMMAND,
     WORKER_ENTRYPOINT,
+    WORKERS,
+    WORKFLOW_FILE,
     ResourceNames,
+    WorkerDevice,
+    function_environment,
+    workflow_substitutions,
 )
-from posereel.settings import PipelineSettings, RuntimeSettings
+from posereel.settings import PipelineSettings, RuntimeSettings, settings_environment
 from posereel_local.api_server import ApiServer, invoke_through_lambda
 from posereel_local.server import LocalAws
 
@@ -48,9 +52,10 @@ logger = logging.getLogger("posereel.local")
 DEFAULT_API_PORT = 8321
 API_KEY_ENV = "POSEREEL_LOCAL_API_KEY"  # fixes the local API key (default: a new one per start)
 DEFAULT_API_KEY_ID = "local-user"
-# The "images" of the local job definitions; LocalAws prepends the worker's ENTRYPOINT to them.
-GPU_IMAGE = "posereel-worker-gpu:local"
-CPU_IMAGE = "posereel-worker-cpu:local"
+LOCAL_RUNTIME = "python3.11"  # what the local Lambda functions say they run on
+# What a local job definition asks for (Batch needs numbers; the jobs run as local processes).
+LOCAL_WORKER_VCPUS = "1"
+LOCAL_WORKER_MEMORY_MIB = "4096"
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 # The EICAR anti-virus test file (68 bytes), in two halves so that this source is not itself
 # reported by a scanner. Every anti-virus product detects it; it is harmless.
@@ -60,6 +65,9 @@ _TEST_SIGNATURE = "PoseReel.Test.EICAR"
 _WORKER_QUIET_ENV = {"GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
 # No X-Ray daemon here: Powertools' tracer would try to send every segment to one.
 _FUNCTION_LOCAL_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
+# What the local stack adds to the environment the resource description gives (the drift test
+# allows these, and only these, on top of the CDK app's variables).
+LOCAL_ONLY_ENV = {**_WORKER_QUIET_ENV, **_FUNCTION_LOCAL_ENV}
 # Functions no job calls (in AWS a schedule runs them): created, but not pre-warmed.
 _UNSCHEDULED_FUNCTIONS = frozenset({"watchdog"})
 
@@ -86,13 +94,9 @@ def render_definition(template: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: json.dumps(str(values[m[1]]))[1:-1], template)
 
 
-def settings_environment(settings: PipelineSettings) -> dict[str, str]:
-    """The POSEREEL_* variables that make ``PipelineSettings()`` read back ``settings``."""
-    return {
-        f"POSEREEL_{name.upper()}": str(value)
-        for name, value in settings.model_dump(mode="json").items()
-        if value is not None
-    }
+def worker_image(device: WorkerDevice) -> str:
+    """The "image" of a local job definition; LocalAws prepends the worker's ENTRYPOINT to it."""
+    return f"posereel-worker-{device}:local"
 
 
 def write_test_clamav_db(directory: Path) -> Path:
@@ -116,9 +120,10 @@ class StackResources:
     region: str
     role_arn: str
     functions: dict[str, str]  # function key (as in resources.FUNCTIONS) -> ARN
-    job_queues: dict[str, str]  # "gpu" / "cpu" -> ARN
-    job_definitions: dict[str, str]  # "gpu" / "cpu" -> ARN
+    job_queues: dict[WorkerDevice, str]  # ARNs
+    job_definitions: dict[WorkerDevice, str]  # ARNs
     state_machine_arn: str
+    substitutions: dict[str, str]  # what the workflow file's ${Key}s were replaced with
 
 
 class LocalStack:
@@ -171,7 +176,7 @@ class LocalStack:
         self._gpu_available = gpu_available
         self._repo_root = Path(repo_root) if repo_root is not None else None
         self._web_dir = Path(web_dir) if web_dir is not None else None
-        self._handlers = {**FUNCTIONS, **(handlers or {})}
+        self._handlers = dict(handlers or {})
         self._code_paths = [Path(p) for p in code_paths]
         self._worker_entrypoint = list(worker_entrypoint)
         self._quiet = quiet
@@ -281,7 +286,7 @@ class LocalStack:
             lambda_code_paths=[*self._code_paths, root / "functions"],
             lambda_layer_paths=[root / "layers" / "shared" / "python"],
             batch_workdir=batch_dir,
-            image_entrypoints={GPU_IMAGE: self._worker_entrypoint, CPU_IMAGE: self._worker_entrypoint},
+            image_entrypoints={worker_image(d): self._worker_entrypoint for d in WORKERS},
             max_parallel_jobs=self.max_concurrency,
             quiet=self._quiet,
         ).start()
@@ -291,21 +296,37 @@ class LocalStack:
         role = self.client("iam").create_role(
             RoleName=f"{names.prefix}-stack", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
         )["Role"]["Arn"]
-        state_machine_arn = f"arn:aws:states:{region}:{account}:stateMachine:{names.state_machine}"
-        self._settings = settings = self._pipeline_settings(names, account, state_machine_arn)
+        self._settings = settings = self._pipeline_settings(names, account, region)
 
         self._create_buckets(settings)
-        self._create_table(settings)
+        self.client("dynamodb").create_table(**JOBS_TABLE.create_table_request(settings.jobs_table))
+        self.client("dynamodb").update_time_to_live(
+            TableName=settings.jobs_table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": JOBS_TABLE.ttl_attribute},
+        )
         environment = settings_environment(settings)
-        functions = self._create_functions(names, role, {**environment, **_FUNCTION_LOCAL_ENV})
+        functions = self._create_functions(names, role, environment)
         self._prewarm(account, region, [key for key in functions if key not in _UNSCHEDULED_FUNCTIONS])
         queues, definitions = self._create_batch(names, role, {**environment, **_WORKER_QUIET_ENV})
-        created = self._create_state_machine(
-            root, names, role, settings=settings, functions=functions, queues=queues, definitions=definitions
+        substitutions = workflow_substitutions(
+            function_arns=functions,
+            jobs_table=settings.jobs_table,
+            work_bucket=settings.results_bucket,
+            job_queue_arns=queues,
+            job_definition_arns=definitions,
+            chunk_timeout_s=self._chunk_timeout_s,
+            max_concurrency=self.max_concurrency,
         )
-        if created != state_machine_arn:
+        template = (root / WORKFLOW_FILE).read_text(encoding="utf-8")
+        created = self.client("stepfunctions").create_state_machine(
+            name=names.state_machine,
+            definition=render_definition(template, substitutions),
+            roleArn=role,
+            type="STANDARD",
+        )["stateMachineArn"]
+        if created != settings.state_machine_arn:
             raise RuntimeError(
-                f"the state machine is {created}, but the functions were told {state_machine_arn}"
+                f"the state machine is {created}, but the functions were told {settings.state_machine_arn}"
             )
         self.client("s3").put_bucket_notification_configuration(
             Bucket=settings.uploads_bucket,
@@ -329,6 +350,7 @@ class LocalStack:
             job_queues=queues,
             job_definitions=definitions,
             state_machine_arn=created,
+            substitutions=substitutions,
         )
         self._api = ApiServer(
             invoke_through_lambda(self.client("lambda"), functions["api"]),
@@ -338,9 +360,7 @@ class LocalStack:
         )
         self._api.start()
 
-    def _pipeline_settings(
-        self, names: ResourceNames, account: str, state_machine_arn: str
-    ) -> PipelineSettings:
+    def _pipeline_settings(self, names: ResourceNames, account: str, region: str) -> PipelineSettings:
         assert self._tmp is not None
         clamav_db = self._clamav_db
         if clamav_db is None:
@@ -351,20 +371,20 @@ class LocalStack:
                 "with freshclam's databases for real protection.",
                 clamav_db,
             )
-        fixed: dict[str, Any] = {
-            "env": names.env,
-            "uploads_bucket": names.bucket("uploads", account=account),
-            "results_bucket": names.bucket("results", account=account),
-            "quarantine_bucket": names.bucket("quarantine", account=account),
-            "jobs_table": names.jobs_table,
-            "state_machine_arn": state_machine_arn,
-            "clamav_db": str(clamav_db),
-            "model_dir": self._model_dir or RuntimeSettings().model_dir,
-        }
-        clash = sorted(fixed.keys() & self._overrides.keys())
+        clash = sorted({"clamav_db", "runtime"} & self._overrides.keys())
         if clash:
             raise ValueError(f"the local stack sets these itself (model_dir, clamav_db: arguments): {clash}")
-        return PipelineSettings(**{**fixed, **self._overrides})
+        runtime = RuntimeSettings()
+        if self._model_dir is not None:
+            runtime = runtime.model_copy(update={"model_dir": self._model_dir})
+        return PipelineSettings.for_environment(
+            names,
+            account=account,
+            region=region,
+            clamav_db=str(clamav_db),
+            runtime=runtime,
+            **self._overrides,
+        )
 
     def _prewarm(self, account: str, region: str, keys: list[str]) -> None:
         """Start a warm worker per function in the background while the rest is set up and the
@@ -398,66 +418,31 @@ class LocalStack:
             },
         )
 
-    def _create_table(self, settings: PipelineSettings) -> None:
-        dynamodb = self.client("dynamodb")
-        dynamodb.create_table(
-            TableName=settings.jobs_table,
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[
-                {"AttributeName": "job_id", "AttributeType": "S"},
-                {"AttributeName": "owner", "AttributeType": "S"},
-                {"AttributeName": "created_at", "AttributeType": "S"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "by_owner",
-                    "KeySchema": [
-                        {"AttributeName": "owner", "KeyType": "HASH"},
-                        {"AttributeName": "created_at", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        )
-        dynamodb.update_time_to_live(
-            TableName=settings.jobs_table,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
-        )
-
     def _create_functions(
-        self, names: ResourceNames, role: str, environment: dict[str, str]
+        self, names: ResourceNames, role: str, settings_env: dict[str, str]
     ) -> dict[str, str]:
         # The hook runs the handler named in the configuration from functions/; the zip only
         # satisfies the API.
         code = _placeholder_zip()
         lam = self.client("lambda")
-        # The watchdog's own settings (posereel.settings.WatchdogSettings): the local Batch queues.
-        own = {
-            "watchdog": {
-                "POSEREEL_WORKER_BACKEND": "batch",
-                "POSEREEL_GPU_QUEUE": names.gpu_job_queue,
-                "POSEREEL_CPU_QUEUE": names.cpu_job_queue,
-            }
-        }
         functions: dict[str, str] = {}
-        for key, handler in self._handlers.items():
-            size = FUNCTION_SIZES[key]
+        for key, spec in FUNCTIONS.items():
+            environment = {**function_environment(key, names, settings_env), **_FUNCTION_LOCAL_ENV}
             functions[key] = lam.create_function(
                 FunctionName=names.function(key),
-                Runtime="python3.11",
+                Runtime=LOCAL_RUNTIME,
                 Role=role,
-                Handler=handler,
+                Handler=self._handlers.get(key, spec.handler),
                 Code={"ZipFile": code},
-                Timeout=size.timeout_s,
-                MemorySize=size.memory_mb,
-                Environment={"Variables": {**environment, **own.get(key, {})}},
+                Timeout=spec.timeout_s,
+                MemorySize=spec.memory_mb,
+                Environment={"Variables": environment},
             )["FunctionArn"]
         return functions
 
     def _create_batch(
         self, names: ResourceNames, role: str, environment: dict[str, str]
-    ) -> tuple[dict[str, str], dict[str, str]]:
+    ) -> tuple[dict[WorkerDevice, str], dict[WorkerDevice, str]]:
         batch = self.client("batch")
         compute = batch.create_compute_environment(
             computeEnvironmentName=f"{names.prefix}-local",
@@ -466,72 +451,34 @@ class LocalStack:
             serviceRole=role,
         )["computeEnvironmentArn"]
         order = [{"order": 1, "computeEnvironment": compute}]
-        queues = {
-            "gpu": batch.create_job_queue(
-                jobQueueName=names.gpu_job_queue, state="ENABLED", priority=1, computeEnvironmentOrder=order
-            )["jobQueueArn"],
-            "cpu": batch.create_job_queue(
-                jobQueueName=names.cpu_job_queue, state="ENABLED", priority=1, computeEnvironmentOrder=order
-            )["jobQueueArn"],
-        }
         env = [{"name": k, "value": v} for k, v in sorted(environment.items())]
-        base = [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "4096"}]
-        specs = {
-            "gpu": (names.gpu_job_definition, GPU_IMAGE, [*base, {"type": "GPU", "value": "1"}]),
-            "cpu": (names.cpu_job_definition, CPU_IMAGE, base),
-        }
-        definitions = {
-            device: batch.register_job_definition(
-                jobDefinitionName=name,
+        queues: dict[WorkerDevice, str] = {}
+        definitions: dict[WorkerDevice, str] = {}
+        for device, worker in WORKERS.items():
+            queues[device] = batch.create_job_queue(
+                jobQueueName=names.job_queue(device),
+                state="ENABLED",
+                priority=1,
+                computeEnvironmentOrder=order,
+            )["jobQueueArn"]
+            requirements = [
+                {"type": "VCPU", "value": LOCAL_WORKER_VCPUS},
+                {"type": "MEMORY", "value": LOCAL_WORKER_MEMORY_MIB},
+            ]
+            if worker.gpus:
+                requirements.append({"type": "GPU", "value": str(worker.gpus)})
+            definitions[device] = batch.register_job_definition(
+                jobDefinitionName=names.job_definition(device),
                 type="container",
                 containerProperties={
-                    "image": image,
+                    "image": worker_image(device),
                     "command": WORKER_COMMAND,
                     "resourceRequirements": requirements,
                     "environment": env,
                 },
                 timeout={"attemptDurationSeconds": self._chunk_timeout_s},
             )["jobDefinitionArn"]
-            for device, (name, image, requirements) in specs.items()
-        }
         return queues, definitions
-
-    def _create_state_machine(
-        self,
-        root: Path,
-        names: ResourceNames,
-        role: str,
-        *,
-        settings: PipelineSettings,
-        functions: Mapping[str, str],
-        queues: Mapping[str, str],
-        definitions: Mapping[str, str],
-    ) -> str:
-        values = {
-            "ValidateFunctionArn": functions["validate"],
-            "ScanFunctionArn": functions["scan"],
-            "PlanFunctionArn": functions["plan"],
-            "MergeFunctionArn": functions["merge"],
-            "CompileFunctionArn": functions["compile"],
-            "JobsTableName": settings.jobs_table,
-            "WorkBucketName": settings.results_bucket,
-            "GpuJobQueueArn": queues["gpu"],
-            "CpuJobQueueArn": queues["cpu"],
-            "GpuJobDefinitionArn": definitions["gpu"],
-            "CpuJobDefinitionArn": definitions["cpu"],
-            "ChunkTimeoutSeconds": str(self._chunk_timeout_s),
-            "MaxConcurrency": str(self.max_concurrency),
-        }
-        unknown = sorted(values.keys() - set(SUBSTITUTION_KEYS))
-        if unknown:
-            raise ValueError(f"not substitution keys of posereel.resources: {', '.join(unknown)}")
-        template = (root / "statemachine" / "pipeline.asl.json").read_text(encoding="utf-8")
-        definition = render_definition(template, values)
-        return str(
-            self.client("stepfunctions").create_state_machine(
-                name=names.state_machine, definition=definition, roleArn=role, type="STANDARD"
-            )["stateMachineArn"]
-        )
 
 
 def _placeholder_zip() -> bytes:

@@ -14,7 +14,8 @@ from botocore.stub import Stubber
 from posereel.aws import JobStore, MediaStore, Workflow
 from posereel.errors import ObjectNotFoundError, TransientError
 from posereel.jobs import JobError, JobRecord, JobStatus
-from tests.functional.events import REGION, RESULTS, TABLE, UPLOADS, PipelineAws, pipeline_aws
+from tests.builders import REGION, RESULTS, TABLE, UPLOADS
+from tests.functional.moto_pipeline import PipelineAws, pipeline_aws
 
 
 @pytest.fixture

@@ -14,25 +14,24 @@ from posereel.jobs import JobRecord, JobStatus, Stage
 from posereel.pipeline.files import MergedFile, PlanFile, chunk_key, merged_key, plan_key
 from posereel.video import grid_indices
 from posereel_functions import compile, job_store, media_store, merge, plan
-from tests.functional.events import (
+from tests.builders import (
     JOB,
     RESULTS,
     LambdaContext,
-    PipelineAws,
     analysis_with_segments,
     chunk_result,
     job_event,
     pattern_video,
-    pipeline_aws,
     stage_event,
     upload_key,
 )
+from tests.functional.moto_pipeline import PipelineAws, pipeline_aws
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, clip: Callable[[str], Path]) -> Iterator[PipelineAws]:
     """A running job whose upload is the basketball clip (10 s), chunked 4 s with 1 s overlap."""
-    with pipeline_aws(monkeypatch, chunk_seconds=4, overlap_seconds=1) as stack:
+    with pipeline_aws(monkeypatch, chunks={"chunk_seconds": 4, "overlap_seconds": 1}) as stack:
         stack.put_upload(clip("mmaction2_basketball"), upload_key())
         assert job_store().create_if_absent(JobRecord(job_id=JOB, status=JobStatus.RUNNING, stage=Stage.PLAN))
         yield stack
@@ -64,7 +63,7 @@ def test_plan_writes_a_tiling_of_the_video_and_counts_the_chunks(aws: PipelineAw
 
 def test_chunk_starts_land_a_seek_preroll_after_a_keyframe(aws: PipelineAws, tmp_path: Path) -> None:
     # Given a 12 s video with a keyframe every 1.7 s; nominal starts 0, 2, 4, 6, 8 (4 s chunks, 2 s overlap)
-    aws.configure(chunk_seconds=4, overlap_seconds=2)
+    aws.configure(chunks={"chunk_seconds": 4, "overlap_seconds": 2})
     aws.put_upload(pattern_video(tmp_path / "gop17.mp4", 12.0, fps=10, gop=17), upload_key())
     # When
     plan.handler(stage_event(), LambdaContext())

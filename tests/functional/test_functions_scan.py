@@ -11,20 +11,19 @@ from pathlib import Path
 import pytest
 
 from posereel_functions import scan
-from tests.functional.events import (
+from tests.builders import (
     JOB,
     QUARANTINE,
     RESULTS,
     UPLOADS,
     LambdaContext,
-    PipelineAws,
     boundary_error,
     clamav_db,
     eicar,
-    pipeline_aws,
     stage_event,
     upload_key,
 )
+from tests.functional.moto_pipeline import PipelineAws, pipeline_aws
 
 TEST_MALWARE = os.urandom(64) + b"posereel test sample"
 
@@ -40,7 +39,7 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database: Path) -> Iterator[PipelineAws]:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the container's /tmp
-    with pipeline_aws(monkeypatch, clamav_db=database) as stack:
+    with pipeline_aws(monkeypatch, clamav_db=str(database)) as stack:
         yield stack
 
 
@@ -98,7 +97,7 @@ def test_a_database_in_s3_is_fetched_and_used(aws: PipelineAws, database: Path) 
 
 def test_no_database_is_a_clear_tool_error(aws: PipelineAws, tmp_path: Path) -> None:
     # Given a database location with nothing in it (clamscan's own default place, empty here)
-    aws.configure(clamav_db=tmp_path / "no-database")
+    aws.configure(clamav_db=str(tmp_path / "no-database"))
     aws.put_upload(b"anything", upload_key())
     # When / Then: not an InputError (the upload is not at fault) and says what to do
     with pytest.raises(Exception) as caught:

@@ -11,17 +11,16 @@ import pytest
 
 from posereel.jobs import JobStatus
 from posereel_functions import api, start
-from tests.functional.events import (
+from tests.builders import (
     JOB,
     UPLOADS,
     LambdaContext,
-    PipelineAws,
     api_request,
     object_created,
-    pipeline_aws,
     s3_notification,
     upload_key,
 )
+from tests.functional.moto_pipeline import PipelineAws, pipeline_aws
 
 
 @pytest.fixture

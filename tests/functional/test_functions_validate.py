@@ -9,17 +9,16 @@ from pathlib import Path
 import pytest
 
 from posereel_functions import validate
-from tests.functional.events import (
+from tests.builders import (
     LambdaContext,
-    PipelineAws,
     audio_only,
     boundary_error,
     pattern_video,
-    pipeline_aws,
     stage_event,
     truncated,
     upload_key,
 )
+from tests.functional.moto_pipeline import PipelineAws, pipeline_aws
 
 
 @pytest.fixture

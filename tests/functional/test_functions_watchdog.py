@@ -1,10 +1,8 @@
-"""The watchdog function and its adapters: Batch job queues on moto, ECS tasks and paging with
-botocore's Stubber, metrics into moto's CloudWatch.
+"""The watchdog function and its adapters: Batch job queues on moto, paging with botocore's
+Stubber, metrics into moto's CloudWatch.
 
 moto cannot keep a Batch job waiting for capacity (it runs or finishes every job it is given), so
-the jobs are submitted on moto and then put in the state under test through moto's backend; nor
-does moto model ECS tasks before RUNNING or their createdAt, so the ECS adapter is tested against
-the API's documented answers with the Stubber."""
+the jobs are submitted on moto and then put in the state under test through moto's backend."""
 
 from __future__ import annotations
 
@@ -20,16 +18,16 @@ from moto import mock_aws
 from moto.batch.models import batch_backends
 
 import posereel_functions
-from posereel.aws import BatchQueues, CloudWatchMetrics, EcsTasks
+from posereel.aws import BatchQueues, CloudWatchMetrics
 from posereel.errors import TransientError
 from posereel.pipeline.ports import MetricDatum, WorkerJob
 from posereel.pipeline.watchdog import OLDEST_WAIT_METRIC, WAITING_JOBS_METRIC
 from posereel.resources import METRICS_NAMESPACE
 from posereel_functions import watchdog
-from tests.functional.events import ACCOUNT, REGION, LambdaContext
+from tests.builders import ACCOUNT, NAMES, REGION, LambdaContext
+from tests.functional.moto_pipeline import use_settings
 
-GPU_QUEUE, CPU_QUEUE = "posereel-test-gpu", "posereel-test-cpu"
-CLUSTER = "posereel-test-workers"
+GPU_QUEUE, CPU_QUEUE = NAMES.job_queue("gpu"), NAMES.job_queue("cpu")
 
 
 @dataclass
@@ -51,11 +49,6 @@ class WorkerAws:
         job.status = status
         job.job_created_at = datetime.now() - timedelta(seconds=waited_s)  # moto keeps local time
         return str(job_id)
-
-    def configure(self, **settings: str) -> None:
-        for name, value in settings.items():
-            self.monkeypatch.setenv(f"POSEREEL_{name.upper()}", value)
-        posereel_functions.reset()
 
     def latest(self, name: str, queue: str) -> float:
         """The latest value of a watchdog metric of the test environment."""
@@ -108,7 +101,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkerAws]:
             },
         )["jobDefinitionArn"]
         stack = WorkerAws(monkeypatch=monkeypatch, job_definition=definition)
-        stack.configure(env="test", worker_backend="batch", gpu_queue=GPU_QUEUE, cpu_queue=CPU_QUEUE)
+        use_settings(monkeypatch)
         try:
             yield stack
         finally:
@@ -137,35 +130,10 @@ def test_the_watchdog_publishes_how_long_jobs_wait_per_queue(aws: WorkerAws) -> 
     assert aws.latest(WAITING_JOBS_METRIC, "cpu") == 0
 
 
-def test_on_ecs_the_watchdog_reads_the_workers_cluster(aws: WorkerAws) -> None:
-    # Given the ECS backend with an idle cluster
-    aws.client("ecs").create_cluster(clusterName=CLUSTER)
-    aws.configure(
-        worker_backend="ecs",
-        gpu_queue="posereel-test-worker-gpu",
-        cpu_queue="posereel-test-worker-cpu",
-        worker_cluster=CLUSTER,
-    )
-    # When
-    result = watchdog.handler(scheduled_event(), LambdaContext())
-    # Then nothing waits, and that is published too
-    assert [(q["queue"], q["waiting_jobs"]) for q in result["queues"]] == [("gpu", 0), ("cpu", 0)]
-    assert aws.latest(OLDEST_WAIT_METRIC, "gpu") == 0
-
-
-@pytest.mark.parametrize(
-    ("missing", "backend", "message"),
-    [
-        ("POSEREEL_GPU_QUEUE", "batch", "gpu_queue"),
-        ("POSEREEL_WORKER_CLUSTER", "ecs", "worker_cluster is required"),
-    ],
-)
-def test_a_misconfigured_watchdog_fails_naming_the_setting(
-    aws: WorkerAws, missing: str, backend: str, message: str
-) -> None:
-    aws.monkeypatch.delenv(missing, raising=False)
-    aws.configure(worker_backend=backend)
-    with pytest.raises(ValueError, match=message):
+def test_a_misconfigured_watchdog_fails_naming_the_setting(aws: WorkerAws) -> None:
+    aws.monkeypatch.delenv("POSEREEL_JOBS_TABLE")
+    posereel_functions.reset()
+    with pytest.raises(ValueError, match="jobs_table"):
         watchdog.handler(scheduled_event(), LambdaContext())
 
 
@@ -217,54 +185,6 @@ def test_throttled_listing_is_a_transient_error() -> None:
         )
         with pytest.raises(TransientError, match=GPU_QUEUE):
             BatchQueues(client=client).unstarted(GPU_QUEUE)
-
-
-# -- ECS ----------------------------------------------------------------------------------------------
-
-
-def test_ecs_tasks_not_yet_running_are_described_in_hundreds() -> None:
-    # Given 150 tasks to run of the GPU family, over two ListTasks pages
-    client = boto3.client("ecs", region_name=REGION)
-    arns = [f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{CLUSTER}/{n:032x}" for n in range(150)]
-    asked = {"cluster": CLUSTER, "family": "posereel-test-worker-gpu", "desiredStatus": "RUNNING"}
-    created = datetime(2026, 1, 1, tzinfo=UTC)
-    states = ["PROVISIONING", "PENDING", "ACTIVATING", "RUNNING"]
-    tasks = [
-        {"taskArn": arn, "lastStatus": states[n % 4], "createdAt": created + timedelta(seconds=n)}
-        for n, arn in enumerate(arns)
-    ]
-    with Stubber(client) as stub:
-        stub.add_response("list_tasks", {"taskArns": arns[:90], "nextToken": "more"}, asked)
-        stub.add_response("list_tasks", {"taskArns": arns[90:]}, {**asked, "nextToken": "more"})
-        stub.add_response("describe_tasks", {"tasks": tasks[:100]}, {"cluster": CLUSTER, "tasks": arns[:100]})
-        stub.add_response("describe_tasks", {"tasks": tasks[100:]}, {"cluster": CLUSTER, "tasks": arns[100:]})
-        # When
-        jobs = EcsTasks(CLUSTER, client=client).unstarted("posereel-test-worker-gpu")
-        stub.assert_no_pending_responses()
-    # Then every task that is not running yet, with its lastStatus and creation time
-    assert len(jobs) == 150 - len(range(3, 150, 4))  # tasks 3, 7, ... 147 are RUNNING
-    assert {j.status for j in jobs} == {"PROVISIONING", "PENDING", "ACTIVATING"}
-    assert jobs[0] == WorkerJob(arns[0], "PROVISIONING", created)
-    assert jobs[-1] == WorkerJob(arns[149], "PENDING", created + timedelta(seconds=149))
-
-
-def test_an_idle_ecs_family_asks_nothing_more() -> None:
-    client = boto3.client("ecs", region_name=REGION)
-    with Stubber(client) as stub:
-        stub.add_response("list_tasks", {"taskArns": []})
-        assert EcsTasks(CLUSTER, client=client).unstarted("posereel-test-worker-cpu") == []
-        stub.assert_no_pending_responses()
-
-
-def test_throttled_ecs_is_a_transient_error() -> None:
-    client = boto3.client("ecs", region_name=REGION)
-    with Stubber(client) as stub:
-        stub.add_response("list_tasks", {"taskArns": ["arn:aws:ecs:us-east-1:1:task/c/1"]})
-        stub.add_client_error(
-            "describe_tasks", service_error_code="ThrottlingException", http_status_code=400
-        )
-        with pytest.raises(TransientError):
-            EcsTasks(CLUSTER, client=client).unstarted("posereel-test-worker-cpu")
 
 
 # -- CloudWatch ---------------------------------------------------------------------------------------

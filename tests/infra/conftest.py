@@ -1,9 +1,6 @@
 """The CDK app of every environment, synthesized ONCE per test session: no Docker (bundling is
 skipped, image assets are only described), no network (AZs come from the config), no built-in
-template validation (cfn-lint runs on the templates instead).
-
-Besides cdk.json's environments the session builds helpers.ECS_ENV, a test-only copy of dev with
-worker_backend "ecs", so the ECS alternative is synthesized, linted and nagged as well."""
+template validation (cfn-lint runs on the templates instead)."""
 
 from __future__ import annotations
 
@@ -14,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.infra.helpers import ECS_ENV, ecs_environment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,11 +40,10 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     import aws_cdk as cdk
 
     from infra.app import build_environments
-    from infra.config import EnvironmentConfig, load_environments
+    from infra.config import load_environments
 
     context = json.loads((REPO / "cdk.json").read_text())["context"]
     configs = load_environments(context)
-    configs[ECS_ENV] = EnvironmentConfig.model_validate(ecs_environment(context))
     outdir = tmp_path_factory.mktemp("cdk.out")
     app = cdk.App(outdir=str(outdir), context={**context, "aws:cdk:bundling-stacks": []})
     build_environments(app, configs)

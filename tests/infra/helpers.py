@@ -1,22 +1,9 @@
-"""Helpers of the infra tests: the test-only ECS environment and readers of synthesized IAM."""
+"""Helpers of the infra tests: readers of synthesized IAM."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from typing import Any
-
-# A test-only environment: dev's settings with the chunk workers on ECS. The session synthesizes it
-# next to cdk.json's environments, so the ECS alternative is asserted on, linted and nagged too.
-ECS_ENV = "ecs"
-
-
-def ecs_environment(context: dict[str, Any]) -> dict[str, Any]:
-    """dev's raw settings with worker_backend "ecs" (Fargate needs no cpu_max_vcpus)."""
-    raw = copy.deepcopy(context["posereel:environments"]["dev"])
-    raw["worker_backend"] = "ecs"
-    raw["workers"].pop("cpu_max_vcpus")
-    return raw
 
 
 def listed(value: Any) -> list[Any]:

@@ -11,20 +11,18 @@ from typing import Any
 import pytest
 
 from posereel.resources import (
-    FUNCTION_SIZES,
     FUNCTIONS,
     SUBSTITUTION_KEYS,
     WORKER_COMMAND,
     WORKER_ENTRYPOINT,
     ResourceNames,
 )
-from posereel.settings import PipelineSettings, WatchdogSettings
+from posereel.settings import PipelineSettings
 from tests.infra.helpers import listed, role_actions, statements
 
 REPO = Path(__file__).resolve().parents[2]
 ENVS = sorted(json.loads((REPO / "cdk.json").read_text())["context"]["posereel:environments"])
 PARTS = ("web", "storage", "compute", "pipeline", "api", "monitoring")
-CONTAINER_FUNCTIONS = {"validate", "scan", "plan", "merge", "compile"}
 
 pytestmark = [pytest.mark.infra, pytest.mark.parametrize("env", ENVS)]
 
@@ -167,8 +165,8 @@ def test_jobs_table(synth, env):
 def test_functions_come_from_one_factory_with_their_own_role(synth, env, name):
     _, fn = function(synth, env, name)
     props = fn["Properties"]
-    assert props["Timeout"] == FUNCTION_SIZES[name].timeout_s
-    assert props["MemorySize"] == FUNCTION_SIZES[name].memory_mb
+    assert props["Timeout"] == FUNCTIONS[name].timeout_s
+    assert props["MemorySize"] == FUNCTIONS[name].memory_mb
     assert props["TracingConfig"] == {"Mode": "Active"}
     role = props["Role"]["Fn::GetAtt"][0]
     others = [
@@ -177,11 +175,11 @@ def test_functions_come_from_one_factory_with_their_own_role(synth, env, name):
         if other != name
     ]
     assert role not in others
-    if name in CONTAINER_FUNCTIONS:
+    if FUNCTIONS[name].tools:
         assert props["PackageType"] == "Image"
-        assert props["ImageConfig"]["Command"] == [FUNCTIONS[name]]
+        assert props["ImageConfig"]["Command"] == [FUNCTIONS[name].handler]
     else:
-        assert props["Handler"] == FUNCTIONS[name]
+        assert props["Handler"] == FUNCTIONS[name].handler
         assert props["Runtime"] == "python3.11"
         assert len(props["Layers"]) == 2  # the shared package and its dependencies
 
@@ -199,14 +197,16 @@ def test_function_settings_read_back_into_pipeline_settings(synth, env, name, mo
     assert settings.jobs_table == names.jobs_table
     assert settings.uploads_bucket == names.bucket("uploads", account=account)
     assert settings.state_machine_arn.endswith(f":stateMachine:{names.state_machine}")
-    assert settings.chunk_seconds == synth.configs[env].chunk_seconds
+    assert settings.chunks.chunk_seconds == synth.configs[env].chunk_seconds
+    assert str(settings.runtime.model_dir) == "/opt/models"
+    assert variables["POWERTOOLS_SERVICE_NAME"] == names.function(name)
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_every_handler_resolves_in_the_code_asset(synth, env, name):
     _, fn = function(synth, env, name)
-    module_name, attr = FUNCTIONS[name].rsplit(".", 1)
-    if name in CONTAINER_FUNCTIONS:
+    module_name, attr = FUNCTIONS[name].handler.rsplit(".", 1)
+    if FUNCTIONS[name].tools:
         asset_root = REPO / "functions"  # the image COPYs functions/ (containers/lambda/Dockerfile)
         assert "COPY functions " in (REPO / "containers/lambda/Dockerfile").read_text()
     else:
@@ -271,17 +271,18 @@ def test_the_watchdog_runs_every_5_minutes(synth, env):
 
 
 def test_the_watchdog_watches_the_batch_queues(synth, env, monkeypatch):
-    # Given the watchdog's environment
+    # Given the watchdog's environment (but for the origins, a token naming the web distribution)
     _, fn = function(synth, env, "watchdog")
     for key, value in fn["Properties"]["Environment"]["Variables"].items():
-        monkeypatch.setenv(key, value)
+        if isinstance(value, str):
+            monkeypatch.setenv(key, value)
     # Then it reads back into its settings, naming the queues the compute stack creates
-    settings = WatchdogSettings()
-    assert (settings.env, settings.worker_backend) == (env, "batch")
+    settings = PipelineSettings()
+    assert settings.env == env
     queues = synth.resources(env, "compute", "AWS::Batch::JobQueue")
     names = sorted(q["Properties"]["JobQueueName"] for q in queues.values())
-    assert sorted(settings.queues.values()) == names
-    assert settings.queues == {"gpu": f"posereel-{env}-gpu", "cpu": f"posereel-{env}-cpu"}
+    assert sorted(settings.worker_queues.values()) == names
+    assert settings.worker_queues == {"gpu": f"posereel-{env}-gpu", "cpu": f"posereel-{env}-cpu"}
 
 
 def test_the_watchdog_may_list_jobs_and_publish_its_metrics_only(synth, env):
@@ -331,8 +332,8 @@ def test_compute_environments_scale_to_zero_with_configured_gpus(synth, env):
     queues = synth.resources(env, "compute", "AWS::Batch::JobQueue")
     names = ResourceNames(env)
     assert {q["Properties"]["JobQueueName"] for q in queues.values()} == {
-        names.gpu_job_queue,
-        names.cpu_job_queue,
+        names.job_queue("gpu"),
+        names.job_queue("cpu"),
     }
 
 
@@ -340,8 +341,7 @@ def test_compute_environments_scale_to_zero_with_configured_gpus(synth, env):
 def test_job_definitions_run_the_worker_entry_point(synth, env, device):
     names = ResourceNames(env)
     definitions = synth.resources(env, "compute", "AWS::Batch::JobDefinition")
-    name = names.gpu_job_definition if device == "gpu" else names.cpu_job_definition
-    _, definition = only(definitions, JobDefinitionName=name)
+    _, definition = only(definitions, JobDefinitionName=names.job_definition(device))
     container = definition["Properties"]["ContainerProperties"]
     assert container["Command"] == WORKER_COMMAND
     requirements = {r["Type"]: r["Value"] for r in container["ResourceRequirements"]}
@@ -639,7 +639,6 @@ STAR_RESOURCE_ACTIONS = {
 # Actions on "*" that must be held in by a condition: the condition key each needs.
 STAR_RESOURCE_CONDITIONS = {
     "cloudwatch:PutMetricData": "cloudwatch:namespace",  # the watchdog, PoseReel's namespace only
-    "ecs:ListTasks": "ecs:cluster",  # the watchdog (ECS), the workers cluster only
 }
 
 

@@ -35,7 +35,7 @@ def stack(models_dir: Path) -> Iterator[LocalStack]:
     with LocalStack(
         api_port=0,
         model_dir=models_dir,
-        settings={"multipart_threshold_bytes": MULTIPART_THRESHOLD, "chunk_seconds": 8.0},
+        settings={"multipart_threshold_bytes": MULTIPART_THRESHOLD, "chunks": {"chunk_seconds": 8.0}},
     ) as local:
         yield local
 

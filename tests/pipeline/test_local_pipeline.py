@@ -43,7 +43,10 @@ def stack(models_dir: Path) -> Iterator[LocalStack]:
     with LocalStack(
         api_port=0,
         model_dir=models_dir,
-        settings={"chunk_seconds": CHUNK_S, "overlap_seconds": OVERLAP_S, "max_duration_s": MAX_DURATION_S},
+        settings={
+            "chunks": {"chunk_seconds": CHUNK_S, "overlap_seconds": OVERLAP_S},
+            "max_duration_s": MAX_DURATION_S,
+        },
     ) as local:
         yield local
 

@@ -27,7 +27,7 @@ from posereel.pipeline.ports import (
     WorkerJob,
 )
 from posereel.pipeline.scan import ScanVerdict
-from posereel.settings import PipelineSettings
+from tests.builders import SETTINGS
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -262,7 +262,7 @@ class FakeMediaStore:
 
 
 class FakeWorkflow:
-    STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:posereel-test-pipeline"
+    STATE_MACHINE = SETTINGS.state_machine_arn
 
     def __init__(self) -> None:
         self.executions: dict[str, ExecutionInfo] = {}
@@ -341,17 +341,3 @@ class FakeMetrics:
             if d.name == name and dict(d.dimensions) == dimensions
         ]
         return found
-
-
-def pipeline_settings(**overrides: Any) -> PipelineSettings:
-    """Settings of a test environment; keyword arguments override fields."""
-    values: dict[str, Any] = {
-        "env": "test",
-        "uploads_bucket": "uploads",
-        "results_bucket": "results",
-        "quarantine_bucket": "quarantine",
-        "jobs_table": "jobs",
-        "state_machine_arn": FakeWorkflow.STATE_MACHINE,
-        **overrides,
-    }
-    return PipelineSettings(**values)

@@ -8,15 +8,13 @@ import math
 
 import pytest
 
-from posereel.errors import TooLargeError
+from posereel.errors import ConflictError, InvalidFieldError, TooLargeError
 from posereel.jobs import JobRecord, JobResult, JobStatus, Stage
 from posereel.pipeline.api import (
     MAX_PARTS,
     CompletedPart,
     CompleteUploadRequest,
-    ConflictError,
     CreateUploadsRequest,
-    InvalidFieldError,
     UploadFile,
     UploadTicket,
     complete_upload,
@@ -33,7 +31,8 @@ from posereel.pipeline.events import ExecutionStatusChange, ExecutionStatusEvent
 from posereel.pipeline.finalize import finalize_execution, reconcile_job
 from posereel.schemas import AnalysisResult, EnergySeries, ReelWindow, Segment, VideoInfo
 from posereel.settings import PipelineSettings
-from tests.unit.pipeline_fakes import FakeJobStore, FakeMediaStore, FakeWorkflow, pipeline_settings
+from tests.builders import RESULTS, UPLOADS, pipeline_settings
+from tests.unit.pipeline_fakes import FakeJobStore, FakeMediaStore, FakeWorkflow
 
 JOB = "0123456789abcdef0123456789abcdef"
 MIB = 1024**2
@@ -158,7 +157,7 @@ def test_completing_a_multipart_upload_joins_its_parts_into_the_object() -> None
     record = complete_upload(ticket.job_id, body, caller="user-1", jobs=jobs, media=media)
     # Then the object is there, whole, and the upload is finished
     assert record is not None and record.source is not None and record.job_id == ticket.job_id
-    assert media.read_bytes("uploads", record.source.key) == b"a" * 5 * MIB + b"b" * MIB
+    assert media.read_bytes(UPLOADS, record.source.key) == b"a" * 5 * MIB + b"b" * MIB
     assert media.uploads == {}
 
 
@@ -172,7 +171,7 @@ def test_parts_adding_up_to_more_than_announced_are_refused_and_the_upload_dropp
         complete_upload(ticket.job_id, body, caller="user-1", jobs=jobs, media=media)
     # Then nothing was stored and the parts are gone
     assert ticket.multipart is not None and media.aborted == [ticket.multipart.upload_id]
-    assert media.keys("uploads") == [] and media.uploads == {}
+    assert media.keys(UPLOADS) == [] and media.uploads == {}
 
 
 def test_completing_a_job_that_waits_for_no_multipart_upload_is_a_conflict() -> None:
@@ -197,7 +196,7 @@ def test_parts_out_of_order_or_twice_are_an_invalid_field(numbers: list[int]) ->
     with pytest.raises(InvalidFieldError) as caught:
         complete_upload(ticket.job_id, body, caller="user-1", jobs=jobs, media=media)
     assert caught.value.field == "parts"
-    assert media.keys("uploads") == []
+    assert media.keys(UPLOADS) == []
 
 
 def test_parts_with_a_wrong_etag_are_an_invalid_field() -> None:
@@ -214,7 +213,7 @@ def test_completing_another_owners_upload_finds_no_job() -> None:
     ticket = announce_large(jobs, media, 6 * MIB)
     body = put_parts(media, ticket, b"a" * 5 * MIB, b"b" * MIB)
     assert complete_upload(ticket.job_id, body, caller="user-2", jobs=jobs, media=media) is None
-    assert media.keys("uploads") == [] and len(media.uploads) == 1
+    assert media.keys(UPLOADS) == [] and len(media.uploads) == 1
 
 
 # --- listing jobs -----------------------------------------------------------------------------
@@ -261,7 +260,7 @@ def test_a_forged_cursor_or_another_owners_is_an_invalid_field() -> None:
 
 # --- results ----------------------------------------------------------------------------------
 
-RESULTS = f"results/{JOB}/"
+RESULT_PREFIX = f"results/{JOB}/"
 
 
 def analysis() -> AnalysisResult:
@@ -303,10 +302,10 @@ def analysis() -> AnalysisResult:
 
 def finished_job(settings: PipelineSettings, media: FakeMediaStore, *files: str) -> FakeJobStore:
     """A SUCCEEDED job of user-1 with result.json and the named files stored."""
-    media.write_model(analysis(), settings.results_bucket, RESULTS + "result.json")
+    media.write_model(analysis(), settings.results_bucket, RESULT_PREFIX + "result.json")
     for name in files:
-        media.put(settings.results_bucket, RESULTS + name, name.encode())
-    result = JobResult(prefix=RESULTS, segments=3, reel_duration_s=6.5, primary_track_id=1)
+        media.put(settings.results_bucket, RESULT_PREFIX + name, name.encode())
+    result = JobResult(prefix=RESULT_PREFIX, segments=3, reel_duration_s=6.5, primary_track_id=1)
     return FakeJobStore(running(owner="user-1", status=JobStatus.SUCCEEDED, stage=Stage.DONE, result=result))
 
 
@@ -321,7 +320,7 @@ def test_results_link_only_the_files_that_were_stored() -> None:
     assert set(results.files) == {"reel", "result"}
     reel = results.files["reel"]
     assert (reel.name, reel.content_type, reel.size_bytes) == ("reel.mp4", "video/mp4", len(b"reel.mp4"))
-    assert reel.url.endswith(RESULTS + "reel.mp4")
+    assert reel.url.endswith(RESULT_PREFIX + "reel.mp4")
     assert [(t.segment_index, t.url.endswith("segment_001.jpg")) for t in results.thumbnails] == [(1, True)]
     assert (results.reel_duration_s, results.primary_track_id) == (6.5, 1)
     assert results.expires_in_s == settings.results_link_expiry_s
@@ -400,8 +399,8 @@ def test_deleting_a_running_job_stops_it_and_removes_its_files_and_record() -> N
     assert workflow.stopped == [arn]
     execution = workflow.describe(arn)
     assert execution is not None and execution.status == "ABORTED"
-    assert media.keys("uploads") == [f"uploads/{other}/a.mp4"]
-    assert media.keys("results") == [f"results/{other}/reel.mp4", f"work/{other}/plan.json"]
+    assert media.keys(UPLOADS) == [f"uploads/{other}/a.mp4"]
+    assert media.keys(RESULTS) == [f"results/{other}/reel.mp4", f"work/{other}/plan.json"]
 
 
 def test_deleting_a_job_awaiting_its_multipart_upload_drops_the_upload() -> None:

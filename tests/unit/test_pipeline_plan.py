@@ -12,9 +12,11 @@ from posereel.chunks import plan_chunks
 from posereel.jobs import JobRecord, JobStatus
 from posereel.pipeline.events import PlanEvent, SourceRef
 from posereel.pipeline.files import PlanFile, plan_key
-from posereel.pipeline.plan import align_to_keyframes, analysis_settings, plan_job, plan_video
+from posereel.pipeline.plan import align_to_keyframes, plan_job, plan_video
 from posereel.schemas import ChunkSpec, VideoInfo
-from tests.unit.pipeline_fakes import FakeJobStore, FakeMediaStore, pipeline_settings
+from posereel.settings import AnalysisSettings, ChunkSettings
+from tests.builders import RESULTS, UPLOADS, pipeline_settings
+from tests.unit.pipeline_fakes import FakeJobStore, FakeMediaStore
 
 JOB = "0123456789abcdef0123456789abcdef"
 FPS = 10.0
@@ -72,7 +74,7 @@ def test_plan_video_uses_the_pipeline_chunking() -> None:
     info = VideoInfo(
         name="v.mp4", duration_s=65.0, fps=30.0, width=640, height=360, codec="h264", has_audio=False
     )
-    analysis = analysis_settings(pipeline_settings(chunk_seconds=20.0, overlap_seconds=2.0))
+    analysis = AnalysisSettings(chunks=ChunkSettings(chunk_seconds=20.0, overlap_seconds=2.0))
     # Nominal starts 0, 18, 36, 54 (20 s chunks, 2 s overlap); the worker seeks 0.5 s early.
     chunks = plan_video(info, analysis, keyframes=[0.0, 17.2, 35.0])
     assert [c.start_s for c in chunks] == pytest.approx([0.0, 17.7, 35.5, 54.0])
@@ -81,17 +83,17 @@ def test_plan_video_uses_the_pipeline_chunking() -> None:
 
 def test_a_stored_plan_for_the_same_source_is_reused() -> None:
     # Given a plan stored by an earlier run, and no source to download
-    source = SourceRef(bucket="uploads", key=f"uploads/{JOB}/v.mp4")
+    source = SourceRef(bucket=UPLOADS, key=f"uploads/{JOB}/v.mp4")
     info = VideoInfo(
         name="v.mp4", duration_s=50.0, fps=25.0, width=640, height=360, codec="h264", has_audio=False
     )
     settings = pipeline_settings()
-    analysis = analysis_settings(settings)
+    analysis = AnalysisSettings(chunks=settings.chunks)
     stored = PlanFile(
         job_id=JOB, source=source, video=info, settings=analysis, chunks=plan_video(info, analysis)
     )
     media = FakeMediaStore()
-    media.write_model(stored, "results", plan_key(JOB))
+    media.write_model(stored, RESULTS, plan_key(JOB))
     jobs = FakeJobStore(JobRecord(job_id=JOB, status=JobStatus.RUNNING))
     # When
     result = plan_job(PlanEvent(job_id=JOB, source=source), settings=settings, media=media, jobs=jobs)

@@ -10,36 +10,37 @@ import pytest
 from posereel.errors import MalwareError, ToolError, VideoNotFoundError
 from posereel.pipeline.events import ScanEvent, SourceRef
 from posereel.pipeline.scan import JOB_TAG, THREAT_TAG, ClamAV, resolve_clamav_db, scan_upload, tag_value
-from tests.unit.pipeline_fakes import FakeMediaStore, FakeScanner, pipeline_settings
+from tests.builders import QUARANTINE, UPLOADS, pipeline_settings
+from tests.unit.pipeline_fakes import FakeMediaStore, FakeScanner
 
 JOB = "0123456789abcdef0123456789abcdef"
 KEY = f"uploads/{JOB}/clip.mp4"
-EVENT = ScanEvent(job_id=JOB, source=SourceRef(bucket="uploads", key=KEY))
+EVENT = ScanEvent(job_id=JOB, source=SourceRef(bucket=UPLOADS, key=KEY))
 BAD = b"pretend this is malware"
 
 
 def test_a_clean_upload_passes_and_stays() -> None:
     media, scanner = FakeMediaStore(), FakeScanner({BAD: "Test.Bad"})
-    media.put("uploads", KEY, b"fine")
+    media.put(UPLOADS, KEY, b"fine")
     result = scan_upload(EVENT, settings=pipeline_settings(), media=media, scanner=scanner)
     assert (result.clean, result.engine) == (True, "FakeAV 1.0")
-    assert media.keys("uploads") == [KEY]
+    assert media.keys(UPLOADS) == [KEY]
 
 
 def test_an_infected_upload_is_quarantined_tagged_and_rejected_twice_the_same_way() -> None:
     # Given
     media, scanner = FakeMediaStore(), FakeScanner({BAD: "Test.Bad-1"})
-    media.put("uploads", KEY, BAD)
+    media.put(UPLOADS, KEY, BAD)
     settings = pipeline_settings()
     # When
     with pytest.raises(MalwareError) as first:
         scan_upload(EVENT, settings=settings, media=media, scanner=scanner)
     # Then
     assert first.value.code == "MALWARE" and "Test.Bad-1" in first.value.message
-    assert media.keys("uploads") == []
+    assert media.keys(UPLOADS) == []
     quarantined = f"quarantine/{JOB}/clip.mp4"
-    assert media.keys("quarantine") == [quarantined]
-    assert media.get_tags("quarantine", quarantined) == {JOB_TAG: JOB, THREAT_TAG: "Test.Bad-1"}
+    assert media.keys(QUARANTINE) == [quarantined]
+    assert media.get_tags(QUARANTINE, quarantined) == {JOB_TAG: JOB, THREAT_TAG: "Test.Bad-1"}
     # When the stage runs again (a retry after the move)
     with pytest.raises(MalwareError) as second:
         scan_upload(EVENT, settings=settings, media=media, scanner=scanner)

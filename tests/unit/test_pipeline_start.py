@@ -7,17 +7,18 @@ import pytest
 from posereel.jobs import JobRecord, JobStatus, SourceObject
 from posereel.pipeline.events import S3ObjectRef
 from posereel.pipeline.start import start_jobs
-from tests.unit.pipeline_fakes import FakeJobStore, FakeWorkflow, pipeline_settings
+from tests.builders import UPLOADS, pipeline_settings
+from tests.unit.pipeline_fakes import FakeJobStore, FakeWorkflow
 
 JOB = "0123456789abcdef0123456789abcdef"
 KEY = f"uploads/{JOB}/clip.mp4"
-UPLOAD = S3ObjectRef(bucket="uploads", key=KEY, size_bytes=1234)
+UPLOAD = S3ObjectRef(bucket=UPLOADS, key=KEY, size_bytes=1234)
 SETTINGS = pipeline_settings()
 
 
 def announced(status: JobStatus = JobStatus.AWAITING_UPLOAD, **extra: object) -> JobRecord:
     source = SourceObject(
-        bucket="uploads", key=KEY, name="My Clip.mp4", size_bytes=1234, content_type="video/mp4"
+        bucket=UPLOADS, key=KEY, name="My Clip.mp4", size_bytes=1234, content_type="video/mp4"
     )
     return JobRecord.model_validate(
         {"job_id": JOB, "owner": "user-1", "status": status, "source": source, **extra}
@@ -36,7 +37,7 @@ def test_an_unannounced_upload_gets_an_anonymous_queued_job_and_one_execution() 
     assert record.source is not None and (record.source.key, record.source.size_bytes) == (KEY, 1234)
     assert record.execution_arn == workflow.execution_arn(JOB)
     assert record.expires_at is not None
-    assert workflow.inputs[JOB] == {"job_id": JOB, "source": {"bucket": "uploads", "key": KEY}}
+    assert workflow.inputs[JOB] == {"job_id": JOB, "source": {"bucket": UPLOADS, "key": KEY}}
 
 
 def test_an_announced_upload_moves_to_queued_keeping_what_the_client_said() -> None:
@@ -109,10 +110,10 @@ def test_a_racing_delivery_starts_no_second_execution() -> None:
 @pytest.mark.parametrize(
     "obj",
     [
-        S3ObjectRef(bucket="uploads", key="uploads/clip.mp4"),
-        S3ObjectRef(bucket="uploads", key="elsewhere/x/clip.mp4"),
-        S3ObjectRef(bucket="uploads", key="uploads/NOT_AN_ID/clip.mp4"),
-        S3ObjectRef(bucket="uploads", key=f"uploads/{JOB}/"),
+        S3ObjectRef(bucket=UPLOADS, key="uploads/clip.mp4"),
+        S3ObjectRef(bucket=UPLOADS, key="elsewhere/x/clip.mp4"),
+        S3ObjectRef(bucket=UPLOADS, key="uploads/NOT_AN_ID/clip.mp4"),
+        S3ObjectRef(bucket=UPLOADS, key=f"uploads/{JOB}/"),
         S3ObjectRef(bucket="someone-elses", key=KEY),
     ],
     ids=["no-job-folder", "other-prefix", "bad-job-id", "folder-marker", "other-bucket"],
@@ -125,6 +126,6 @@ def test_objects_that_are_no_jobs_upload_are_ignored(obj: S3ObjectRef) -> None:
 
 def test_a_second_file_under_an_announced_job_is_ignored() -> None:
     jobs, workflow = FakeJobStore(announced()), FakeWorkflow()
-    other = S3ObjectRef(bucket="uploads", key=f"uploads/{JOB}/other.mp4")
+    other = S3ObjectRef(bucket=UPLOADS, key=f"uploads/{JOB}/other.mp4")
     result = start_jobs([other], settings=SETTINGS, jobs=jobs, workflow=workflow)
     assert result.ignored == [other.key] and jobs.records[JOB].status == JobStatus.AWAITING_UPLOAD

@@ -16,7 +16,8 @@ from posereel.errors import (
 from posereel.pipeline.events import SourceRef, ValidateEvent
 from posereel.pipeline.validate import check_limits, sniff_container, validate_upload
 from posereel.schemas import VideoInfo
-from tests.unit.pipeline_fakes import FakeMediaStore, pipeline_settings
+from tests.builders import UPLOADS, pipeline_settings
+from tests.unit.pipeline_fakes import FakeMediaStore
 
 JOB = "0123456789abcdef0123456789abcdef"
 KEY = f"uploads/{JOB}/clip.mp4"
@@ -94,7 +95,7 @@ def test_limits(video: VideoInfo, limits: dict[str, object], error: type[InputEr
         assert raised.value.code == error.code
 
 
-EVENT = ValidateEvent(job_id=JOB, source=SourceRef(bucket="uploads", key=KEY))
+EVENT = ValidateEvent(job_id=JOB, source=SourceRef(bucket=UPLOADS, key=KEY))
 MP4_HEAD = b"\x00\x00\x00\x20ftypisom" + bytes(200)
 
 
@@ -114,7 +115,7 @@ def test_cheap_rejections_happen_before_any_download(
     # Given
     media = FakeMediaStore()
     if stored is not None:
-        media.put("uploads", KEY, stored)
+        media.put(UPLOADS, KEY, stored)
     # When
     with pytest.raises(error) as raised:
         validate_upload(EVENT, settings=pipeline_settings(**limits), media=media)

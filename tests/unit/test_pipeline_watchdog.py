@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from posereel.pipeline.ports import WorkerJob
 from posereel.pipeline.watchdog import (
     OLDEST_WAIT_METRIC,
@@ -25,11 +23,9 @@ def job(status: str, waited_s: float | None, n: int = 0) -> WorkerJob:
     return WorkerJob(job_id=f"job-{status.lower()}-{n}", status=status, created_at=created)
 
 
-def run(
-    workers: FakeWorkerQueues, *, backend: str = "batch", queues: dict[str, str] = QUEUES
-) -> tuple[WatchdogResult, FakeMetrics]:
+def run(workers: FakeWorkerQueues, *, queues: dict[str, str] = QUEUES) -> tuple[WatchdogResult, FakeMetrics]:
     metrics = FakeMetrics()
-    result = publish_backlog(queues, backend=backend, env="test", workers=workers, metrics=metrics, now=NOW)
+    result = publish_backlog(queues, env="test", workers=workers, metrics=metrics, now=NOW)
     return result, metrics
 
 
@@ -72,24 +68,16 @@ def test_empty_queues_publish_zero_in_one_call() -> None:
     assert {d.timestamp for d in call} == {NOW}
 
 
-@pytest.mark.parametrize(
-    ("backend", "waiting", "not_waiting"),
-    [
-        # Batch: SUBMITTED/PENDING wait for the scheduler or dependencies, the rest has capacity.
-        ("batch", ["RUNNABLE"], ["SUBMITTED", "PENDING", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"]),
-        # ECS: PROVISIONING waits for the capacity provider, PENDING for the instance's agent.
-        ("ecs", ["PROVISIONING", "PENDING"], ["ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPED"]),
-    ],
-)
-def test_only_jobs_waiting_for_capacity_count(
-    backend: str, waiting: list[str], not_waiting: list[str]
-) -> None:
-    # Given old jobs in every other state and younger ones that wait
+def test_only_jobs_waiting_for_capacity_count() -> None:
+    # Given old jobs in every other state (SUBMITTED/PENDING wait for the scheduler or
+    # dependencies, the rest has capacity) and younger ones that wait
+    waiting = ["RUNNABLE"]
+    not_waiting = ["SUBMITTED", "PENDING", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"]
     held = [job(status, 3600, n) for n, status in enumerate(not_waiting)]
     held += [job(status, 300 + 60 * n, n) for n, status in enumerate(waiting)]
     workers = FakeWorkerQueues({"posereel-test-gpu": held})
     # When
-    result, _ = run(workers, backend=backend)
+    result, _ = run(workers)
     # Then the others neither count nor age the queue
     gpu = result.queues[0]
     assert gpu.waiting_jobs == len(waiting)
@@ -97,8 +85,8 @@ def test_only_jobs_waiting_for_capacity_count(
 
 
 def test_a_job_without_submission_time_counts_but_has_no_age() -> None:
-    workers = FakeWorkerQueues({"posereel-test-gpu": [job("PROVISIONING", None), job("PROVISIONING", 90)]})
-    result, _ = run(workers, backend="ecs")
+    workers = FakeWorkerQueues({"posereel-test-gpu": [job("RUNNABLE", None), job("RUNNABLE", 90)]})
+    result, _ = run(workers)
     assert (result.queues[0].waiting_jobs, result.queues[0].oldest_wait_s) == (2, 90.0)
 
 

@@ -18,9 +18,10 @@ from posereel.schemas import ChunkResult, ChunkSpec, VideoInfo
 from posereel.settings import AnalysisSettings
 from posereel.video import probe
 from posereel_worker import worker
+from tests.builders import RESULTS, UPLOADS
 
 JOB = "0123456789abcdef0123456789abcdef"
-BUCKET = "results"
+BUCKET = RESULTS
 SPECS = [
     ChunkSpec(index=0, start_s=0.0, end_s=8.0, own_start_s=0.0, own_end_s=7.0),
     ChunkSpec(index=1, start_s=6.0, end_s=13.4, own_start_s=7.0, own_end_s=13.4),
@@ -67,13 +68,13 @@ def store() -> FakeMediaStore:
     fake = FakeMediaStore()
     plan = PlanFile(
         job_id=JOB,
-        source=SourceRef(bucket="uploads", key=f"uploads/{JOB}/clip.mp4"),
+        source=SourceRef(bucket=UPLOADS, key=f"uploads/{JOB}/clip.mp4"),
         video=VIDEO,
         settings=AnalysisSettings(),
         chunks=SPECS,
     )
     fake.objects[BUCKET, plan_key(JOB)] = plan.model_dump_json().encode()
-    fake.objects["uploads", f"uploads/{JOB}/clip.mp4"] = b"video bytes"
+    fake.objects[UPLOADS, f"uploads/{JOB}/clip.mp4"] = b"video bytes"
     return fake
 
 
@@ -167,7 +168,7 @@ def test_a_chunk_of_real_footage_is_analysed_and_stored(
     store.write_model(
         plan.model_copy(update={"video": info, "chunks": [SPECS[0], spec]}), BUCKET, plan_key(JOB)
     )
-    store.objects["uploads", f"uploads/{JOB}/clip.mp4"] = source.read_bytes()
+    store.objects[UPLOADS, f"uploads/{JOB}/clip.mp4"] = source.read_bytes()
     monkeypatch.setenv("POSEREEL_MODEL_DIR", str(models_dir))
     assert worker.main(args(chunk=1), store=store) == worker.EXIT_OK
     result = store.read_model(BUCKET, chunk_key(JOB, 1), ChunkResult)

@@ -14,7 +14,7 @@ import pytest
 
 from posereel.errors import MalwareError
 from posereel.observability import error_payload
-from posereel.resources import FUNCTION_SIZES, FUNCTIONS, SUBSTITUTION_KEYS
+from posereel.resources import FUNCTIONS, SUBSTITUTION_KEYS
 from posereel_local.stack import render_definition
 
 DEFINITION = Path(__file__).resolve().parents[2] / "statemachine" / "pipeline.asl.json"
@@ -90,13 +90,9 @@ def test_lambda_tasks_retry_transient_errors_and_catch_rejections_then_everythin
     assert [c["ErrorEquals"] for c in state["Catch"]] == [["InputError"], ["States.ALL"]]
     assert [c["Next"] for c in state["Catch"]] == ["ReadRejection", "ReadFailure"]
     # The state waits longer than the function may run, so the function's own timeout wins.
-    assert state["TimeoutSeconds"] > FUNCTION_SIZES[function].timeout_s
+    assert state["TimeoutSeconds"] > FUNCTIONS[function].timeout_s
     # Only ids and keys travel: a task's result is dropped or cut down to named fields.
     assert state["ResultPath"] is None or "ResultSelector" in state
-
-
-def test_every_function_has_a_size() -> None:
-    assert set(FUNCTION_SIZES) == set(FUNCTIONS)
 
 
 def test_stages_are_marked_in_order(workflow: dict[str, Any]) -> None:

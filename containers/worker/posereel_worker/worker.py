@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from posereel.errors import InputError, PoseReelError
+from posereel.errors import GpuUnavailableError, InputError, PoseReelError
 from posereel.jobs import is_job_id
 from posereel.pipeline.files import PlanFile, chunk_key, plan_key
 from posereel.pipeline.ports import MediaStorePort
@@ -40,12 +40,6 @@ EXIT_FAILED = 1
 EXIT_INPUT = 2
 
 WorkerDevice = Literal["gpu", "cpu"]
-
-
-class GpuUnavailableError(PoseReelError):
-    """A GPU job on a machine where MediaPipe's GPU delegate does not start."""
-
-    code = "GPU_UNAVAILABLE"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""PoseReel's errors. Class names matter: the workflow's Retry/Catch match on them.
+"""PoseReel's errors, all of them. Class names matter: the workflow's Retry/Catch match on them
+(``posereel.observability.lambda_boundary``), and the API maps classes to HTTP statuses in one table
+(``posereel_functions.api.STATUS_OF``).
 
 InputError and its children mean the input can never succeed (never retried); TransientError
 means trying again may help.
@@ -97,3 +99,44 @@ class ChunkMergeError(PoseReelError):
     """Chunk results that do not fit together: a fault of the pipeline, never of the upload."""
 
     code = "CHUNK_MERGE"
+
+
+class GpuUnavailableError(PoseReelError):
+    """A GPU chunk job on a machine where MediaPipe's GPU delegate does not start."""
+
+    code = "GPU_UNAVAILABLE"
+
+
+# Refusals of API requests (posereel.pipeline.api, posereel_functions.api).
+
+
+class ForbiddenError(PoseReelError):
+    """A request without a valid API key or token (403)."""
+
+    code = "FORBIDDEN"
+
+
+class JobNotFoundError(PoseReelError):
+    """No such job, or another owner's (404; the two are not told apart)."""
+
+    code = "NOT_FOUND"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job {job_id}")
+
+
+class ConflictError(PoseReelError):
+    """The job is not in a state that allows the request (409)."""
+
+    code = "CONFLICT"
+
+
+class InvalidFieldError(InputError):
+    """One named field of a request is wrong (422, like a body that fails validation)."""
+
+    code = "INVALID_REQUEST"
+
+    def __init__(self, field: str, message: str, *, problem: str = "invalid") -> None:
+        super().__init__(message)
+        self.field = field
+        self.problem = problem

@@ -1,12 +1,12 @@
 """The one Powertools stack of every Lambda handler, and the handler boundary.
 
 ``logger``, ``tracer`` and ``metrics`` are created here once (namespace "PoseReel", service = the
-function's name) and imported wherever they are needed. ``lambda_boundary`` wraps a handler in
-the stack and maps errors the way the workflow matches them: Step Functions compares error names
-exactly (no class hierarchy), so every InputError subclass leaves the handler as an exception
-whose class is exactly ``InputError``, with the JSON {"code", "message"} as its message, and every
-TransientError as exactly ``TransientError``. Anything else propagates unchanged (the job fails).
-Each error is logged once, here.
+function's name, from POWERTOOLS_SERVICE_NAME) and imported wherever they are needed.
+``lambda_boundary`` wraps a handler in the stack and maps errors the way the workflow matches
+them: Step Functions compares error names exactly (no class hierarchy), so every InputError
+subclass leaves the handler as an exception whose class is exactly ``InputError``, with the JSON
+{"code", "message"} as its message, and every TransientError as exactly ``TransientError``.
+Anything else propagates unchanged (the job fails). Each error is logged once, here.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from posereel.errors import InputError, PoseReelError, TransientError
 from posereel.resources import METRICS_NAMESPACE
@@ -28,24 +27,11 @@ NAMESPACE = METRICS_NAMESPACE
 HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
 
 
-class _ServiceName(BaseSettings):
-    """Where the service name comes from: Powertools' own variable, else the Lambda function."""
-
-    model_config = SettingsConfigDict(extra="ignore")
-
-    powertools_service_name: str | None = None
-    aws_lambda_function_name: str | None = None
-
-    @property
-    def service(self) -> str:
-        return self.powertools_service_name or self.aws_lambda_function_name or "posereel"
-
-
-SERVICE = _ServiceName().service
-
-logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+# The service name is Powertools' own POWERTOOLS_SERVICE_NAME, which the CDK app and the local
+# stack set to the function's name (posereel.resources.function_environment).
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics(namespace=NAMESPACE)
 
 
 def error_payload(exc: PoseReelError) -> str:

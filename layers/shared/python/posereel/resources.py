@@ -1,24 +1,20 @@
-"""Resource names and workflow substitution keys: the one place the CDK app and the local stack
-both read, so the two cannot drift."""
+"""The one description of PoseReel's resources: names, the jobs table, the functions, the chunk
+workers and the workflow's substitutions. The CDK app (``infra/``) and the local stack
+(``posereel_local.stack``) are both built from it, and a test checks that they create the same
+(tests/infra/test_drift.py), so the two cannot drift apart.
+
+Plain data, no AWS SDK and no CDK: the domain code reads the names it needs (the table's index)
+from here too.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-# The Lambda functions of the pipeline: name -> handler string (module.function, importable from
-# the `functions/` code asset, with the shared layer on the path).
-FUNCTIONS: dict[str, str] = {
-    "start": "posereel_functions.start.handler",
-    "validate": "posereel_functions.validate.handler",
-    "scan": "posereel_functions.scan.handler",
-    "plan": "posereel_functions.plan.handler",
-    "merge": "posereel_functions.merge.handler",
-    "compile": "posereel_functions.compile.handler",
-    "api": "posereel_functions.api.handler",
-    "finalize": "posereel_functions.finalize.handler",
-    # Runs on a schedule in AWS (every 5 minutes): publishes how long chunk jobs wait for capacity.
-    "watchdog": "posereel_functions.watchdog.handler",
-}
+WorkerDevice = Literal["gpu", "cpu"]
+WORKER_DEVICES: tuple[WorkerDevice, ...] = ("gpu", "cpu")
 
 # CloudWatch: the namespace of PoseReel's own metrics (the functions' and the watchdog's).
 METRICS_NAMESPACE = "PoseReel"
@@ -27,59 +23,8 @@ METRICS_NAMESPACE = "PoseReel"
 API_PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({("GET", "/health")})
 API_KEY_HEADER = "x-api-key"
 
-# The worker image's ENTRYPOINT (containers/worker/Dockerfile.*), and the command the Batch job
-# definitions give it: Batch's command replaces the image's CMD, never its ENTRYPOINT, so the
-# command holds the arguments only (the local stack prepends the entry point, as Docker would).
-WORKER_ENTRYPOINT: list[str] = ["python", "-m", "posereel_worker"]
-WORKER_COMMAND: list[str] = [
-    "--job-id",
-    "Ref::job_id",
-    "--chunk",
-    "Ref::chunk_index",
-    "--bucket",
-    "Ref::bucket",
-    "--device",
-    "Ref::device",
-]
 
-
-@dataclass(frozen=True)
-class FunctionSize:
-    """A function's timeout and memory; the workflow's TimeoutSeconds on its task is longer."""
-
-    timeout_s: int
-    memory_mb: int
-
-
-# Per function, for the CDK app and the local stack alike.
-FUNCTION_SIZES: dict[str, FunctionSize] = {
-    "start": FunctionSize(timeout_s=30, memory_mb=256),
-    "api": FunctionSize(timeout_s=29, memory_mb=512),  # API Gateway gives up after 29 s
-    "validate": FunctionSize(timeout_s=90, memory_mb=1024),
-    "scan": FunctionSize(timeout_s=900, memory_mb=3008),
-    "plan": FunctionSize(timeout_s=90, memory_mb=1024),
-    "merge": FunctionSize(timeout_s=600, memory_mb=3008),
-    "compile": FunctionSize(timeout_s=900, memory_mb=3008),
-    "finalize": FunctionSize(timeout_s=60, memory_mb=256),
-    "watchdog": FunctionSize(timeout_s=60, memory_mb=256),
-}
-
-# Every ${Key} that statemachine/pipeline.asl.json uses.
-SUBSTITUTION_KEYS: tuple[str, ...] = (
-    "ValidateFunctionArn",
-    "ScanFunctionArn",
-    "PlanFunctionArn",
-    "MergeFunctionArn",
-    "CompileFunctionArn",
-    "JobsTableName",
-    "WorkBucketName",
-    "GpuJobQueueArn",
-    "CpuJobQueueArn",
-    "GpuJobDefinitionArn",
-    "CpuJobDefinitionArn",
-    "ChunkTimeoutSeconds",
-    "MaxConcurrency",
-)
+# --- names ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -100,34 +45,215 @@ class ResourceNames:
     def state_machine(self) -> str:
         return f"{self.prefix}-pipeline"
 
-    @property
-    def gpu_job_queue(self) -> str:
-        return f"{self.prefix}-gpu"
+    def job_queue(self, device: WorkerDevice) -> str:
+        return f"{self.prefix}-{device}"
 
-    @property
-    def cpu_job_queue(self) -> str:
-        return f"{self.prefix}-cpu"
-
-    @property
-    def workers_cluster(self) -> str:
-        """The ECS cluster of the chunk workers (worker_backend "ecs")."""
-        return f"{self.prefix}-workers"
-
-    @property
-    def gpu_job_definition(self) -> str:
-        return f"{self.prefix}-worker-gpu"
-
-    @property
-    def cpu_job_definition(self) -> str:
-        return f"{self.prefix}-worker-cpu"
+    def job_definition(self, device: WorkerDevice) -> str:
+        return f"{self.prefix}-worker-{device}"
 
     def function(self, name: str) -> str:
         if name not in FUNCTIONS:
             raise KeyError(f"unknown function {name!r}")
         return f"{self.prefix}-{name}"
 
-    def bucket(self, role: str, *, account: str = "000000000000") -> str:
+    def bucket(self, role: str, *, account: str) -> str:
         """uploads, results (also holds work/ intermediates) or quarantine; globally unique in AWS."""
-        if role not in ("uploads", "results", "quarantine"):
+        if role not in BUCKET_ROLES:
             raise KeyError(f"unknown bucket role {role!r}")
         return f"{self.prefix}-{role}-{account}"
+
+    def state_machine_arn(self, *, region: str, account: str) -> str:
+        return f"arn:aws:states:{region}:{account}:stateMachine:{self.state_machine}"
+
+
+BUCKET_ROLES = ("uploads", "results", "quarantine")
+
+
+# --- the jobs table -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    name: str
+    partition_key: str
+    sort_key: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A DynamoDB table with string keys, on-demand, every index projecting all attributes."""
+
+    partition_key: str
+    indexes: tuple[IndexSpec, ...]
+    ttl_attribute: str
+
+    @property
+    def key_attributes(self) -> list[str]:
+        """Every attribute a key schema names, in order of first mention."""
+        names = [self.partition_key]
+        for index in self.indexes:
+            names += [n for n in (index.partition_key, index.sort_key) if n not in names]
+        return names
+
+    def create_table_request(self, table_name: str) -> dict[str, Any]:
+        """The CreateTable request for this table (the local stack and the functional tests)."""
+        return {
+            "TableName": table_name,
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": self.partition_key, "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": "S"} for n in self.key_attributes],
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": index.name,
+                    "KeySchema": [
+                        {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                        {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index in self.indexes
+            ],
+        }
+
+
+BY_OWNER_INDEX = "by_owner"
+JOBS_TABLE = TableSpec(
+    partition_key="job_id",
+    indexes=(IndexSpec(BY_OWNER_INDEX, partition_key="owner", sort_key="created_at"),),
+    ttl_attribute="expires_at",
+)
+
+
+# --- the functions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda function.
+
+    handler: ``module.function`` in the ``functions/`` code asset (the shared layer on the path).
+    timeout_s / memory_mb: its limits; the workflow's TimeoutSeconds on its task is longer.
+    tools: it shells out to ffmpeg/ffprobe or clamscan, so it ships as a container image
+    (containers/lambda/Dockerfile) rather than a zip with layers.
+    tmp: its /tmp: "upload" sizes it for the largest upload (twice, for the outputs), a number is
+    MiB, None is Lambda's default 512 MiB.
+    asynchronous: invoked by events (EventBridge), not by the workflow: failed events go to the
+    dead-letter queue.
+    """
+
+    handler: str
+    timeout_s: int
+    memory_mb: int
+    tools: bool = False
+    tmp: Literal["upload"] | int | None = None
+    asynchronous: bool = False
+
+
+FUNCTIONS: dict[str, FunctionSpec] = {
+    "start": FunctionSpec("posereel_functions.start.handler", 30, 256, asynchronous=True),
+    # API Gateway gives up after 29 s.
+    "api": FunctionSpec("posereel_functions.api.handler", 29, 512),
+    "validate": FunctionSpec("posereel_functions.validate.handler", 90, 1024, tools=True, tmp="upload"),
+    "scan": FunctionSpec("posereel_functions.scan.handler", 900, 3008, tools=True, tmp="upload"),
+    "plan": FunctionSpec("posereel_functions.plan.handler", 90, 1024, tools=True, tmp="upload"),
+    "merge": FunctionSpec("posereel_functions.merge.handler", 600, 3008, tools=True, tmp=2048),
+    "compile": FunctionSpec("posereel_functions.compile.handler", 900, 3008, tools=True, tmp="upload"),
+    "finalize": FunctionSpec("posereel_functions.finalize.handler", 60, 256, asynchronous=True),
+    # Runs on a schedule in AWS (every 5 minutes): publishes how long chunk jobs wait for capacity.
+    "watchdog": FunctionSpec("posereel_functions.watchdog.handler", 60, 256, asynchronous=True),
+}
+
+
+def function_environment(name: str, names: ResourceNames, settings_env: Mapping[str, str]) -> dict[str, str]:
+    """The environment of function ``name``: the pipeline settings' variables
+    (``posereel.settings.settings_environment``) and Powertools' service name."""
+    return {**settings_env, "POWERTOOLS_SERVICE_NAME": names.function(name)}
+
+
+# The functions the workflow invokes, by the substitution key naming each one's ARN.
+WORKFLOW_FUNCTIONS: dict[str, str] = {
+    "ValidateFunctionArn": "validate",
+    "ScanFunctionArn": "scan",
+    "PlanFunctionArn": "plan",
+    "MergeFunctionArn": "merge",
+    "CompileFunctionArn": "compile",
+}
+
+
+# --- the chunk workers ----------------------------------------------------------------------
+
+# The worker image's ENTRYPOINT (containers/worker/Dockerfile.*), and the command the Batch job
+# definitions give it: Batch's command replaces the image's CMD, never its ENTRYPOINT, so the
+# command holds the arguments only (the local stack prepends the entry point, as Docker would).
+WORKER_ENTRYPOINT: list[str] = ["python", "-m", "posereel_worker"]
+WORKER_COMMAND: list[str] = [
+    "--job-id",
+    "Ref::job_id",
+    "--chunk",
+    "Ref::chunk_index",
+    "--bucket",
+    "Ref::bucket",
+    "--device",
+    "Ref::device",
+]
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """The Batch job definition and queue of one kind of chunk worker."""
+
+    device: WorkerDevice
+    gpus: int
+    image: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image", f"containers/worker/Dockerfile.{self.device}")
+
+
+WORKERS: dict[WorkerDevice, WorkerSpec] = {
+    "gpu": WorkerSpec("gpu", gpus=1),
+    "cpu": WorkerSpec("cpu", gpus=0),
+}
+
+
+# --- the workflow ---------------------------------------------------------------------------
+
+WORKFLOW_FILE = "statemachine/pipeline.asl.json"
+
+
+def workflow_substitutions(
+    *,
+    function_arns: Mapping[str, str],
+    jobs_table: str,
+    work_bucket: str,
+    job_queue_arns: Mapping[WorkerDevice, str],
+    job_definition_arns: Mapping[WorkerDevice, str],
+    chunk_timeout_s: int,
+    max_concurrency: int,
+) -> dict[str, str]:
+    """Every ``${Key}`` of the workflow file and its value (CloudFormation's DefinitionSubstitutions;
+    the local stack replaces them itself). ``function_arns``: function name -> ARN."""
+    return {
+        **{key: function_arns[name] for key, name in WORKFLOW_FUNCTIONS.items()},
+        "JobsTableName": jobs_table,
+        "WorkBucketName": work_bucket,
+        "GpuJobQueueArn": job_queue_arns["gpu"],
+        "CpuJobQueueArn": job_queue_arns["cpu"],
+        "GpuJobDefinitionArn": job_definition_arns["gpu"],
+        "CpuJobDefinitionArn": job_definition_arns["cpu"],
+        "ChunkTimeoutSeconds": str(chunk_timeout_s),
+        "MaxConcurrency": str(max_concurrency),
+    }
+
+
+SUBSTITUTION_KEYS: tuple[str, ...] = tuple(
+    workflow_substitutions(
+        function_arns=dict.fromkeys(FUNCTIONS, ""),
+        jobs_table="",
+        work_bucket="",
+        job_queue_arns=dict.fromkeys(WORKER_DEVICES, ""),
+        job_definition_arns=dict.fromkeys(WORKER_DEVICES, ""),
+        chunk_timeout_s=0,
+        max_concurrency=0,
+    )
+)

@@ -3,11 +3,14 @@ reads the environment itself."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from posereel.resources import ResourceNames
 
 PoseModelName = Literal["lite", "full", "heavy"]
 DelegateName = Literal["cpu", "gpu", "auto"]
@@ -99,9 +102,12 @@ def default_model_dir() -> Path:
 
 
 class RuntimeSettings(BaseSettings):
-    """Where things live on this machine; read from POSEREEL_* environment variables once."""
+    """Where things live on this machine: POSEREEL_MODEL_DIR, POSEREEL_FFMPEG, POSEREEL_FFPROBE.
 
-    model_config = SettingsConfigDict(env_prefix="POSEREEL_", extra="ignore")
+    Read from the environment when constructed, never at import; the same variables for the
+    command line, the functions and the workers."""
+
+    model_config = SettingsConfigDict(env_prefix="POSEREEL_", extra="ignore", frozen=True)
 
     model_dir: Path = Field(default_factory=default_model_dir)
     ffmpeg: str = "ffmpeg"
@@ -109,11 +115,17 @@ class RuntimeSettings(BaseSettings):
 
 
 class PipelineSettings(BaseSettings):
-    """What every Lambda and the worker read from their environment (POSEREEL_*), once at start.
+    """What every Lambda function and chunk worker reads from its environment (POSEREEL_*), once,
+    on its first invocation (``posereel_functions.settings()``).
 
-    The CDK app and the local stack set the same variables from ``posereel.resources``."""
+    Built once per environment by ``for_environment`` from the resource names; the CDK app and
+    the local stack write it into each function's and job definition's environment with
+    ``settings_environment``, the one writer of these variables. ``runtime`` keeps its own
+    variables (RuntimeSettings); ``chunks`` is POSEREEL_CHUNKS__CHUNK_SECONDS and so on."""
 
-    model_config = SettingsConfigDict(env_prefix="POSEREEL_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="POSEREEL_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
 
     env: str = "local"
     uploads_bucket: str
@@ -121,6 +133,9 @@ class PipelineSettings(BaseSettings):
     quarantine_bucket: str
     jobs_table: str
     state_machine_arn: str = ""
+    # The chunk workers' Batch job queues (names), which the watchdog watches.
+    gpu_job_queue: str = ""
+    cpu_job_queue: str = ""
     # Upload limits (validate rejects what is outside them, each with its own code).
     # ClamAV cannot scan files of 2 GiB or more.
     max_upload_bytes: int = Field(2047 * 1024**2, gt=0)
@@ -133,42 +148,56 @@ class PipelineSettings(BaseSettings):
     multipart_part_bytes: int = Field(16 * 1024**2, ge=5 * 1024**2)
     # How long the presigned links of GET /jobs/{id}/results work.
     results_link_expiry_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
-    # Chunking of the analysis (plan).
-    chunk_seconds: float = Field(30.0, gt=0)
-    overlap_seconds: float = Field(2.0, ge=0)
+    # The web client's origins, for the CORS headers of the api function's answers.
+    allowed_origins: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     # ClamAV signature databases: a local directory, or s3://bucket/prefix/ to download from.
     clamav_db: str = "/var/lib/clamav"
     job_ttl_days: int = Field(30, ge=1)
-    model_dir: Path = Field(default_factory=default_model_dir)
-    ffmpeg: str = "ffmpeg"
-    ffprobe: str = "ffprobe"
+    chunks: ChunkSettings = ChunkSettings()
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
 
-
-class WatchdogSettings(BaseSettings):
-    """What the watchdog function reads from its environment (POSEREEL_*), once at start: where the
-    chunk workers run and the two queues to watch. The CDK app sets them for its worker backend."""
-
-    model_config = SettingsConfigDict(env_prefix="POSEREEL_", extra="ignore", frozen=True)
-
-    env: str = "local"
-    worker_backend: Literal["batch", "ecs"]
-    gpu_queue: str = Field(
-        min_length=1,
-        description="batch: the GPU job queue (name or ARN); ecs: the GPU task definition family",
-    )
-    cpu_queue: str = Field(
-        min_length=1,
-        description="batch: the CPU job queue (name or ARN); ecs: the CPU task definition family",
-    )
-    worker_cluster: str | None = Field(None, description="ecs only: the workers cluster (name or ARN)")
-
-    @model_validator(mode="after")
-    def _cluster(self) -> WatchdogSettings:
-        if self.worker_backend == "ecs" and not self.worker_cluster:
-            raise ValueError("worker_cluster is required with worker_backend ecs")
-        return self
+    @classmethod
+    def for_environment(
+        cls, names: ResourceNames, *, account: str, region: str, **knobs: Any
+    ) -> PipelineSettings:
+        """The settings of environment ``names.env``: every resource name from the resource
+        description, the rest from ``knobs`` (field name -> value) or the defaults."""
+        fixed = {
+            "env": names.env,
+            "uploads_bucket": names.bucket("uploads", account=account),
+            "results_bucket": names.bucket("results", account=account),
+            "quarantine_bucket": names.bucket("quarantine", account=account),
+            "jobs_table": names.jobs_table,
+            "state_machine_arn": names.state_machine_arn(region=region, account=account),
+            "gpu_job_queue": names.job_queue("gpu"),
+            "cpu_job_queue": names.job_queue("cpu"),
+        }
+        clash = sorted(fixed.keys() & knobs.keys())
+        if clash:
+            raise ValueError(f"these settings come from the resource names and cannot be given: {clash}")
+        return cls.model_validate({**fixed, **knobs})
 
     @property
-    def queues(self) -> dict[str, str]:
-        """The Queue dimension's value -> the queue (or family) it names."""
-        return {"gpu": self.gpu_queue, "cpu": self.cpu_queue}
+    def worker_queues(self) -> dict[str, str]:
+        """The watchdog's Queue dimension value -> the Batch job queue it names."""
+        return {"gpu": self.gpu_job_queue, "cpu": self.cpu_job_queue}
+
+
+def settings_environment(settings: BaseSettings) -> dict[str, str]:
+    """The environment variables from which ``type(settings)()`` reads back ``settings``: each
+    field as PREFIX + NAME, a nested model's fields as PREFIX + NAME__FIELD, a nested settings
+    model with its own variables, lists as JSON. None values are left out."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, BaseSettings):
+            env.update(settings_environment(value))
+        elif isinstance(value, BaseModel):
+            for sub, sub_value in value.model_dump(mode="json").items():
+                env[f"{prefix}{name}__{sub}".upper()] = str(sub_value)
+        elif value is not None:
+            dumped = settings.model_dump(mode="json", include={name})[name]
+            text = json.dumps(dumped) if isinstance(dumped, list | dict) else str(dumped)
+            env[f"{prefix}{name}".upper()] = text
+    return env

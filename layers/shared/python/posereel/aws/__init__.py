@@ -8,7 +8,7 @@ an optional argument; by default it makes one from the SDK's own settings (regio
 from posereel.aws.jobstore import JobStore
 from posereel.aws.mediastore import MediaStore
 from posereel.aws.metrics import CloudWatchMetrics
-from posereel.aws.workers import BatchQueues, EcsTasks
+from posereel.aws.workers import BatchQueues
 from posereel.aws.workflow import Workflow
 
-__all__ = ["BatchQueues", "CloudWatchMetrics", "EcsTasks", "JobStore", "MediaStore", "Workflow"]
+__all__ = ["BatchQueues", "CloudWatchMetrics", "JobStore", "MediaStore", "Workflow"]

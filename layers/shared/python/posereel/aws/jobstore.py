@@ -22,8 +22,8 @@ from posereel.aws._errors import error_code, transient_errors
 from posereel.errors import ObjectNotFoundError
 from posereel.jobs import JobError, JobRecord, JobResult, JobStatus, SourceObject, utc_now
 from posereel.pipeline.causes import job_error
+from posereel.resources import BY_OWNER_INDEX
 
-BY_OWNER_INDEX = "by_owner"
 # Attributes derived from others (never stored) and the nested error (stored flat).
 _NOT_STORED = {"percent", "stage_seconds", "error"}
 _TERMINAL = [s.value for s in JobStatus if s.terminal]

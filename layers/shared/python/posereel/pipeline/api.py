@@ -22,7 +22,12 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from posereel.errors import InputError, ObjectNotFoundError, PoseReelError, TooLargeError
+from posereel.errors import (
+    ConflictError,
+    InvalidFieldError,
+    ObjectNotFoundError,
+    TooLargeError,
+)
 from posereel.jobs import (
     JobError,
     JobRecord,
@@ -55,23 +60,6 @@ MAX_UPLOAD_EXPIRES_IN_S = 6 * 3600
 MAX_FILES_PER_REQUEST = 10
 MAX_PARTS = 10_000  # S3's limit per multipart upload
 TIMELINE_MAX_POINTS = 1000
-
-
-class ConflictError(PoseReelError):
-    """The job is not in a state that allows the request (409)."""
-
-    code = "CONFLICT"
-
-
-class InvalidFieldError(InputError):
-    """One named field of a request is wrong (422, like a body that fails validation)."""
-
-    code = "INVALID_REQUEST"
-
-    def __init__(self, field: str, message: str, *, problem: str = "invalid") -> None:
-        super().__init__(message)
-        self.field = field
-        self.problem = problem
 
 
 # --- request and response bodies --------------------------------------------------------------

@@ -26,13 +26,9 @@ from posereel.pipeline.files import (
     plan_key,
 )
 from posereel.pipeline.ports import JobStorePort, MediaStorePort
-from posereel.settings import PipelineSettings, RuntimeSettings
+from posereel.settings import PipelineSettings
 
 UPLOAD_THREADS = 4
-
-
-def runtime_settings(settings: PipelineSettings) -> RuntimeSettings:
-    return RuntimeSettings(model_dir=settings.model_dir, ffmpeg=settings.ffmpeg, ffprobe=settings.ffprobe)
 
 
 def upload_tree(media: MediaStorePort, root: Path, bucket: str, prefix: str) -> list[str]:
@@ -77,7 +73,7 @@ def compile_job(
             Merged(result=merged.result, tracks=merged.tracks),
             out_dir,
             settings=plan.settings,
-            runtime=runtime_settings(settings),
+            runtime=settings.runtime,
             overlay=overlay,
         )
         upload_tree(media, out_dir, bucket, prefix)

@@ -23,7 +23,7 @@ from posereel.pipeline.events import ChunkRef, PlanEvent, PlanResult
 from posereel.pipeline.files import PlanFile, plan_key
 from posereel.pipeline.ports import JobStorePort, MediaStorePort
 from posereel.schemas import ChunkSpec, VideoInfo
-from posereel.settings import AnalysisSettings, ChunkSettings, PipelineSettings
+from posereel.settings import AnalysisSettings, PipelineSettings
 from posereel.video import probe
 
 log = logging.getLogger(__name__)
@@ -35,13 +35,6 @@ log = logging.getLogger(__name__)
 SEEK_PREROLL_S = 0.5
 KEYFRAME_LIST_TIMEOUT_S = 60.0
 _GRID_EPS = 1e-6
-
-
-def analysis_settings(settings: PipelineSettings) -> AnalysisSettings:
-    """The analysis knobs of a pipeline job: the defaults, chunked as the pipeline is configured."""
-    return AnalysisSettings(
-        chunks=ChunkSettings(chunk_seconds=settings.chunk_seconds, overlap_seconds=settings.overlap_seconds)
-    )
 
 
 def list_keyframes(path: Path, *, ffprobe: str, timeout_s: float = KEYFRAME_LIST_TIMEOUT_S) -> list[float]:
@@ -164,16 +157,16 @@ def plan_job(
     key = plan_key(event.job_id)
     plan = _existing_plan(media, bucket, key, event)
     if plan is None:
-        analysis = analysis_settings(settings)
+        analysis = AnalysisSettings(chunks=settings.chunks)
         name = PurePosixPath(event.source.key).name or "video"
         with tempfile.TemporaryDirectory(prefix="plan-", dir=workdir) as tmp:
             try:
                 path = media.download(event.source.bucket, event.source.key, Path(tmp) / name)
             except ObjectNotFoundError as exc:
                 raise VideoNotFoundError(f"the upload {name} is gone") from exc
-            info = probe(path, ffprobe=settings.ffprobe)
+            info = probe(path, ffprobe=settings.runtime.ffprobe)
             one_chunk = info.duration_s <= analysis.chunks.chunk_seconds
-            keyframes = [] if one_chunk else list_keyframes(path, ffprobe=settings.ffprobe)
+            keyframes = [] if one_chunk else list_keyframes(path, ffprobe=settings.runtime.ffprobe)
         plan = PlanFile(
             job_id=event.job_id,
             source=event.source,

@@ -58,9 +58,8 @@ class ExecutionInfo:
 
 @dataclass(frozen=True, slots=True)
 class WorkerJob:
-    """A chunk job that has not started, as its backend reports it: a Batch job (``status`` is
-    Batch's job status) or an ECS task (``status`` is its lastStatus). ``created_at``: when it was
-    submitted, timezone-aware; None when the backend does not say."""
+    """A Batch chunk job that has not started (``status`` is Batch's job status). ``created_at``:
+    when it was submitted, timezone-aware; None when Batch does not say."""
 
     job_id: str
     status: str
@@ -198,7 +197,7 @@ class WorkflowPort(Protocol):
 
 
 class WorkerQueuesPort(Protocol):
-    """The chunk workers' queues: Batch job queues, or an ECS cluster's task definition families."""
+    """The chunk workers' Batch job queues."""
 
     def unstarted(self, queue: str) -> list[WorkerJob]:
         """Jobs of ``queue`` that have not started running: at least every one that waits for

@@ -105,7 +105,7 @@ def validate_upload(
             path = media.download(bucket, key, Path(tmp) / name)
         except ObjectNotFoundError as exc:
             raise VideoNotFoundError(f"the upload {name} is gone (s3://{bucket}/{key})") from exc
-        info = probe_upload(path, ffprobe=settings.ffprobe)
+        info = probe_upload(path, ffprobe=settings.runtime.ffprobe)
     check_limits(info, settings)
     return ValidateResult(video=VideoSummary.of(info))
 

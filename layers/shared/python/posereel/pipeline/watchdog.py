@@ -1,10 +1,10 @@
 """How long chunk jobs wait for capacity, as metrics an alarm can watch.
 
-Neither Batch nor ECS publishes a "waiting for capacity" metric: a GPU job sits RUNNABLE (an ECS
-task PROVISIONING) without a trace while the account has no GPU quota, spot has no capacity or
-the compute environment is at its max vCPUs. ``publish_backlog`` runs every few minutes (the
-watchdog function) and publishes, per worker queue, the age of the oldest job that waits and how
-many wait, 0 when none does: scaling to zero is normal, and an alarm needs data to stay OK.
+Batch publishes no "waiting for capacity" metric: a GPU job sits RUNNABLE without a trace while
+the account has no GPU quota, spot has no capacity or the compute environment is at its max
+vCPUs. ``publish_backlog`` runs every few minutes (the watchdog function) and publishes, per
+worker queue, the age of the oldest job that waits and how many wait, 0 when none does: scaling to
+zero is normal, and an alarm needs data to stay OK.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,15 +19,9 @@ from posereel.pipeline.ports import MetricDatum, MetricsPort, WorkerJob, WorkerQ
 
 log = logging.getLogger(__name__)
 
-WorkerBackend = Literal["batch", "ecs"]
-
-# The job states that mean "waiting for capacity", per backend. Batch: SUBMITTED and PENDING wait
-# for the scheduler or for dependencies, not for instances; ECS: PROVISIONING waits for the
-# capacity provider to scale out, PENDING for the instance's agent to take the task.
-WAITING_STATES: dict[WorkerBackend, frozenset[str]] = {
-    "batch": frozenset({"RUNNABLE"}),
-    "ecs": frozenset({"PROVISIONING", "PENDING"}),
-}
+# The Batch job state that means "waiting for capacity": SUBMITTED and PENDING wait for the
+# scheduler or for dependencies, not for instances.
+WAITING_STATES = frozenset({"RUNNABLE"})
 
 OLDEST_WAIT_METRIC = "OldestRunnableAgeSeconds"
 WAITING_JOBS_METRIC = "RunnableJobs"
@@ -50,13 +43,11 @@ class WatchdogResult(BaseModel):
     queues: list[QueueBacklog]
 
 
-def queue_backlog(
-    queue: str, jobs: Iterable[WorkerJob], *, backend: WorkerBackend, now: datetime
-) -> QueueBacklog:
+def queue_backlog(queue: str, jobs: Iterable[WorkerJob], *, now: datetime) -> QueueBacklog:
     """The backlog of ``queue`` at ``now`` (timezone-aware): jobs in a waiting state, and the age
     of the oldest of them, counted from its submission (never negative, whatever the clocks say;
     a job whose submission time is unknown is counted, but has no age)."""
-    waiting = [job for job in jobs if job.status in WAITING_STATES[backend]]
+    waiting = [job for job in jobs if job.status in WAITING_STATES]
     ages = [(now - job.created_at).total_seconds() for job in waiting if job.created_at is not None]
     oldest = max(ages, default=0.0)
     return QueueBacklog(queue=queue, waiting_jobs=len(waiting), oldest_wait_s=round(max(oldest, 0.0), 3))
@@ -73,7 +64,6 @@ def backlog_metrics(backlog: QueueBacklog, *, env: str, now: datetime) -> list[M
 def publish_backlog(
     queues: Mapping[str, str],
     *,
-    backend: WorkerBackend,
     env: str,
     workers: WorkerQueuesPort,
     metrics: MetricsPort,
@@ -81,10 +71,7 @@ def publish_backlog(
 ) -> WatchdogResult:
     """Measure every queue (dimension value -> the queue's name or ARN for ``workers``) and
     publish the backlogs in one go: two metrics per queue, with dimensions Environment and Queue."""
-    backlogs = [
-        queue_backlog(label, workers.unstarted(queue), backend=backend, now=now)
-        for label, queue in queues.items()
-    ]
+    backlogs = [queue_backlog(label, workers.unstarted(queue), now=now) for label, queue in queues.items()]
     for backlog in backlogs:
         if backlog.waiting_jobs:
             log.info(

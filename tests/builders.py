@@ -1,23 +1,25 @@
-"""Builders for the functional tests of the Lambda handlers: events as AWS sends them, a Lambda
-context, the pipeline's AWS resources in moto, test media and ClamAV databases, and synthetic
-analysis data (so merge and compile run without pose models)."""
+"""Builders shared by the test suites: the test environment's names and settings, Lambda
+contexts and the events AWS sends (S3, EventBridge, API Gateway, Step Functions), job records,
+synthetic people and frames, test videos and ClamAV databases, and synthetic analysis results
+(so merge and compile run without pose models)."""
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
-import boto3
+import numpy as np
 import pytest
-from moto import mock_aws
 
-import posereel_functions
-from posereel.jobs import JobRecord
+from posereel.jobs import JobRecord, JobStatus
+from posereel.motion import BODY_LENGTHS_PER_TORSO
+from posereel.resources import ResourceNames
 from posereel.schemas import (
     AnalysisResult,
     ChunkResult,
@@ -29,15 +31,29 @@ from posereel.schemas import (
     TracksFile,
     VideoInfo,
 )
+from posereel.settings import PipelineSettings
 from posereel.video import grid_indices
 
+# --- the test environment ----------------------------------------------------------------------
+
 REGION = "us-east-1"
-ACCOUNT = "123456789012"
-UPLOADS, RESULTS, QUARANTINE = "posereel-test-uploads", "posereel-test-results", "posereel-test-quarantine"
-TABLE = "posereel-test-jobs"
-STATE_MACHINE = "posereel-test-pipeline"
+ACCOUNT = "123456789012"  # moto's
+NAMES = ResourceNames("test")
 JOB = "0123456789abcdef0123456789abcdef"
 OWNER = "test-api-key-id"  # the API key id that owns the jobs of api_request's calls
+
+
+def pipeline_settings(**knobs: Any) -> PipelineSettings:
+    """The test environment's settings, built as the CDK app and the local stack build theirs;
+    keyword arguments are knobs (posereel.settings.PipelineSettings.for_environment)."""
+    return PipelineSettings.for_environment(NAMES, account=ACCOUNT, region=REGION, **knobs)
+
+
+SETTINGS = pipeline_settings()
+UPLOADS, RESULTS, QUARANTINE = SETTINGS.uploads_bucket, SETTINGS.results_bucket, SETTINGS.quarantine_bucket
+TABLE = SETTINGS.jobs_table
+STATE_MACHINE = NAMES.state_machine
+
 
 # --- Lambda context and events -------------------------------------------------------------
 
@@ -91,8 +107,6 @@ def object_created(key: str, size: int, bucket: str = UPLOADS) -> dict[str, Any]
 
 def s3_notification(key: str, size: int, bucket: str = UPLOADS) -> dict[str, Any]:
     """S3 event notification to Lambda (keys URL-encoded)."""
-    from urllib.parse import quote_plus
-
     return {
         "Records": [
             {
@@ -170,99 +184,19 @@ def execution_status_change(name: str, status: str, *, state_machine_arn: str) -
     }
 
 
-# --- the pipeline's resources in moto ------------------------------------------------------
-
-
-@dataclass
-class PipelineAws:
-    """moto holding the pipeline's buckets, jobs table and state machine; handlers see them
-    through their POSEREEL_* environment, like in AWS."""
-
-    monkeypatch: pytest.MonkeyPatch
-    state_machine_arn: str
-
-    def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION)
-
-    def configure(self, **settings: Any) -> None:
-        """Set POSEREEL_<NAME> variables and make the functions read their settings again."""
-        for name, value in settings.items():
-            self.monkeypatch.setenv(f"POSEREEL_{name.upper()}", str(value))
-        posereel_functions.reset()
-
-    def put_upload(self, path: Path | bytes, key: str, *, content_type: str = "video/mp4") -> int:
-        data = path if isinstance(path, bytes) else Path(path).read_bytes()
-        self.client("s3").put_object(Bucket=UPLOADS, Key=key, Body=data, ContentType=content_type)
-        return len(data)
-
-    def keys(self, bucket: str) -> list[str]:
-        contents = self.client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])
-        return sorted(obj["Key"] for obj in contents)
-
-    def job(self, job_id: str = JOB) -> JobRecord | None:
-        return posereel_functions.job_store().get(job_id)
-
-    def executions(self) -> list[dict[str, Any]]:
-        sfn = self.client("stepfunctions")
-        return list(sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"])
-
-
-def _create_table(dynamodb: Any) -> None:
-    dynamodb.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "job_id", "AttributeType": "S"},
-            {"AttributeName": "owner", "AttributeType": "S"},
-            {"AttributeName": "created_at", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by_owner",
-                "KeySchema": [
-                    {"AttributeName": "owner", "KeyType": "HASH"},
-                    {"AttributeName": "created_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-
-
-@contextmanager
-def pipeline_aws(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> Iterator[PipelineAws]:
-    """mock_aws with the pipeline's resources and the functions' environment pointing at them."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CONFIG_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF blobs in test output
-    with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        for bucket in (UPLOADS, RESULTS, QUARANTINE):
-            s3.create_bucket(Bucket=bucket)
-        _create_table(boto3.client("dynamodb", region_name=REGION))
-        machine = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
-            name=STATE_MACHINE,
-            definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}}),
-            roleArn=f"arn:aws:iam::{ACCOUNT}:role/posereel-test-workflow",
-        )
-        aws = PipelineAws(monkeypatch=monkeypatch, state_machine_arn=machine["stateMachineArn"])
-        aws.configure(
-            env="test",
-            uploads_bucket=UPLOADS,
-            results_bucket=RESULTS,
-            quarantine_bucket=QUARANTINE,
-            jobs_table=TABLE,
-            state_machine_arn=aws.state_machine_arn,
-            **settings,
-        )
-        try:
-            yield aws
-        finally:
-            posereel_functions.reset()
+def scheduled_event() -> dict[str, Any]:
+    """EventBridge's event of a schedule rule."""
+    return {
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": "2026-01-01T00:05:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/posereel-test-watchdog"],
+        "detail": {},
+    }
 
 
 def boundary_error(caught: pytest.ExceptionInfo[BaseException]) -> tuple[str, dict[str, Any]]:
@@ -270,7 +204,123 @@ def boundary_error(caught: pytest.ExceptionInfo[BaseException]) -> tuple[str, di
     return type(caught.value).__name__, json.loads(str(caught.value))
 
 
-# --- media ---------------------------------------------------------------------------------
+# --- job records -----------------------------------------------------------------------------
+
+
+def job_record(n: int, *, owner: str = OWNER, status: JobStatus = JobStatus.QUEUED) -> JobRecord:
+    """The n-th job of ``owner`` (1 <= n <= 28): created on 2026-01-n, so later n are newer."""
+    return JobRecord(
+        job_id=f"{n:032x}", owner=owner, status=status, created_at=f"2026-01-{n:02d}T00:00:00.000Z"
+    )
+
+
+# --- synthetic people ------------------------------------------------------------------------
+
+# A standing person facing the camera, in body lengths from the hip centre (x right, y down). The
+# torso (shoulder centre to hip centre) is exactly 1 / BODY_LENGTHS_PER_TORSO body lengths, as
+# posereel.motion measures one. Arms (13-22) are placed by skeleton().
+_TORSO = 1.0 / BODY_LENGTHS_PER_TORSO
+_STAND = {
+    0: (0.0, -0.5),
+    1: (0.01, -0.52),
+    2: (0.02, -0.52),
+    3: (0.03, -0.52),
+    4: (-0.01, -0.52),
+    5: (-0.02, -0.52),
+    6: (-0.03, -0.52),
+    7: (0.05, -0.5),
+    8: (-0.05, -0.5),
+    9: (0.01, -0.46),
+    10: (-0.01, -0.46),
+    11: (0.1, -_TORSO),
+    12: (-0.1, -_TORSO),
+    23: (0.06, 0.0),
+    24: (-0.06, 0.0),
+    25: (0.06, 0.25),
+    26: (-0.06, 0.25),
+    27: (0.06, 0.5),
+    28: (-0.06, 0.5),
+    29: (0.06, 0.52),
+    30: (-0.06, 0.52),
+    31: (0.08, 0.54),
+    32: (-0.08, 0.54),
+}
+# Distance from the shoulder along the arm: elbow, wrist, pinky, index, thumb.
+_ARM_REACH = (0.15, 0.3, 0.35, 0.36, 0.34)
+_LEFT_ARM = (13, 15, 17, 19, 21)
+_RIGHT_ARM = (14, 16, 18, 20, 22)
+
+
+def skeleton(*, left_arm: float = 0.0, right_arm: float = 0.0) -> np.ndarray:
+    """(33, 2) landmark offsets in body lengths from the hip centre; arm angles in radians from
+    hanging (0) outwards (pi: raised overhead)."""
+    pts = np.zeros((33, 2))
+    for i, xy in _STAND.items():
+        pts[i] = xy
+    for shoulder, arm, angle, side in ((11, _LEFT_ARM, left_arm, 1.0), (12, _RIGHT_ARM, right_arm, -1.0)):
+        for i, reach in zip(arm, _ARM_REACH, strict=True):
+            pts[i] = pts[shoulder] + reach * np.array([side * math.sin(angle), math.cos(angle)])
+    return pts
+
+
+def person(
+    track_id: int | None = 0,
+    *,
+    cx: float = 0.5,
+    cy: float = 0.6,
+    body: float = 0.5,
+    aspect: float = 16 / 9,
+    offsets: np.ndarray | None = None,
+    visibility: float | np.ndarray = 0.95,
+    score: float = 0.9,
+    jitter: float = 0.0,
+    moved: Mapping[int, tuple[float, float, float]] | None = None,
+) -> PersonPose:
+    """A 33-landmark pose with its hips at (cx, cy) (normalised to the frame), one body length
+    ``body`` frame heights tall, in a frame of width / height ``aspect``. ``offsets``: the pose in
+    body lengths (default: standing, skeleton()); ``jitter`` shifts every landmark; ``moved``
+    overrides landmarks as normalised (x, y, visibility). The box is the extent of the landmarks
+    visible at 0.5 or more, as posereel.pose makes it."""
+    pose = skeleton() if offsets is None else offsets
+    vis = np.broadcast_to(np.asarray(visibility, dtype=float), (33,))
+    landmarks = []
+    for i in range(33):
+        x = cx + pose[i, 0] * body / aspect + jitter
+        y = cy + pose[i, 1] * body + jitter
+        v = float(vis[i])
+        if moved and i in moved:
+            x, y, v = moved[i]
+        landmarks.append((float(x), float(y), 0.0, v))
+    shown = [lm for lm in landmarks if lm[3] >= 0.5] or landmarks
+    xs, ys = [lm[0] for lm in shown], [lm[1] for lm in shown]
+    return PersonPose(
+        track_id=track_id, score=score, box=(min(xs), min(ys), max(xs), max(ys)), landmarks=landmarks
+    )
+
+
+def person_px(
+    offsets: np.ndarray,
+    *,
+    hip_px: tuple[float, float],
+    body_px: float,
+    width: int,
+    height: int,
+    track_id: int | None = 0,
+    visibility: float | np.ndarray = 0.99,
+) -> PersonPose:
+    """person() placed in pixels: hips at ``hip_px``, one body length ``body_px`` pixels."""
+    return person(
+        track_id,
+        cx=hip_px[0] / width,
+        cy=hip_px[1] / height,
+        body=body_px / height,
+        aspect=width / height,
+        offsets=offsets,
+        visibility=visibility,
+    )
+
+
+# --- test videos and anti-virus data -----------------------------------------------------------
 
 
 def ffmpeg(*args: str) -> None:
@@ -323,17 +373,12 @@ def clamav_db(directory: Path, signatures: dict[str, bytes]) -> Path:
 # --- synthetic analysis data -----------------------------------------------------------------
 
 
-def person(track_id: int, x: float) -> PersonPose:
-    landmarks = [(x + 0.001 * i, 0.2 + 0.02 * i, 0.0, 0.95) for i in range(33)]
-    return PersonPose(track_id=track_id, score=0.9, box=(x - 0.1, 0.2, x + 0.1, 0.9), landmarks=landmarks)
-
-
 def chunk_result(
     chunk: ChunkSpec, video: VideoInfo, *, fps: float = 10.0, with_person: bool = True
 ) -> ChunkResult:
     """A chunk's result with one person standing still (local track id 0) in every grid frame."""
     frames = [
-        FramePoses(index=i, t_s=i / fps, persons=[person(0, 0.5)] if with_person else [])
+        FramePoses(index=i, t_s=i / fps, persons=[person(0, cx=0.5)] if with_person else [])
         for i in grid_indices(chunk.start_s, chunk.end_s, target_fps=fps, duration_s=video.duration_s)
     ]
     return ChunkResult(chunk=chunk, video=video, analysis_fps=fps, model="lite", device="cpu", frames=frames)
