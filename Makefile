@@ -24,15 +24,20 @@ export PYTHONUNBUFFERED := 1
 # chromium chromium-driver: the web client's browser test (headless; Debian's H.264-capable build).
 APT_PACKAGES := ffmpeg clamav libegl1 libgles2 chromium chromium-driver
 
-.PHONY: help setup system-deps demo analyze up test test-unit lint format bench openapi clean
+SUITES := unit functional pipeline infra browser
+
+.PHONY: help setup system-deps demo analyze up test $(SUITES:%=test-%) typecheck lint format bench openapi lock clean
 
 help:
 	@echo "make demo     a real clip through the whole serverless pipeline on this machine, results in $(OUT)/demo"
 	@echo "make analyze  the same clip through the engine alone (no pipeline), results in $(OUT)/analyze"
 	@echo "make up       the pipeline and its HTTP API on this machine, until Ctrl-C"
-	@echo "make test     lint and run every test"
+	@echo "make test     lint, typecheck and run every test suite"
+	@echo "make test-unit, test-functional, test-pipeline, test-infra, test-browser   one suite"
+	@echo "make typecheck  mypy on the domain package, the functions and the worker"
 	@echo "make bench    speed and memory of the engine against a naive baseline"
 	@echo "make openapi  regenerate web/openapi.json from the API's code"
+	@echo "make lock     re-pin what the Lambda layer and the images install (after a dependency change)"
 
 system-deps:
 	@missing=""; for bin in ffmpeg ffprobe clamscan sigtool chromium chromedriver; do command -v $$bin >/dev/null || missing=1; done; \
@@ -77,15 +82,23 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: setup lint
-	$(PY) -m pytest -q
+typecheck: setup
+	$(VENV)/bin/mypy
 
-test-unit: setup
-	$(PY) -m pytest -q tests/unit -m "not media"
+# The suites, cheapest first (tests/README.md says what each may touch).
+test: setup lint typecheck $(SUITES:%=test-%)
+
+$(SUITES:%=test-%): test-%: setup
+	$(PY) -m pytest -q tests/$*
 
 bench: setup
 	$(PY) tests/bench/bench_engine.py --media $(SHARED)/media --out $(OUT)/bench
 	$(PY) tests/bench/bench_pipeline.py --media $(SHARED)/media --out $(OUT)/bench-pipeline
+
+# The pinned requirements of the Lambda layer and of the images, from the versions the tests ran
+# with; a test fails when one is stale.
+lock: setup
+	$(PY) -m posereel_local.lock
 
 # The API's OpenAPI document, generated from the api function's routes and models; a test
 # fails when the checked-in copy differs.

@@ -12,7 +12,6 @@ import hashlib
 import math
 import subprocess
 import sys
-import tomllib
 from typing import Any
 
 import jsii
@@ -41,11 +40,14 @@ RUNTIME = lambda_.Runtime.PYTHON_3_11
 ARCHITECTURE = lambda_.Architecture.X86_64
 
 
+# The dependencies layer's pinned requirements (make lock writes them from the tested versions).
+LAYER_REQUIREMENTS = REPO / "infra" / "layer" / "requirements.txt"
+
+
 def layer_requirements() -> list[str]:
-    """The core dependencies from pyproject (boto3 comes with the Lambda runtime)."""
-    with (REPO / "pyproject.toml").open("rb") as handle:
-        dependencies = tomllib.load(handle)["project"]["dependencies"]
-    return [dep for dep in dependencies if not dep.replace(" ", "").startswith("boto3")]
+    """The pinned third-party dependencies of the zip functions (boto3 comes with the runtime)."""
+    lines = LAYER_REQUIREMENTS.read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
 @jsii.implements(ILocalBundling)
@@ -74,7 +76,7 @@ class PipLayerBundler:
                 "--python-version",
                 "3.11",
                 "--only-binary=:all:",
-                "--no-warn-conflicts",
+                "--no-deps",
                 *self._requirements,
             ],
             check=True,
@@ -122,14 +124,15 @@ class FunctionFactory:
                     command=[
                         "bash",
                         "-c",
-                        "pip install -t /asset-output/python " + " ".join(f"'{r}'" for r in requirements),
+                        "pip install --no-deps -t /asset-output/python "
+                        + " ".join(f"'{r}'" for r in requirements),
                     ],
                     local=PipLayerBundler(requirements),
                 ),
             ),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
-            description="posereel: third-party dependencies (" + ", ".join(requirements) + ")",
+            description="posereel: third-party dependencies (infra/layer/requirements.txt)",
         )
         self.functions: dict[str, lambda_.Function] = {}
         self.roles: dict[str, iam.Role] = {}

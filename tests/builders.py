@@ -373,6 +373,29 @@ def clamav_db(directory: Path, signatures: dict[str, bytes]) -> Path:
 # --- synthetic analysis data -----------------------------------------------------------------
 
 
+def segment(
+    index: int,
+    start_s: float,
+    end_s: float,
+    *,
+    track_ids: tuple[int, ...] = (0,),
+    top_parts: tuple[str, ...] = ("left_arm",),
+    peak_energy: float = 1.0,
+    mean_energy: float = 0.6,
+    score: float = 0.8,
+) -> Segment:
+    return Segment(
+        index=index,
+        start_s=start_s,
+        end_s=end_s,
+        track_ids=list(track_ids),
+        peak_energy=peak_energy,
+        mean_energy=mean_energy,
+        top_parts=list(top_parts),
+        score=score,
+    )
+
+
 def chunk_result(
     chunk: ChunkSpec, video: VideoInfo, *, fps: float = 10.0, with_person: bool = True
 ) -> ChunkResult:
@@ -388,19 +411,7 @@ def analysis_with_segments(
     video: VideoInfo, spans: list[tuple[float, float]]
 ) -> tuple[AnalysisResult, TracksFile]:
     """An analysis result with a segment per span (and a reel window around each), no poses."""
-    segments = [
-        Segment(
-            index=i,
-            start_s=a,
-            end_s=b,
-            track_ids=[0],
-            peak_energy=1.0,
-            mean_energy=0.6,
-            top_parts=["arms"],
-            score=0.8,
-        )
-        for i, (a, b) in enumerate(spans)
-    ]
+    segments = [segment(i, a, b) for i, (a, b) in enumerate(spans)]
     windows = [
         ReelWindow(start_s=max(0.0, a - 0.5), end_s=min(video.duration_s, b + 0.5), segment_indices=[i])
         for i, (a, b) in enumerate(spans)

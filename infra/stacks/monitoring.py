@@ -11,8 +11,13 @@ from constructs import Construct
 
 from infra.config import EnvironmentConfig
 from infra.stacks.pipeline import PipelineStack
-from posereel.pipeline.watchdog import ENVIRONMENT_DIMENSION, OLDEST_WAIT_METRIC, QUEUE_DIMENSION
-from posereel.resources import METRICS_NAMESPACE, ResourceNames
+from posereel.resources import (
+    ENVIRONMENT_DIMENSION,
+    METRICS_NAMESPACE,
+    OLDEST_WAIT_METRIC,
+    QUEUE_DIMENSION,
+    ResourceNames,
+)
 
 
 class MonitoringStack(Stack):

@@ -10,7 +10,7 @@ from rich.table import Table
 from posereel.schemas import AnalysisResult
 
 if TYPE_CHECKING:
-    from posereel.engine import Outputs
+    from posereel.stages.compile import Outputs
 
 
 def print_summary(result: AnalysisResult, outputs: Outputs, *, console: Console) -> None:

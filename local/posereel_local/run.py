@@ -18,14 +18,13 @@ from rich.console import Console
 from rich.table import Table
 
 from posereel.jobs import JobStatus
+from posereel.outputs import RESULT_NAME
 from posereel.pipeline.api import JobView
 from posereel.schemas import AnalysisResult
 from posereel_local.client import ApiClient
 from posereel_local.stack import LocalStack
 
 log = logging.getLogger(__name__)
-
-RESULT_FILE = "result.json"
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,7 @@ def print_outcome(outcome: RunOutcome, *, console: Console) -> None:
         stages = ", ".join(f"{s.lower()} {v:.2f}" for s, v in record.stage_seconds.items())
         console.print(f"seconds per stage: {stages}")
     if outcome.out_dir is not None:
-        result_path = outcome.out_dir / RESULT_FILE
+        result_path = outcome.out_dir / RESULT_NAME
         if result_path.is_file():
             _print_segments(AnalysisResult.model_validate_json(result_path.read_bytes()), console)
         console.print(f"{len(outcome.files)} files in {outcome.out_dir}")

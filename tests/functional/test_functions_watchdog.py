@@ -21,10 +21,9 @@ import posereel_functions
 from posereel.aws import BatchQueues, CloudWatchMetrics
 from posereel.errors import TransientError
 from posereel.pipeline.ports import MetricDatum, WorkerJob
-from posereel.pipeline.watchdog import OLDEST_WAIT_METRIC, WAITING_JOBS_METRIC
-from posereel.resources import METRICS_NAMESPACE
+from posereel.resources import METRICS_NAMESPACE, OLDEST_WAIT_METRIC, WAITING_JOBS_METRIC
 from posereel_functions import watchdog
-from tests.builders import ACCOUNT, NAMES, REGION, LambdaContext
+from tests.builders import ACCOUNT, NAMES, REGION, LambdaContext, scheduled_event
 from tests.functional.moto_pipeline import use_settings
 
 GPU_QUEUE, CPU_QUEUE = NAMES.job_queue("gpu"), NAMES.job_queue("cpu")
@@ -219,21 +218,6 @@ def test_throttled_publishing_is_a_transient_error() -> None:
 
 
 # -- builders -------------------------------------------------------------------------------------------
-
-
-def scheduled_event() -> dict[str, Any]:
-    """EventBridge's event of a schedule rule."""
-    return {
-        "version": "0",
-        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": ACCOUNT,
-        "time": "2026-01-01T00:05:00Z",
-        "region": REGION,
-        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/posereel-test-watchdog"],
-        "detail": {},
-    }
 
 
 def summary(job_id: str, created_ms: int) -> dict[str, Any]:

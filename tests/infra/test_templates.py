@@ -207,13 +207,39 @@ def test_every_handler_resolves_in_the_code_asset(synth, env, name):
     _, fn = function(synth, env, name)
     module_name, attr = FUNCTIONS[name].handler.rsplit(".", 1)
     if FUNCTIONS[name].tools:
-        asset_root = REPO / "functions"  # the image COPYs functions/ (containers/lambda/Dockerfile)
-        assert "COPY functions " in (REPO / "containers/lambda/Dockerfile").read_text()
+        asset_root = REPO / "functions"  # the image's code (tests/unit/test_shipped_code.py)
     else:
         asset_hash = fn["Properties"]["Code"]["S3Key"].removesuffix(".zip")
         asset_root = synth.outdir / f"asset.{asset_hash}"
     assert (asset_root / (module_name.replace(".", "/") + ".py")).is_file()
     assert callable(getattr(importlib.import_module(module_name), attr))
+
+
+HARNESS_IMPORT = re.compile(r"^\s*(from|import)\s+(moto|posereel_local|pytest)\b", re.MULTILINE)
+
+
+def asset_files(synth, logical: str, resource: dict[str, Any], key: str) -> dict[str, Path]:
+    """The files of a resource's code asset, by their path inside it."""
+    root = synth.outdir / f"asset.{resource['Properties'][key]['S3Key'].removesuffix('.zip')}"
+    files = {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
+    assert files, f"{logical}: empty asset {root}"
+    return files
+
+
+def test_the_shared_layer_ships_the_domain_package_and_nothing_of_the_tooling(synth, env):
+    layers = synth.resources(env, "pipeline", "AWS::Lambda::LayerVersion")
+    ((logical, layer),) = [(k, r) for k, r in layers.items() if k.startswith("SharedLayer")]
+    files = asset_files(synth, logical, layer, "Content")
+    assert all(name.startswith("python/posereel/") and name.endswith(".py") for name in files), sorted(files)
+    assert "python/posereel/cli.py" not in files and not any("/local/" in name for name in files)
+    harness = sorted(name for name, path in files.items() if HARNESS_IMPORT.search(path.read_text()))
+    assert not harness, f"the layer imports the local harness or test tools: {harness}"
+
+
+def test_the_zip_functions_code_is_the_handlers_alone(synth, env):
+    _, fn = function(synth, env, "api")
+    files = asset_files(synth, "ApiFunction", fn, "Code")
+    assert {name.split("/")[0] for name in files} == {"posereel_functions"}
 
 
 # -- the workflow --------------------------------------------------------------------------------

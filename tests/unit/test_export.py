@@ -34,6 +34,7 @@ from posereel.schemas import (
     TrackSummary,
     VideoInfo,
 )
+from tests.builders import segment
 
 VIDEO = VideoInfo(
     name="tänzerin 舞.mp4", duration_s=12.0, fps=24.0, width=1080, height=1920, codec="h264", has_audio=False
@@ -41,9 +42,10 @@ VIDEO = VideoInfo(
 
 
 def seg(index: int, start_s: float, end_s: float, *, track_ids=(0,), parts=("left_arm",)) -> Segment:
-    return Segment(
-        index=index, start_s=start_s, end_s=end_s, track_ids=list(track_ids), peak_energy=1.23456,
-        mean_energy=0.654321, top_parts=list(parts), score=0.5 * index + 0.123456,
+    """Energies and scores with many digits, to see how they are rounded."""
+    return segment(
+        index, start_s, end_s, track_ids=track_ids, top_parts=parts, peak_energy=1.23456,
+        mean_energy=0.654321, score=0.5 * index + 0.123456,
     )  # fmt: skip
 
 

@@ -1,73 +1,17 @@
-"""modelstore: the registry, resolve_model, and fetch_models by copy and by download.
-
-Downloads go to a local HTTP server on 127.0.0.1 (these machines cannot reach the official host);
-the code path is the real one, only the base URL differs.
-"""
+"""modelstore: the registry, resolve_model, and fetch_models by copy (downloads: the functional
+tests)."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import re
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from posereel.errors import ModelError, TransientError
+from posereel.errors import ModelError
 from posereel.modelstore import POSE_MODELS, fetch_models, file_sha256, model_spec, resolve_model
 
 LITE = POSE_MODELS["lite"]
-
-
-class _Server:
-    """Serves a directory over HTTP on 127.0.0.1 and counts the requests."""
-
-    def __init__(self, directory: Path) -> None:
-        self.requests: list[str] = []
-        outer = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.requests.append(self.path)
-                super().do_GET()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._httpd = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(Handler, directory=str(directory))
-        )
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/models"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-
-    def __enter__(self) -> _Server:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator:
-    """serve(directory) -> _Server whose base_url maps /models/<file> to directory/<file>."""
-    servers: list[_Server] = []
-
-    def start(directory: Path) -> _Server:
-        root = tmp_path / f"www{len(servers)}"
-        root.mkdir()
-        (root / "models").symlink_to(directory, target_is_directory=True)
-        server = _Server(root).__enter__()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.__exit__()
 
 
 def _leftovers(directory: Path) -> list[str]:
@@ -146,56 +90,3 @@ def test_fetch_replaces_a_damaged_file(models_dir, tmp_path):
 def test_fetch_from_a_directory_without_the_file(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         fetch_models(["lite"], tmp_path / "models", source_dir=tmp_path)
-
-
-# --- fetch_models: download -----------------------------------------------------------------
-
-
-def test_download_verifies_and_reports_progress(models_dir, tmp_path, serve):
-    server = serve(models_dir)
-    seen: list[tuple[str, int, int]] = []
-    target = tmp_path / "models"
-    (path,) = fetch_models(
-        ["lite"], target, base_url=server.base_url, progress=lambda *args: seen.append(args)
-    )
-    assert server.requests == ["/models/pose_landmarker_lite.task"]
-    assert file_sha256(path) == LITE.sha256
-    assert seen[-1] == (LITE.filename, LITE.size_bytes, LITE.size_bytes)
-    assert [done for _, done, _ in seen] == sorted(done for _, done, _ in seen)
-    assert _leftovers(target) == [LITE.filename]
-
-
-def test_download_skips_a_file_already_present(models_dir, tmp_path, serve):
-    server = serve(models_dir)
-    fetch_models(["lite"], tmp_path, source_dir=models_dir)
-    fetch_models(["lite"], tmp_path, base_url=server.base_url)
-    assert server.requests == []
-
-
-def test_download_with_a_wrong_checksum_leaves_nothing(tmp_path, serve):
-    # Given a mirror serving a file of the right name and size but the wrong bytes
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    (bad / LITE.filename).write_bytes(b"x" * LITE.size_bytes)
-    server = serve(bad)
-    target = tmp_path / "models"
-    # When fetched, Then it is refused and no file (not even a partial one) stays behind
-    with pytest.raises(ModelError, match="sha256"):
-        fetch_models(["lite"], target, base_url=server.base_url)
-    assert _leftovers(target) == []
-
-
-def test_download_of_a_missing_file_is_a_model_error(tmp_path, serve):
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    server = serve(empty)
-    with pytest.raises(ModelError, match="HTTP 404"):
-        fetch_models(["heavy"], tmp_path / "models", base_url=server.base_url)
-    assert _leftovers(tmp_path / "models") == []
-
-
-def test_unreachable_host_is_transient(tmp_path):
-    # Port 9 on localhost: nothing listens, the connection is refused at once.
-    with pytest.raises(TransientError, match="--from DIR"):
-        fetch_models(["lite"], tmp_path, base_url="http://127.0.0.1:9/models", timeout_s=5)
-    assert _leftovers(tmp_path) == []

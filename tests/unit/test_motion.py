@@ -9,85 +9,20 @@ import numpy as np
 import pytest
 
 from posereel.motion import (
-    BODY_LENGTHS_PER_TORSO,
     PART_NAMES,
     TrackEnergy,
     all_track_energies,
     choose_primary,
     track_energy,
 )
-from posereel.schemas import FramePoses, PersonPose
+from posereel.schemas import FramePoses
 from posereel.segments import find_segments
 from posereel.settings import MotionSettings, SegmentSettings
+from tests.builders import person_px, skeleton
 
 FPS = 10.0
 
-# --- builders ---------------------------------------------------------------------------------
-
-# A standing person in body lengths, relative to the hip centre (x right, y down). The torso
-# (shoulder centre to hip centre) is exactly 1 / BODY_LENGTHS_PER_TORSO, so one body length in
-# pixels is the ``body_px`` given to the builders. Arms (13-22) are placed by skeleton().
-_TORSO = 1.0 / BODY_LENGTHS_PER_TORSO
-_STAND = {
-    0: (0.0, -0.5),
-    1: (0.01, -0.52),
-    2: (0.02, -0.52),
-    3: (0.03, -0.52),
-    4: (-0.01, -0.52),
-    5: (-0.02, -0.52),
-    6: (-0.03, -0.52),
-    7: (0.05, -0.5),
-    8: (-0.05, -0.5),
-    9: (0.01, -0.46),
-    10: (-0.01, -0.46),
-    11: (0.1, -_TORSO),
-    12: (-0.1, -_TORSO),
-    23: (0.06, 0.0),
-    24: (-0.06, 0.0),
-    25: (0.06, 0.25),
-    26: (-0.06, 0.25),
-    27: (0.06, 0.5),
-    28: (-0.06, 0.5),
-    29: (0.06, 0.52),
-    30: (-0.06, 0.52),
-    31: (0.08, 0.54),
-    32: (-0.08, 0.54),
-}
-# Distance from the shoulder along the arm: elbow, wrist, pinky, index, thumb.
-_ARM_REACH = (0.15, 0.3, 0.35, 0.36, 0.34)
-_LEFT_ARM = (13, 15, 17, 19, 21)
-_RIGHT_ARM = (14, 16, 18, 20, 22)
-
-
-def skeleton(*, left_arm: float = 0.0, right_arm: float = 0.0) -> np.ndarray:
-    """(33, 2) landmark offsets in body lengths; arm angles in radians from hanging (0) outwards."""
-    pts = np.zeros((33, 2))
-    for i, xy in _STAND.items():
-        pts[i] = xy
-    for shoulder, arm, angle, side in ((11, _LEFT_ARM, left_arm, 1.0), (12, _RIGHT_ARM, right_arm, -1.0)):
-        for i, reach in zip(arm, _ARM_REACH, strict=True):
-            pts[i] = pts[shoulder] + reach * np.array([side * math.sin(angle), math.cos(angle)])
-    return pts
-
-
-def person(
-    offsets: np.ndarray,
-    *,
-    hip_px: tuple[float, float],
-    body_px: float,
-    width: int,
-    height: int,
-    track_id: int | None = 0,
-    visibility: np.ndarray | None = None,
-) -> PersonPose:
-    """A PersonPose with landmarks at hip_px + offsets * body_px, normalised to the frame."""
-    px = np.asarray(hip_px) + offsets * body_px
-    norm = px / np.array([width, height])
-    vis = np.full(33, 0.99) if visibility is None else visibility
-    landmarks = [(float(x), float(y), 0.0, float(v)) for (x, y), v in zip(norm, vis, strict=True)]
-    box = (float(norm[:, 0].min()), float(norm[:, 1].min()), float(norm[:, 0].max()), float(norm[:, 1].max()))
-    return PersonPose(track_id=track_id, score=0.9, box=box, landmarks=landmarks)
-
+# --- scenes ---------------------------------------------------------------------------------
 
 # A scene: t_s -> (offsets in body lengths, hip position px, body length px), or None if absent.
 Scene = Callable[[float], tuple[np.ndarray, tuple[float, float], float] | None]
@@ -106,7 +41,7 @@ def film(
         if shot is not None:
             offsets, hip, body_px = shot
             offsets = offsets + rng.normal(0.0, noise_bl, offsets.shape) if noise_bl else offsets
-            persons.append(person(offsets, hip_px=hip, body_px=body_px, width=width, height=height))
+            persons.append(person_px(offsets, hip_px=hip, body_px=body_px, width=width, height=height))
         frames.append(FramePoses(index=index, t_s=t, persons=persons))
     return frames
 
@@ -246,7 +181,7 @@ def test_landmarks_below_min_visibility_are_ignored(visibility, moves):
                 index=index,
                 t_s=index / FPS,
                 persons=[
-                    person(offsets, hip_px=(640, 450), body_px=250, width=1280, height=720, visibility=vis)
+                    person_px(offsets, hip_px=(640, 450), body_px=250, width=1280, height=720, visibility=vis)
                 ],
             )
         )
@@ -278,10 +213,12 @@ def test_series_spans_the_track_lifetime_and_untracked_people_are_ignored():
     # Given track 3 seen from 1.0 s to 2.9 s, and an untracked person all along
     frames = []
     for index in range(50):
-        persons = [person(skeleton(), hip_px=(200, 400), body_px=200, width=1280, height=720, track_id=None)]
+        persons = [
+            person_px(skeleton(), hip_px=(200, 400), body_px=200, width=1280, height=720, track_id=None)
+        ]
         if 10 <= index < 30:
             persons.append(
-                person(skeleton(), hip_px=(900, 400), body_px=200, width=1280, height=720, track_id=3)
+                person_px(skeleton(), hip_px=(900, 400), body_px=200, width=1280, height=720, track_id=3)
             )
         frames.append(FramePoses(index=index, t_s=index / FPS, persons=persons))
     energies = all_track_energies(frames, width=1280, height=720, fps=FPS)

@@ -31,8 +31,9 @@ from posereel.pipeline.events import ExecutionStatusChange, ExecutionStatusEvent
 from posereel.pipeline.finalize import finalize_execution, reconcile_job
 from posereel.schemas import AnalysisResult, EnergySeries, ReelWindow, Segment, VideoInfo
 from posereel.settings import PipelineSettings
+from tests import builders
 from tests.builders import RESULTS, UPLOADS, pipeline_settings
-from tests.unit.pipeline_fakes import FakeJobStore, FakeMediaStore, FakeWorkflow
+from tests.fakes import FakeJobStore, FakeMediaStore, FakeWorkflow
 
 JOB = "0123456789abcdef0123456789abcdef"
 MIB = 1024**2
@@ -271,16 +272,7 @@ def analysis() -> AnalysisResult:
     )
 
     def segment(index: int, start_s: float, end_s: float) -> Segment:
-        return Segment(
-            index=index,
-            start_s=start_s,
-            end_s=end_s,
-            track_ids=[1],
-            peak_energy=1.2,
-            mean_energy=0.6,
-            top_parts=["left_arm"],
-            score=0.8,
-        )
+        return builders.segment(index, start_s, end_s, track_ids=(1,), peak_energy=1.2)
 
     return AnalysisResult(
         video=video,

@@ -12,11 +12,11 @@ from posereel.chunks import plan_chunks
 from posereel.jobs import JobRecord, JobStatus
 from posereel.pipeline.events import PlanEvent, SourceRef
 from posereel.pipeline.files import PlanFile, plan_key
-from posereel.pipeline.plan import align_to_keyframes, plan_job, plan_video
+from posereel.pipeline.plan import plan_job
 from posereel.schemas import ChunkSpec, VideoInfo
-from posereel.settings import AnalysisSettings, ChunkSettings
+from posereel.settings import AnalysisSettings
 from tests.builders import RESULTS, UPLOADS, pipeline_settings
-from tests.unit.pipeline_fakes import FakeJobStore, FakeMediaStore
+from tests.fakes import FakeJobStore, FakeMediaStore
 
 JOB = "0123456789abcdef0123456789abcdef"
 FPS = 10.0
@@ -34,8 +34,17 @@ def assert_valid_plan(chunks: list[ChunkSpec], duration_s: float) -> None:
         assert b.start_s < a.end_s  # they overlap
 
 
-def nominal(duration_s: float = 100.0, chunk_s: float = 30.0, overlap_s: float = 2.0) -> list[ChunkSpec]:
-    return plan_chunks(duration_s, chunk_seconds=chunk_s, overlap_seconds=overlap_s, grid_fps=FPS)
+def nominal(
+    duration_s: float = 100.0, chunk_s: float = 30.0, overlap_s: float = 2.0, keyframes: list[float] = ()
+) -> list[ChunkSpec]:
+    return plan_chunks(
+        duration_s,
+        chunk_seconds=chunk_s,
+        overlap_seconds=overlap_s,
+        grid_fps=FPS,
+        keyframes=keyframes,
+        seek_preroll_s=PREROLL,
+    )
 
 
 @pytest.mark.parametrize(
@@ -52,8 +61,8 @@ def test_chunk_starts_move_to_a_preroll_after_a_keyframe_within_half_the_overlap
 ) -> None:
     # Given a 100 s video in 30 s chunks with 2 s overlap: starts 0, 28, 56, 84
     chunks = nominal()
-    # When
-    aligned = align_to_keyframes(chunks, keyframes, grid_fps=FPS, overlap_seconds=2.0, preroll_s=PREROLL)
+    # When its keyframes are known
+    aligned = nominal(keyframes=keyframes)
     # Then
     assert [c.start_s for c in aligned] == pytest.approx(expected_starts)
     assert_valid_plan(aligned, 100.0)
@@ -64,21 +73,7 @@ def test_chunk_starts_move_to_a_preroll_after_a_keyframe_within_half_the_overlap
 
 
 def test_a_single_chunk_never_moves() -> None:
-    chunks = nominal(duration_s=20.0)
-    assert (
-        align_to_keyframes(chunks, [0.0, 3.0], grid_fps=FPS, overlap_seconds=2.0, preroll_s=PREROLL) == chunks
-    )
-
-
-def test_plan_video_uses_the_pipeline_chunking() -> None:
-    info = VideoInfo(
-        name="v.mp4", duration_s=65.0, fps=30.0, width=640, height=360, codec="h264", has_audio=False
-    )
-    analysis = AnalysisSettings(chunks=ChunkSettings(chunk_seconds=20.0, overlap_seconds=2.0))
-    # Nominal starts 0, 18, 36, 54 (20 s chunks, 2 s overlap); the worker seeks 0.5 s early.
-    chunks = plan_video(info, analysis, keyframes=[0.0, 17.2, 35.0])
-    assert [c.start_s for c in chunks] == pytest.approx([0.0, 17.7, 35.5, 54.0])
-    assert_valid_plan(chunks, 65.0)
+    assert nominal(duration_s=20.0, keyframes=[0.0, 3.0]) == nominal(duration_s=20.0)
 
 
 def test_a_stored_plan_for_the_same_source_is_reused() -> None:
@@ -89,9 +84,7 @@ def test_a_stored_plan_for_the_same_source_is_reused() -> None:
     )
     settings = pipeline_settings()
     analysis = AnalysisSettings(chunks=settings.chunks)
-    stored = PlanFile(
-        job_id=JOB, source=source, video=info, settings=analysis, chunks=plan_video(info, analysis)
-    )
+    stored = PlanFile(job_id=JOB, source=source, video=info, settings=analysis, chunks=nominal(50.0))
     media = FakeMediaStore()
     media.write_model(stored, RESULTS, plan_key(JOB))
     jobs = FakeJobStore(JobRecord(job_id=JOB, status=JobStatus.RUNNING))

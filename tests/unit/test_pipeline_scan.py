@@ -11,7 +11,7 @@ from posereel.errors import MalwareError, ToolError, VideoNotFoundError
 from posereel.pipeline.events import ScanEvent, SourceRef
 from posereel.pipeline.scan import JOB_TAG, THREAT_TAG, ClamAV, resolve_clamav_db, scan_upload, tag_value
 from tests.builders import QUARANTINE, UPLOADS, pipeline_settings
-from tests.unit.pipeline_fakes import FakeMediaStore, FakeScanner
+from tests.fakes import FakeMediaStore, FakeScanner
 
 JOB = "0123456789abcdef0123456789abcdef"
 KEY = f"uploads/{JOB}/clip.mp4"
@@ -85,9 +85,3 @@ def test_an_empty_s3_database_is_a_tool_error(tmp_path: Path) -> None:
 def test_clamav_without_a_database_is_a_clear_tool_error(tmp_path: Path, make_db) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ToolError, match="POSEREEL_CLAMAV_DB"):
         ClamAV(make_db(tmp_path))
-
-
-def test_clamav_without_the_binary_is_a_clear_tool_error(tmp_path: Path) -> None:
-    (tmp_path / "test.hdb").write_text("44d88612fea8a8f36de82e1278abb02f:68:Eicar\n")
-    with pytest.raises(ToolError, match="install ClamAV"):
-        ClamAV(tmp_path, clamscan="/nonexistent/clamscan")

@@ -8,7 +8,7 @@ from posereel.jobs import JobRecord, JobStatus, SourceObject
 from posereel.pipeline.events import S3ObjectRef
 from posereel.pipeline.start import start_jobs
 from tests.builders import UPLOADS, pipeline_settings
-from tests.unit.pipeline_fakes import FakeJobStore, FakeWorkflow
+from tests.fakes import FakeJobStore, FakeWorkflow
 
 JOB = "0123456789abcdef0123456789abcdef"
 KEY = f"uploads/{JOB}/clip.mp4"

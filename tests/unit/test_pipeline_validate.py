@@ -14,10 +14,11 @@ from posereel.errors import (
     VideoNotFoundError,
 )
 from posereel.pipeline.events import SourceRef, ValidateEvent
-from posereel.pipeline.validate import check_limits, sniff_container, validate_upload
+from posereel.pipeline.validate import check_limits, validate_upload
 from posereel.schemas import VideoInfo
+from posereel.video import sniff_container
 from tests.builders import UPLOADS, pipeline_settings
-from tests.unit.pipeline_fakes import FakeMediaStore
+from tests.fakes import FakeMediaStore
 
 JOB = "0123456789abcdef0123456789abcdef"
 KEY = f"uploads/{JOB}/clip.mp4"
@@ -40,6 +41,10 @@ def ts_packets(step: int, offset: int, count: int) -> bytes:
         (b"RIFF\x00\x10\x00\x00AVI LIST", "avi"),
         (ts_packets(188, 0, 5), "mpeg-ts"),
         (ts_packets(192, 4, 5), "mpeg-ts"),
+        (b"FLV\x01\x05\x00\x00\x00\x09", "flv"),
+        (b"OggS\x00\x02" + bytes(20), "ogg"),
+        (b"\x00\x00\x01\xba\x44\x00\x04\x00", "mpeg-ps"),
+        (b"\x30\x26\xb2\x75\x8e\x66\xcf\x11\xa6\xd9", "asf"),
         (b"hello, I am a text file renamed to .mp4\n" * 30, None),
         (b"G" + b"ordinary text that starts with a G " * 40, None),
         (b"\x89PNG\r\n\x1a\n" + bytes(64), None),

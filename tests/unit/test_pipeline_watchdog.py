@@ -6,13 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from posereel.pipeline.ports import WorkerJob
-from posereel.pipeline.watchdog import (
-    OLDEST_WAIT_METRIC,
-    WAITING_JOBS_METRIC,
-    WatchdogResult,
-    publish_backlog,
-)
-from tests.unit.pipeline_fakes import FakeMetrics, FakeWorkerQueues
+from posereel.pipeline.watchdog import WatchdogResult, publish_backlog
+from posereel.resources import OLDEST_WAIT_METRIC, WAITING_JOBS_METRIC
+from tests.fakes import FakeMetrics, FakeWorkerQueues
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 QUEUES = {"gpu": "posereel-test-gpu", "cpu": "posereel-test-cpu"}

@@ -11,6 +11,7 @@ from posereel.motion import PART_NAMES, TrackEnergy
 from posereel.schemas import Segment
 from posereel.segments import find_segments, hysteresis, reel_windows, track_spans
 from posereel.settings import SegmentSettings
+from tests.builders import segment
 
 FPS = 10.0
 # Explicit knobs, so these tests check the rules and not the calibrated defaults.
@@ -56,16 +57,7 @@ def spans(values: np.ndarray, settings: SegmentSettings = RULES) -> list[tuple[f
 
 
 def seg(index: int, start: float, end: float) -> Segment:
-    return Segment(
-        index=index,
-        start_s=start,
-        end_s=end,
-        track_ids=[0],
-        peak_energy=1,
-        mean_energy=1,
-        top_parts=[],
-        score=1,
-    )
+    return segment(index, start, end, top_parts=(), peak_energy=1, mean_energy=1, score=1)
 
 
 # --- one track ---------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from dataclasses import dataclass
 
 import pytest
@@ -14,6 +13,7 @@ from posereel.errors import InputError
 from posereel.schemas import FramePoses, PersonPose
 from posereel.settings import TrackingSettings
 from posereel.tracking import PoseArrays, Tracker, drop_short_tracks, keypoint_similarity, track_frames
+from tests.builders import person, skeleton
 
 ASPECT = 16 / 9
 FPS = 10.0
@@ -21,37 +21,10 @@ FPS = 10.0
 
 # --- builders ---------------------------------------------------------------------------------
 
-# A standing body in body heights, relative to the hip centre (y down). Arms are added by pose().
-_BODY = {
-    0: (0.0, -0.45),
-    1: (-0.01, -0.47),
-    2: (-0.015, -0.47),
-    3: (-0.02, -0.47),
-    4: (0.01, -0.47),
-    5: (0.015, -0.47),
-    6: (0.02, -0.47),
-    7: (-0.03, -0.46),
-    8: (0.03, -0.46),
-    9: (-0.01, -0.43),
-    10: (0.01, -0.43),
-    11: (-0.1, -0.32),
-    12: (0.1, -0.32),
-    23: (-0.06, 0.0),
-    24: (0.06, 0.0),
-    25: (-0.06, 0.24),
-    26: (0.06, 0.24),
-    27: (-0.06, 0.46),
-    28: (0.06, 0.46),
-    29: (-0.06, 0.48),
-    30: (0.06, 0.48),
-    31: (-0.04, 0.5),
-    32: (0.04, 0.5),
-}
-
 
 @dataclass(frozen=True)
 class Body:
-    """Where a synthetic person is: hip centre (x of the width, y of the height), height as a
+    """Where a synthetic person is: hip centre (x of the width, y of the height), body length as a
     fraction of the frame height, arm angle from hanging (0) to raised overhead (pi)."""
 
     x: float
@@ -61,32 +34,19 @@ class Body:
 
 
 def pose(body: Body, *, score: float = 0.9, visibility: float = 0.95, jitter: float = 0.0) -> PersonPose:
-    """A 33-landmark MediaPipe-like pose for ``body`` in a frame of aspect ``ASPECT``."""
-    offsets = dict(_BODY)
-    for side, (shoulder, elbow, wrist, hand) in (
-        (-1, (11, 13, 15, (17, 19, 21))),
-        (1, (12, 14, 16, (18, 20, 22))),
-    ):
-        sx, sy = offsets[shoulder]
-        dx, dy = side * math.sin(body.arms), math.cos(body.arms)
-        offsets[elbow] = (sx + 0.15 * dx, sy + 0.15 * dy)
-        offsets[wrist] = (sx + 0.28 * dx, sy + 0.28 * dy)
-        for k in hand:
-            offsets[k] = (sx + 0.31 * dx, sy + 0.31 * dy)
-    landmarks = []
-    for k in range(33):
-        ox, oy = offsets[k]
-        landmarks.append(
-            (
-                body.x + ox * body.height / ASPECT + jitter,
-                body.y + oy * body.height + jitter,
-                0.0,
-                visibility,
-            )
-        )
-    xs = [p[0] for p in landmarks]
-    ys = [p[1] for p in landmarks]
-    return PersonPose(score=score, box=(min(xs), min(ys), max(xs), max(ys)), landmarks=landmarks)
+    """``body``'s pose (tests.builders.person) in a frame of aspect ``ASPECT``, without a track id."""
+    arms = skeleton(left_arm=body.arms, right_arm=body.arms)
+    return person(
+        None,
+        cx=body.x,
+        cy=body.y,
+        body=body.height,
+        aspect=ASPECT,
+        offsets=arms,
+        score=score,
+        visibility=visibility,
+        jitter=jitter,
+    )
 
 
 def frame(index: int, *bodies: Body) -> FramePoses:
@@ -306,63 +266,14 @@ def test_drop_short_tracks_orders_ids_by_first_appearance() -> None:
     assert [[p.track_id for p in f.persons] for f in out] == [[0], [0, 1]]
 
 
-def test_hot_path_is_cheap() -> None:
-    # Given 300 frames of 4 moving people
+def test_four_moving_people_keep_four_ids_over_many_frames() -> None:
+    # Given 300 frames of 4 people drifting right, arms swinging
     frames = [
         frame(i, *(Body(x=0.15 + 0.2 * k + 0.001 * i, arms=0.3 + 0.1 * math.sin(i + k)) for k in range(4)))
         for i in range(300)
     ]
-    # When tracked (best of three, the machine may be busy)
-    elapsed = []
-    for _ in range(3):
-        started = time.perf_counter()
-        out = run(frames)
-        elapsed.append(time.perf_counter() - started)
-    # Then it takes milliseconds per frame at most, and ids are stable
-    assert min(elapsed) / len(frames) < 0.005, f"{1000 * min(elapsed) / len(frames):.2f} ms per frame"
+    # When tracked
+    out = run(frames)
+    # Then there are four ids, one per person, in every frame
     assert {p.track_id for f in out for p in f.persons} == {0, 1, 2, 3}
-
-
-# --- real footage ---------------------------------------------------------------------------------
-
-
-@pytest.mark.media
-@pytest.mark.parametrize(
-    ("name", "num_poses", "check"),
-    [
-        pytest.param("hybrik_taiji", 2, "one_long_track", id="taiji"),
-        pytest.param("sports2d_walk_in_out", 2, "one_long_track", id="walk_in_out"),
-        pytest.param("sports2d_fitness_lateral_raise", 2, "one_long_track", id="lateral_raise"),
-        pytest.param("pets2009_vtest_crowd_walking", 6, "several_people", id="pets2009"),
-    ],
-)
-def test_real_footage_tracks(name: str, num_poses: int, check: str, clip, models_dir) -> None:
-    from posereel import engine
-    from posereel.chunks import plan_chunks
-    from posereel.settings import AnalysisSettings, PoseSettings, RuntimeSettings
-    from posereel.video import probe
-
-    # Given a real clip analysed as one chunk
-    source = clip(name)
-    runtime = RuntimeSettings(model_dir=models_dir)
-    info = probe(source, ffprobe=runtime.ffprobe)
-    settings = AnalysisSettings(pose=PoseSettings(num_poses=num_poses))
-    [chunk] = plan_chunks(
-        info.duration_s,
-        chunk_seconds=info.duration_s + 1,
-        overlap_seconds=0,
-        grid_fps=settings.sampling.target_fps,
-    )
-    result = engine.analyze_chunk(source, chunk, info=info, settings=settings, runtime=runtime)
-    frames = result.frames
-    assert_unique_ids(frames)
-    counts: dict[int | None, int] = {}
-    for f in frames:
-        for p in f.persons:
-            counts[p.track_id] = counts.get(p.track_id, 0) + 1
-    detections = sum(counts.values())
-    # Then the main person keeps one id, or several people are told apart
-    if check == "one_long_track":
-        assert max(counts.values()) >= 0.95 * detections, counts
-    else:
-        assert len([t for t, n in counts.items() if n >= 3]) >= 3, counts
+    assert all(len({p.track_id for p in f.persons}) == 4 for f in out)

@@ -3,22 +3,18 @@ runs a GPU job on the CPU. S3 is an in-memory fake here; the pipeline tests run 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
-from posereel.errors import ObjectNotFoundError
 from posereel.pipeline.events import SourceRef
 from posereel.pipeline.files import PlanFile, chunk_key, plan_key
-from posereel.pipeline.ports import ObjectInfo
 from posereel.schemas import ChunkResult, ChunkSpec, VideoInfo
 from posereel.settings import AnalysisSettings
-from posereel.video import probe
 from posereel_worker import worker
 from tests.builders import RESULTS, UPLOADS
+from tests.fakes import FakeMediaStore
 
 JOB = "0123456789abcdef0123456789abcdef"
 BUCKET = RESULTS
@@ -29,34 +25,6 @@ SPECS = [
 VIDEO = VideoInfo(
     name="clip.mp4", duration_s=13.4, fps=30, width=1280, height=720, codec="h264", has_audio=False
 )
-
-
-class FakeMediaStore:
-    """Objects in a dict; downloads copy from local files registered as sources."""
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], bytes] = {}
-        self.downloads: list[str] = []
-        self.writes: list[str] = []
-
-    def head(self, bucket: str, key: str) -> ObjectInfo | None:
-        data = self.objects.get((bucket, key))
-        return None if data is None else ObjectInfo(bucket=bucket, key=key, size_bytes=len(data))
-
-    def read_model(self, bucket: str, key: str, model_type: type[Any]) -> Any:
-        if (bucket, key) not in self.objects:
-            raise ObjectNotFoundError(f"s3://{bucket}/{key} does not exist")
-        return model_type.model_validate_json(self.objects[bucket, key])
-
-    def write_model(self, model: BaseModel, bucket: str, key: str) -> None:
-        self.writes.append(key)
-        self.objects[bucket, key] = model.model_dump_json().encode()
-
-    def download(self, bucket: str, key: str, dest: Path) -> Path:
-        self.downloads.append(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(self.objects[bucket, key])
-        return dest
 
 
 def chunk_result(spec: ChunkSpec) -> ChunkResult:
@@ -73,8 +41,9 @@ def store() -> FakeMediaStore:
         settings=AnalysisSettings(),
         chunks=SPECS,
     )
-    fake.objects[BUCKET, plan_key(JOB)] = plan.model_dump_json().encode()
-    fake.objects[UPLOADS, f"uploads/{JOB}/clip.mp4"] = b"video bytes"
+    fake.write_model(plan, BUCKET, plan_key(JOB))
+    fake.put(UPLOADS, f"uploads/{JOB}/clip.mp4", b"video bytes")
+    fake.writes.clear()
     return fake
 
 
@@ -125,7 +94,7 @@ def test_a_stored_result_of_another_plan_is_redone(
         analysed.append((source, chunk, kwargs["settings"].pose.delegate))
         return chunk_result(chunk)
 
-    monkeypatch.setattr("posereel.engine.analyze_chunk", fake_analyze)
+    monkeypatch.setattr("posereel.stages.analyze.analyze_chunk", fake_analyze)
     assert worker.main(args(chunk=1), store=store) == worker.EXIT_OK
     [(source, chunk, delegate)] = analysed
     assert (source.name, chunk, delegate) == ("clip.mp4", SPECS[1], "cpu")
@@ -153,25 +122,3 @@ def test_a_gpu_job_without_a_usable_gpu_fails_before_downloading(
     monkeypatch.setenv("POSEREEL_MODEL_DIR", str(models_dir))
     assert worker.main(args(chunk=0, device="gpu"), store=store) == worker.EXIT_FAILED
     assert store.downloads == [] and store.writes == []
-
-
-@pytest.mark.media
-@pytest.mark.slow
-def test_a_chunk_of_real_footage_is_analysed_and_stored(
-    store: FakeMediaStore, models_dir: Path, clip: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    source = tmp_path / "clip.mp4"
-    shutil.copy(clip("sports2d_walk_in_out"), source)
-    info = probe(source)
-    spec = SPECS[1].model_copy(update={"end_s": info.duration_s, "own_end_s": info.duration_s})
-    plan = store.read_model(BUCKET, plan_key(JOB), PlanFile)
-    store.write_model(
-        plan.model_copy(update={"video": info, "chunks": [SPECS[0], spec]}), BUCKET, plan_key(JOB)
-    )
-    store.objects[UPLOADS, f"uploads/{JOB}/clip.mp4"] = source.read_bytes()
-    monkeypatch.setenv("POSEREEL_MODEL_DIR", str(models_dir))
-    assert worker.main(args(chunk=1), store=store) == worker.EXIT_OK
-    result = store.read_model(BUCKET, chunk_key(JOB, 1), ChunkResult)
-    assert result.chunk == spec and result.device == "cpu"
-    assert result.frames and {f.index for f in result.frames} <= set(range(60, 135))
-    assert any(f.persons for f in result.frames)

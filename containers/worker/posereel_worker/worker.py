@@ -1,7 +1,7 @@
 """One Batch job: pose + tracking for one chunk of a job's video.
 
 Reads ``s3://BUCKET/work/JOB/plan.json``, downloads the source it names, runs
-``engine.analyze_chunk`` for chunk N and writes ``s3://BUCKET/work/JOB/chunks/NNNN.json``.
+``posereel.stages.analyze.analyze_chunk`` for chunk N and writes ``s3://BUCKET/work/JOB/chunks/NNNN.json``.
 A valid result already stored for the same chunk is kept, so a repeated job costs one read.
 
 ``--device gpu`` insists on MediaPipe's GPU delegate: when it cannot start, the job fails at once
@@ -101,7 +101,7 @@ def run_chunk(
     task: ChunkTask, *, store: MediaStorePort, runtime: RuntimeSettings, workdir: Path
 ) -> ChunkResult:
     """Analyse the chunk (or keep its stored result) and return the result that is stored."""
-    from posereel import engine
+    from posereel.stages.analyze import analyze_chunk
 
     plan = store.read_model(task.bucket, plan_key(task.job_id), PlanFile)
     spec = next((c for c in plan.chunks if c.index == task.chunk), None)
@@ -125,7 +125,7 @@ def run_chunk(
         spec.end_s,
         task.device.upper(),
     )
-    result = engine.analyze_chunk(source, spec, info=plan.video, settings=settings, runtime=runtime)
+    result = analyze_chunk(source, spec, info=plan.video, settings=settings, runtime=runtime)
     store.write_model(result, task.bucket, key)
     return result
 

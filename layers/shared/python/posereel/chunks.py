@@ -7,6 +7,7 @@ frames are what track ids are stitched on.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from itertools import pairwise
@@ -14,33 +15,40 @@ from itertools import pairwise
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from posereel import grid
 from posereel.errors import ChunkMergeError, InputError
 from posereel.schemas import ChunkResult, ChunkSpec, FramePoses
 from posereel.settings import TrackingSettings
 from posereel.tracking import PoseArrays, drop_short_tracks, pose_similarity
 
-# Tolerance (in grid steps) when turning times back into grid indices.
-_GRID_EPS = 1e-6
-
 
 def plan_chunks(
-    duration_s: float,
+    end_s: float,
     *,
     chunk_seconds: float,
     overlap_seconds: float,
     grid_fps: float,
+    start_s: float = 0.0,
+    keyframes: Sequence[float] = (),
+    seek_preroll_s: float = 0.0,
     min_last_chunk_fraction: float = 0.5,
 ) -> list[ChunkSpec]:
-    """Plan the chunks that cover [0, duration_s).
+    """Plan the chunks that cover [start_s, end_s) of a video (the whole of it: start 0, end its
+    duration); ``start_s`` is on the analysis grid.
 
-    Chunk i decodes [start_s, end_s) and owns [own_start_s, own_end_s). Starts and ends are
-    multiples of 1 / grid_fps (the last end is the duration itself); consecutive chunks overlap
-    by ``overlap_seconds`` (snapped to the grid) and their ownership border sits in the middle of
-    the overlap, so the owned ranges tile [0, duration_s) exactly. A last chunk shorter than
-    ``min_last_chunk_fraction`` of a chunk is folded into the one before it.
+    Chunk i decodes [start_s, end_s) and owns [own_start_s, own_end_s). Starts and ends lie on
+    the grid (the last end is ``end_s`` itself); consecutive chunks overlap by ``overlap_seconds``
+    (snapped to the grid) and their ownership border sits in the middle of the overlap, so the owned
+    ranges tile [start_s, end_s) exactly. A last chunk shorter than ``min_last_chunk_fraction`` of
+    a chunk is folded into the one before it.
+
+    ``keyframes`` (times of the video's keyframes, when known) move each chunk start, within half
+    the overlap, to where a worker's seek (``seek_preroll_s`` before the start) lands just after a
+    keyframe, so it decodes least: a start *on* a keyframe would be the worst place, decoding the
+    whole previous group of pictures.
     """
-    if not duration_s > 0 or not math.isfinite(duration_s):
-        raise InputError(f"duration_s must be positive, got {duration_s}")
+    if not end_s > start_s >= 0 or not math.isfinite(end_s):
+        raise InputError(f"the range [{start_s}, {end_s}) of the video is empty or not finite")
     if not grid_fps > 0:
         raise InputError(f"grid_fps must be positive, got {grid_fps}")
     if not chunk_seconds > 0:
@@ -58,33 +66,54 @@ def plan_chunks(
         raise InputError(
             f"overlap of {overlap_seconds}s is not shorter than the chunk of {chunk_seconds}s on the grid"
         )
+    first = grid.index_at_or_after(start_s, grid_fps)
     stride = chunk - overlap
-    total = duration_s * grid_fps  # video length in grid steps, not necessarily whole
+    total = end_s * grid_fps - first  # the range in grid steps, not necessarily whole
 
-    count = 1 if total <= chunk else math.ceil((total - overlap) / stride - _GRID_EPS)
+    count = 1 if total <= chunk else math.ceil((total - overlap) / stride - grid.GRID_EPS)
     if count > 1 and total - (count - 1) * stride < min_last_chunk_fraction * chunk:
         count -= 1
-
+    starts = [first + i * stride for i in range(count)]
+    if keyframes and count > 1:
+        half_s = overlap_seconds / 2
+        aligned = [first] + [
+            _aligned_start(s, keyframes, grid_fps=grid_fps, half_s=half_s, preroll_s=seek_preroll_s)
+            for s in starts[1:]
+        ]
+        # Kept only when it is still a plan: starts increase, the last chunk owns something.
+        if all(a < b for a, b in pairwise(aligned)) and aligned[-1] + overlap // 2 < end_s * grid_fps:
+            starts = aligned
     specs: list[ChunkSpec] = []
-    for i in range(count):
-        start = i * stride
-        own_start = 0 if i == 0 else start + overlap // 2
+    for i, start in enumerate(starts):
         last = i == count - 1
+        own_start = first if i == 0 else start + overlap // 2
         specs.append(
             ChunkSpec(
                 index=i,
                 start_s=start / grid_fps,
-                end_s=duration_s if last else (start + chunk) / grid_fps,
+                end_s=end_s if last else (starts[i + 1] + overlap) / grid_fps,
                 own_start_s=own_start / grid_fps,
-                own_end_s=duration_s if last else ((i + 1) * stride + overlap // 2) / grid_fps,
+                own_end_s=end_s if last else (starts[i + 1] + overlap // 2) / grid_fps,
             )
         )
     return specs
 
 
-def _grid_index(t_s: float, fps: float) -> int:
-    """First grid index whose time is at or after ``t_s``."""
-    return math.ceil(t_s * fps - _GRID_EPS)
+def _aligned_start(
+    planned: int, keyframes: Sequence[float], *, grid_fps: float, half_s: float, preroll_s: float
+) -> int:
+    """Grid index of the best start near ``planned``: the first grid time at least ``preroll_s``
+    after the keyframe nearest to (planned - preroll), if within half_s of the planned start."""
+    seek = planned / grid_fps - preroll_s
+    i = bisect.bisect_left(keyframes, seek)
+    best = planned
+    best_shift = math.inf
+    for k in keyframes[max(0, i - 1) : i + 1]:
+        candidate = grid.index_at_or_after(k + preroll_s, grid_fps)
+        shift = abs(candidate - planned) / grid_fps
+        if candidate > 0 and shift <= half_s + grid.GRID_EPS and shift < best_shift:
+            best, best_shift = candidate, shift
+    return best
 
 
 def _check_results(results: Sequence[ChunkResult]) -> list[ChunkResult]:
@@ -224,8 +253,8 @@ def merge_chunk_results(
 
     merged: list[FramePoses] = []
     for result, mapping in zip(ordered, to_global, strict=True):
-        lo = _grid_index(result.chunk.own_start_s, fps)
-        hi = _grid_index(result.chunk.own_end_s, fps)
+        lo = grid.index_at_or_after(result.chunk.own_start_s, fps)
+        hi = grid.index_at_or_after(result.chunk.own_end_s, fps)
         for frame in sorted(result.frames, key=lambda f: f.index):
             if lo <= frame.index < hi:
                 persons = [

@@ -18,11 +18,11 @@ Definitions (grid frames are the analysed frames, index = t * fps; the range is 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from posereel import grid
 from posereel.motion import (
     LEFT_HIP,
     RIGHT_HIP,
@@ -37,13 +37,12 @@ from posereel.schemas import FramePoses, TrackMetrics
 
 # The hip path is smoothed over this many seconds before its length is measured.
 DISTANCE_SMOOTH_S = 0.5
-_EPS = 1e-9
 
 
 def range_indices(range_s: tuple[float, float], fps: float) -> tuple[int, int]:
     """First and one-past-last grid index of the frames whose time lies in [start, end)."""
     start, end = range_s
-    return math.ceil(start * fps - _EPS), math.ceil(end * fps - _EPS)
+    return grid.index_at_or_after(start, fps), grid.index_at_or_after(end, fps)
 
 
 def _runs(mask: np.ndarray) -> list[int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -223,3 +224,19 @@ def file_sha256(path: Path) -> str:
         while chunk := f.read(_CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m posereel.modelstore MODEL_DIR [NAME ...]``: fetch the named pose models (all by
+    default) into MODEL_DIR, sha256-checked. The worker images bake their models in with it."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m posereel.modelstore MODEL_DIR [lite|full|heavy ...]", file=sys.stderr)
+        return 2
+    for path in fetch_models(args[1:] or list(POSE_MODELS), Path(args[0])):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

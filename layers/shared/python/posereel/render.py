@@ -29,7 +29,9 @@ from typing import IO
 import cv2
 import numpy as np
 
+from posereel import grid
 from posereel.errors import ToolError
+from posereel.outputs import thumbnail_file
 from posereel.schemas import EnergySeries, FramePoses, PersonPose, Segment, VideoInfo
 from posereel.video import frame_size, sample_frames
 
@@ -348,14 +350,14 @@ def render_thumbnails(
         poses = ordered[int(np.argmin(np.abs(times - t)))] if ordered else None
         if poses is not None and abs(poses.t_s - t) > 1.0 / grid_fps:
             poses = None  # nothing analysed near that time: show the picture alone
-        t_frame = poses.t_s if poses is not None else math.floor(t * grid_fps + 1e-6) / grid_fps
+        t_frame = poses.t_s if poses is not None else grid.index_at_or_before(t, grid_fps) / grid_fps
         image = _frame_at(
             source, t_frame, info=info, fps=grid_fps, max_height_px=max_height_px, ffmpeg=ffmpeg
         )
         if poses is not None:
             draw_persons(image, poses.persons, primary_track_id=primary_track_id)
         _caption(image, f"segment {seg.index}  {seg.start_s:.1f}-{seg.end_s:.1f} s")
-        path = out_dir / f"segment_{seg.index:03d}.jpg"
+        path = out_dir / thumbnail_file(seg.index)
         _write_jpeg(image, path)
         written.append(path)
     keep = set(written)

@@ -16,8 +16,13 @@ from typing import Any, Literal
 WorkerDevice = Literal["gpu", "cpu"]
 WORKER_DEVICES: tuple[WorkerDevice, ...] = ("gpu", "cpu")
 
-# CloudWatch: the namespace of PoseReel's own metrics (the functions' and the watchdog's).
+# CloudWatch: the namespace of PoseReel's own metrics (the functions' and the watchdog's), and
+# the watchdog's metrics and dimensions, which the stuck-job alarms watch.
 METRICS_NAMESPACE = "PoseReel"
+OLDEST_WAIT_METRIC = "OldestRunnableAgeSeconds"
+WAITING_JOBS_METRIC = "RunnableJobs"
+ENVIRONMENT_DIMENSION = "Environment"
+QUEUE_DIMENSION = "Queue"
 
 # API routes callable without an API key or token (API Gateway's methods, and the local API).
 API_PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({("GET", "/health")})

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from posereel import grid
 from posereel.motion import PART_NAMES, TrackEnergy
 from posereel.schemas import ReelWindow, Segment
 from posereel.settings import SegmentSettings
@@ -48,7 +49,7 @@ class TrackSpan:
 
 def _samples(seconds: float, fps: float) -> int:
     """How many samples make a run of at least ``seconds`` (at least one)."""
-    return max(1, math.ceil(seconds * fps - _EPS))
+    return grid.steps(seconds, fps)
 
 
 def hysteresis(energy: np.ndarray, *, fps: float, settings: SegmentSettings) -> list[tuple[int, int]]:

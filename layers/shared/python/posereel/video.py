@@ -25,6 +25,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from posereel import grid
 from posereel.errors import NotAVideoError, ToolError, UnreadableVideoError, VideoNotFoundError
 from posereel.schemas import VideoInfo
 
@@ -33,18 +34,24 @@ log = logging.getLogger(__name__)
 # ffprobe's name for demuxers of single pictures ("png_pipe", "jpeg_pipe", ...) and image sequences.
 _IMAGE_FORMATS = ("image2",)
 _IMAGE_FORMAT_SUFFIX = "_pipe"
-# Leading bytes of the containers that carry video; used only to tell "damaged video" from
-# "not a video at all" when ffprobe cannot open a file.
-_ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
-_MAGIC = (
-    b"\x1a\x45\xdf\xa3",  # Matroska / WebM
-    b"FLV",
-    b"OggS",
-    b"\x00\x00\x01\xba",  # MPEG program stream
-    b"\x30\x26\xb2\x75\x8e\x66\xcf\x11",  # ASF / WMV
-)
-# Seek this far before the first grid time so that the frame on screen at that time is decoded.
-_PREROLL_S = 0.5
+# Enough leading bytes for every container signature of sniff_container (MPEG-TS: five packets).
+SNIFF_BYTES = 1024
+_TS_PACKET = 188
+_M2TS_PACKET = 192
+_TS_SYNCS_CHECKED = 5  # sync bytes compared where the file is that long ...
+_TS_SYNCS_NEEDED = 3  # ... and at least this many (a shorter "stream" is no video anyway)
+# Leading boxes of QuickTime files written before ftyp existed.
+_QUICKTIME_BOXES = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+_MAGIC = {
+    b"\x1a\x45\xdf\xa3": "matroska",  # Matroska / WebM (EBML)
+    b"FLV\x01": "flv",
+    b"OggS": "ogg",
+    b"\x00\x00\x01\xba": "mpeg-ps",  # MPEG program stream (.mpg, .vob)
+    b"\x30\x26\xb2\x75\x8e\x66\xcf\x11": "asf",  # ASF / WMV
+}
+# Seek at least this far before the first grid time so that the frame on screen at that time is
+# decoded (see seek_preroll_s).
+_MIN_PREROLL_S = 0.5
 # Grid times this close after a frame's timestamp still take that frame (absorbs rounding of the
 # seek offset to the stream's time base, which is microseconds in ffmpeg).
 _GRID_EPS_S = 0.0001
@@ -188,14 +195,15 @@ def _check_tail(path: Path, *, stream_index: int, info: VideoInfo, ffprobe: str,
         )
 
 
-def grid_indices(start_s: float, end_s: float, *, target_fps: float, duration_s: float) -> range:
-    """Grid indices i with start_s <= i / target_fps < min(end_s, duration_s).
+def seek_preroll_s(fps: float) -> float:
+    """How far before a range's first grid time ``sample_frames`` seeks: max(0.5 s, 2 frames of a
+    ``fps`` video). ffmpeg then decodes from the keyframe at or before that point."""
+    return max(_MIN_PREROLL_S, 2.0 / fps)
 
-    start_s is snapped to the grid (a start a hair below a grid time counts as on it)."""
-    first = max(0, math.ceil(start_s * target_fps - 1e-6))
-    stop = min(end_s, duration_s)
-    last_excl = math.ceil(stop * target_fps - 1e-6)
-    return range(first, max(first, last_excl))
+
+def grid_indices(start_s: float, end_s: float, *, target_fps: float, duration_s: float) -> range:
+    """Grid indices i with start_s <= i / target_fps < min(end_s, duration_s)."""
+    return grid.indices(start_s, min(end_s, duration_s), target_fps)
 
 
 def frame_size(info: VideoInfo, *, max_height_px: int) -> tuple[int, int]:
@@ -296,7 +304,7 @@ def _sample_command(
     # start_time then anchors the output grid at first_t_s, and round=up makes each output frame
     # the last input frame at or before its grid time. tpad repeats the last frame so grid times
     # inside the final frame's display time are filled; -frames:v cuts the output at the grid count.
-    preroll = min(first_t_s, max(_PREROLL_S, 2.0 / info.fps))
+    preroll = min(first_t_s, seek_preroll_s(info.fps))
     seek = first_t_s - preroll
     pad_s = max(0.1, 2.0 / info.fps)
     rate = Fraction(target_fps).limit_denominator(1001)
@@ -412,20 +420,27 @@ def _run_tool(cmd: list[str], *, timeout_s: float) -> subprocess.CompletedProces
         raise ToolError(f"{cmd[0]} did not finish within {timeout_s:.0f} s on {cmd[-1]}") from exc
 
 
+def sniff_container(head: bytes) -> str | None:
+    """The video container family that ``head`` (a file's first SNIFF_BYTES bytes) starts, or None:
+    ISO-BMFF (mp4/mov/m4v/3gp: an ftyp box), QuickTime before ftyp, Matroska/WebM, AVI, MPEG-TS
+    (0x47 sync every 188 bytes, or every 192 as in M2TS), FLV, Ogg, MPEG-PS, ASF/WMV. The content
+    decides, never the name."""
+    if len(head) >= 8 and head[4:8] == b"ftyp":
+        return "iso-bmff"
+    if len(head) >= 8 and head[4:8] in _QUICKTIME_BOXES and int.from_bytes(head[:4], "big") >= 8:
+        return "quicktime"
+    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
+        return "avi"
+    for offset, step in ((0, _TS_PACKET), (4, _M2TS_PACKET)):
+        syncs = [offset + k * step for k in range(_TS_SYNCS_CHECKED) if offset + k * step < len(head)]
+        if len(syncs) >= _TS_SYNCS_NEEDED and all(head[i] == 0x47 for i in syncs):
+            return "mpeg-ts"
+    return next((family for magic, family in _MAGIC.items() if head.startswith(magic)), None)
+
+
 def _looks_like_video_container(path: Path) -> bool:
     with path.open("rb") as f:
-        head = f.read(16)
-    if head[4:8] in _ISO_BOXES:
-        return True
-    if head.startswith(b"RIFF") and head[8:12] in (b"AVI ", b"AVIX"):
-        return True
-    if head[:1] == b"\x47" or head[4:5] == b"\x47":  # MPEG-TS (188- or 192-byte packets)
-        with path.open("rb") as f:
-            probe_bytes = f.read(192 * 3 + 4)
-        for offset, step in ((0, 188), (4, 192)):
-            if all(probe_bytes[offset + k * step : offset + k * step + 1] == b"\x47" for k in range(3)):
-                return True
-    return any(head.startswith(m) for m in _MAGIC)
+        return sniff_container(f.read(SNIFF_BYTES)) is not None
 
 
 def _rotation_deg(stream: dict[str, Any]) -> int:

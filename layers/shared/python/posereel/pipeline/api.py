@@ -43,7 +43,7 @@ from posereel.jobs import (
     utc_now,
     work_prefix,
 )
-from posereel.pipeline.files import RESULT_FILES, RESULT_NAME, THUMBNAILS_DIR, content_type
+from posereel.outputs import RESULT_FILES, RESULT_NAME, THUMBNAILS_DIR, content_type
 from posereel.pipeline.finalize import reconcile_job
 from posereel.pipeline.ports import JobStorePort, MediaStorePort, WorkflowPort
 from posereel.pipeline.start import expires_at
@@ -404,7 +404,7 @@ def job_results(
     thumbnails = [
         Thumbnail(segment_index=int(name.rsplit("_", 1)[-1].split(".")[0]), url=link(name))
         for name in sorted(stored)
-        if name.startswith(THUMBNAILS_DIR + "segment_") and name.endswith(".jpg")
+        if name.startswith(f"{THUMBNAILS_DIR}/segment_") and name.endswith(".jpg")
     ]
     return JobResults(
         job_id=job_id,

@@ -1,4 +1,4 @@
-"""Compile a job's results: render every artefact (engine.render_results: reel, overlay,
+"""Compile a job's results: render every artefact (posereel.stages.compile: reel, overlay,
 thumbnails, timeline, data files) in a temporary directory, upload them under results/{job_id}/
 with their content types, and write the result summary into the job record.
 
@@ -12,21 +12,15 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
-from posereel.engine import Merged, render_results
 from posereel.errors import ObjectNotFoundError, VideoNotFoundError
 from posereel.jobs import JobResult, results_prefix
+from posereel.outputs import REEL_NAME, RESULT_NAME, content_type
 from posereel.pipeline.events import CompileEvent, CompileResult
-from posereel.pipeline.files import (
-    REEL_NAME,
-    RESULT_NAME,
-    MergedFile,
-    PlanFile,
-    content_type,
-    merged_key,
-    plan_key,
-)
+from posereel.pipeline.files import MergedFile, PlanFile, merged_key, plan_key
 from posereel.pipeline.ports import JobStorePort, MediaStorePort
 from posereel.settings import PipelineSettings
+from posereel.stages.compile import render_results
+from posereel.stages.merge import Merged
 
 UPLOAD_THREADS = 4
 

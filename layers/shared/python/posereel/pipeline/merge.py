@@ -1,17 +1,17 @@
 """Merge a job's chunk results: stitch tracks across chunks, then motion, segments and metrics
-(engine.merge_chunks), written to work/{job_id}/merged.json. A merged file already there is
+(posereel.stages.merge), written to work/{job_id}/merged.json. A merged file already there is
 reused, so a re-run merges nothing new."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from posereel.engine import merge_chunks
 from posereel.pipeline.events import MergeEvent, MergeResult
 from posereel.pipeline.files import MergedFile, PlanFile, chunk_key, merged_key, plan_key
 from posereel.pipeline.ports import MediaStorePort
 from posereel.schemas import ChunkResult
 from posereel.settings import PipelineSettings
+from posereel.stages.merge import merge_chunks
 
 # Chunk results are read in parallel: each is one GET of a JSON file of a few MB.
 READ_THREADS = 8

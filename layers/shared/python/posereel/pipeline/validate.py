@@ -1,9 +1,9 @@
 """Validate an upload: is it a video we can and may analyse?
 
 Cheapest checks first, each rejection an InputError subclass with its own code:
-EMPTY_FILE (HEAD), NOT_A_VIDEO (the first bytes, never the name), TOO_LARGE (before downloading
-it), then ffprobe on the downloaded file: NO_VIDEO_STREAM, UNREADABLE, TOO_LONG,
-RESOLUTION_TOO_HIGH. Read-only, so safe to run any number of times.
+EMPTY_FILE (HEAD), NOT_A_VIDEO (the first bytes, never the name: video.sniff_container),
+TOO_LARGE (before downloading it), then ffprobe on the downloaded file: NO_VIDEO_STREAM,
+UNREADABLE, TOO_LONG, RESOLUTION_TOO_HIGH. Read-only, so safe to run any number of times.
 """
 
 from __future__ import annotations
@@ -25,36 +25,7 @@ from posereel.pipeline.events import ValidateEvent, ValidateResult, VideoSummary
 from posereel.pipeline.ports import MediaStorePort
 from posereel.schemas import VideoInfo
 from posereel.settings import PipelineSettings
-from posereel.video import probe
-
-# Enough for every signature below (MPEG-TS: five packets of up to 192 bytes).
-SNIFF_BYTES = 1024
-_TS_PACKET = 188
-_M2TS_PACKET = 192
-_TS_SYNCS_CHECKED = 5  # sync bytes compared where the file is that long ...
-_TS_SYNCS_NEEDED = 3  # ... and at least this many (a shorter "stream" is no video anyway)
-# Leading boxes of QuickTime files written before ftyp existed.
-_QUICKTIME_BOXES = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
-
-
-def sniff_container(head: bytes) -> str | None:
-    """The video container family that ``head`` (a file's first bytes) starts, or None.
-
-    ISO-BMFF (mp4/mov/m4v/3gp: an ftyp box), Matroska/WebM (EBML 1A45DFA3), AVI (RIFF....AVI ),
-    MPEG-TS (0x47 sync every 188 bytes, or every 192 with a 4-byte timestamp as in M2TS)."""
-    if len(head) >= 8 and head[4:8] == b"ftyp":
-        return "iso-bmff"
-    if len(head) >= 8 and head[4:8] in _QUICKTIME_BOXES and int.from_bytes(head[:4], "big") >= 8:
-        return "quicktime"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "matroska"
-    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
-        return "avi"
-    for offset, step in ((0, _TS_PACKET), (4, _M2TS_PACKET)):
-        syncs = [offset + k * step for k in range(_TS_SYNCS_CHECKED) if offset + k * step < len(head)]
-        if len(syncs) >= _TS_SYNCS_NEEDED and all(head[i] == 0x47 for i in syncs):
-            return "mpeg-ts"
-    return None
+from posereel.video import SNIFF_BYTES, probe, sniff_container
 
 
 def check_limits(info: VideoInfo, settings: PipelineSettings) -> None:
@@ -95,7 +66,8 @@ def validate_upload(
     first = media.read_bytes(bucket, key, length=SNIFF_BYTES)
     if sniff_container(first) is None:
         raise NotAVideoError(
-            f"{name} is not a video file (its content is no MP4, MOV, MKV/WebM, AVI or MPEG-TS)"
+            f"{name} is not a video file (its content is no MP4, MOV, MKV/WebM, AVI, MPEG-TS, MPEG-PS, "
+            "FLV, Ogg or WMV)"
         )
     if head.size_bytes > settings.max_upload_bytes:
         raise TooLargeError(_too_large(name, head.size_bytes, settings))

@@ -16,17 +16,13 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from posereel.pipeline.ports import MetricDatum, MetricsPort, WorkerJob, WorkerQueuesPort
+from posereel.resources import ENVIRONMENT_DIMENSION, OLDEST_WAIT_METRIC, QUEUE_DIMENSION, WAITING_JOBS_METRIC
 
 log = logging.getLogger(__name__)
 
 # The Batch job state that means "waiting for capacity": SUBMITTED and PENDING wait for the
 # scheduler or for dependencies, not for instances.
 WAITING_STATES = frozenset({"RUNNABLE"})
-
-OLDEST_WAIT_METRIC = "OldestRunnableAgeSeconds"
-WAITING_JOBS_METRIC = "RunnableJobs"
-ENVIRONMENT_DIMENSION = "Environment"
-QUEUE_DIMENSION = "Queue"
 
 
 class QueueBacklog(BaseModel):

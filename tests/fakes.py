@@ -142,6 +142,7 @@ class FakeMediaStore:
         self.downloads: list[tuple[str, str]] = []
         self.uploads: dict[str, PendingUpload] = {}
         self.aborted: list[str] = []
+        self.writes: list[str] = []  # keys written by write_model
         self._upload_ids = itertools.count(1)
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "video/mp4") -> None:
@@ -183,6 +184,7 @@ class FakeMediaStore:
         return model_type.model_validate_json(self._get(bucket, key).data)
 
     def write_model(self, model: BaseModel, bucket: str, key: str) -> None:
+        self.writes.append(key)
         self.put(bucket, key, model.model_dump_json().encode(), "application/json")
 
     def presigned_post(

@@ -13,14 +13,18 @@ from pathlib import Path
 import pytest
 
 from posereel import engine
-from posereel.schemas import AnalysisResult, Segment, TracksFile
-from posereel.settings import AnalysisSettings, ChunkSettings, RuntimeSettings
+from posereel.chunks import merge_chunk_results, plan_chunks
+from posereel.schemas import AnalysisResult, FramePoses, Segment, TracksFile
+from posereel.settings import AnalysisSettings, ChunkSettings, PoseSettings, RuntimeSettings
+from posereel.stages.analyze import analyze_chunk
+from posereel.stages.compile import Outputs
+from posereel.video import probe
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
 class Analysed:
-    def __init__(self, result: AnalysisResult, outputs: engine.Outputs) -> None:
+    def __init__(self, result: AnalysisResult, outputs: Outputs) -> None:
         self.result = result
         self.outputs = outputs
 
@@ -114,8 +118,11 @@ def test_chunked_run_agrees_with_one_pass(analyse):
     primary = chunked.result.primary_track_id
     assert primary is not None and primary == one.result.primary_track_id
     seen = [f.t_s for f in chunked.tracks().frames if any(p.track_id == primary for p in f.persons)]
-    settings = AnalysisSettings(chunks=ChunkSettings(chunk_seconds=5.0, overlap_seconds=1.0))
-    borders = [c.own_start_s for c in engine.plan(one.result.video, settings, one.result.range_s)[1:]]
+    start, end = one.result.range_s
+    plan = plan_chunks(
+        end, start_s=start, chunk_seconds=5.0, overlap_seconds=1.0, grid_fps=one.result.analysis_fps
+    )
+    borders = [c.own_start_s for c in plan[1:]]
     assert len(borders) >= 2
     for border in borders:
         assert min(seen) < border < max(seen)
@@ -168,3 +175,77 @@ def test_every_artefact_is_written_and_readable(analyse):
     assert json.loads(o.result.read_text())["schema_version"] == "1"
     primary = [m for m in run.result.metrics if m.track_id == run.result.primary_track_id]
     assert primary and primary[0].coverage_pct > 90
+
+
+# --- one chunk at a time ------------------------------------------------------------------------
+
+
+@pytest.mark.media
+@pytest.mark.parametrize(
+    ("name", "num_poses", "check"),
+    [
+        pytest.param("hybrik_taiji", 2, "one_long_track", id="taiji"),
+        pytest.param("sports2d_walk_in_out", 2, "one_long_track", id="walk_in_out"),
+        pytest.param("sports2d_fitness_lateral_raise", 2, "one_long_track", id="lateral_raise"),
+        pytest.param("pets2009_vtest_crowd_walking", 6, "several_people", id="pets2009"),
+    ],
+)
+def test_real_footage_tracks(name: str, num_poses: int, check: str, clip, models_dir) -> None:
+    # Given a real clip analysed as one chunk
+    source = clip(name)
+    runtime = RuntimeSettings(model_dir=models_dir)
+    info = probe(source, ffprobe=runtime.ffprobe)
+    settings = AnalysisSettings(pose=PoseSettings(num_poses=num_poses))
+    [chunk] = plan_chunks(
+        info.duration_s,
+        chunk_seconds=info.duration_s + 1,
+        overlap_seconds=0,
+        grid_fps=settings.sampling.target_fps,
+    )
+    result = analyze_chunk(source, chunk, info=info, settings=settings, runtime=runtime)
+    frames = result.frames
+    for f in frames:
+        ids = [p.track_id for p in f.persons]
+        assert None not in ids and len(ids) == len(set(ids)), f"frame {f.index} gives one id twice: {ids}"
+    counts: dict[int | None, int] = {}
+    for f in frames:
+        for p in f.persons:
+            counts[p.track_id] = counts.get(p.track_id, 0) + 1
+    detections = sum(counts.values())
+    # Then the main person keeps one id, or several people are told apart
+    if check == "one_long_track":
+        assert max(counts.values()) >= 0.95 * detections, counts
+    else:
+        assert len([t for t, n in counts.items() if n >= 3]) >= 3, counts
+
+
+@pytest.mark.media
+@pytest.mark.parametrize("name", ["sports2d_park_walk", "hybrik_taiji"])
+def test_chunked_real_footage_agrees_with_one_pass(name: str, clip, models_dir) -> None:
+    # Given a real clip analysed once as one chunk and once in 5 s chunks with 1 s overlap
+    source = clip(name)
+    runtime = RuntimeSettings(model_dir=models_dir)
+    info = probe(source, ffprobe=runtime.ffprobe)
+    fps = AnalysisSettings().sampling.target_fps
+
+    def analyse(chunk_s: float, overlap_s: float) -> list[FramePoses]:
+        settings = AnalysisSettings(chunks=ChunkSettings(chunk_seconds=chunk_s, overlap_seconds=overlap_s))
+        specs = plan_chunks(info.duration_s, chunk_seconds=chunk_s, overlap_seconds=overlap_s, grid_fps=fps)
+        results = [
+            analyze_chunk(source, spec, info=info, settings=settings, runtime=runtime) for spec in specs
+        ]
+        return merge_chunk_results(results, tracking=settings.tracking)
+
+    one_pass = analyse(info.duration_s + 1, 0)
+    chunked = analyse(5.0, 1.0)
+    # Then both cover the same grid frames and find the same number of long-lived people
+    assert [f.index for f in chunked] == [f.index for f in one_pass]
+
+    def long_tracks(frames: list[FramePoses]) -> int:
+        counts: dict[int | None, int] = {}
+        for f in frames:
+            for p in f.persons:
+                counts[p.track_id] = counts.get(p.track_id, 0) + 1
+        return sum(1 for n in counts.values() if n >= 2 * fps)
+
+    assert long_tracks(chunked) == long_tracks(one_pass)

@@ -1,0 +1,46 @@
+"""The files an analysis writes, by kind: in ``posereel analyze``'s output folder and under
+results/{job_id}/ in the results bucket alike (posereel.stages.compile writes them, the API links
+to them). Their names and the content types they are stored and served with, in one place."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+# kind -> file name. Every analysis writes these (reel and overlay only when there is something
+# to show); thumbnails go into THUMBNAILS_DIR as segment_NNN.jpg.
+RESULT_FILES: dict[str, str] = {
+    "reel": "reel.mp4",
+    "overlay": "overlay.mp4",
+    "timeline": "timeline.png",
+    "tracks": "tracks.json",
+    "segments": "segments.json",
+    "metrics": "metrics.json",
+    "result": "result.json",
+    "segments_csv": "segments.csv",
+    "segments_edl": "segments.edl",
+}
+REEL_NAME = RESULT_FILES["reel"]
+RESULT_NAME = RESULT_FILES["result"]
+THUMBNAILS_DIR = "thumbnails"
+
+
+def thumbnail_file(segment_index: int) -> str:
+    """The thumbnail's file name inside THUMBNAILS_DIR."""
+    return f"segment_{segment_index:03d}.jpg"
+
+
+# The content type each result file is stored (and served) with, by extension.
+CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".json": "application/json",
+    ".csv": "text/csv",
+    ".edl": "text/plain",
+}
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+def content_type(path: PurePath | str) -> str:
+    return CONTENT_TYPES.get(PurePath(path).suffix.lower(), DEFAULT_CONTENT_TYPE)

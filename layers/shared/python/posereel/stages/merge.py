@@ -1,0 +1,93 @@
+"""Stage 2, once per video (the merge function): stitch the chunk results into one sequence with
+global track ids, then measure: motion energy, segments, metrics, the primary subject and the reel
+windows."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from posereel import chunks as chunking
+from posereel import metrics, motion, segments
+from posereel.schemas import AnalysisResult, ChunkResult, EnergySeries, TracksFile, TrackSummary
+from posereel.settings import AnalysisSettings
+
+
+@dataclass(frozen=True)
+class Merged:
+    """The merge stage's output: the analysis summary and the stitched per-frame poses."""
+
+    result: AnalysisResult
+    tracks: TracksFile
+
+
+def merge_chunks(
+    results: list[ChunkResult], *, settings: AnalysisSettings, range_s: tuple[float, float] | None = None
+) -> Merged:
+    """Stitch chunk results and measure: motion energy, segments, metrics, primary subject, reel windows."""
+    started = time.perf_counter()
+    frames = chunking.merge_chunk_results(results, tracking=settings.tracking)
+    info = results[0].video
+    fps = results[0].analysis_fps
+    if range_s is None:
+        ordered = sorted(results, key=lambda r: r.chunk.index)
+        range_s = (ordered[0].chunk.own_start_s, ordered[-1].chunk.own_end_s)
+    energies = motion.all_track_energies(
+        frames, width=info.width, height=info.height, fps=fps, settings=settings.motion
+    )
+    primary = motion.choose_primary(energies, fps=fps)
+    found = segments.find_segments(
+        energies,
+        settings=settings.segments,
+        primary_track_id=primary if settings.segments.focus == "primary" else None,
+    )
+    windows = segments.reel_windows(
+        found,
+        buffer_before_s=settings.reel.buffer_before_s,
+        buffer_after_s=settings.reel.buffer_after_s,
+        duration_s=info.duration_s,
+        range_s=range_s,
+    )
+    track_metrics = metrics.track_metrics(
+        frames, range_s=range_s, fps=fps, width=info.width, height=info.height
+    )
+    summaries = [
+        TrackSummary(
+            track_id=tid,
+            first_s=float(e.t_s[0]),
+            last_s=float(e.t_s[-1]),
+            frames=e.frames_seen,
+            mean_energy=round(e.mean_energy, 4),
+            is_primary=tid == primary,
+        )
+        for tid, e in sorted(energies.items())
+    ]
+    series = [
+        EnergySeries(
+            track_id=tid,
+            t_s=[round(float(t), 3) for t in e.t_s],
+            energy=[None if math.isnan(v) else round(float(v), 4) for v in e.energy],
+        )
+        for tid, e in sorted(energies.items())
+    ]
+    timings: dict[str, float] = {}
+    for r in results:
+        for k, v in r.timings_s.items():
+            timings[f"chunks.{k}"] = round(timings.get(f"chunks.{k}", 0.0) + v, 4)
+    timings["merge"] = round(time.perf_counter() - started, 4)
+    result = AnalysisResult(
+        video=info,
+        analysis_fps=fps,
+        model=results[0].model,
+        devices=[r.device for r in sorted(results, key=lambda r: r.chunk.index)],
+        range_s=range_s,
+        primary_track_id=primary,
+        tracks=summaries,
+        segments=found,
+        metrics=track_metrics,
+        energy=series,
+        reel_windows=windows,
+        timings_s=timings,
+    )
+    return Merged(result=result, tracks=TracksFile(video=info, analysis_fps=fps, frames=frames))
