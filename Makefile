@@ -26,7 +26,7 @@ APT_PACKAGES := ffmpeg clamav libegl1 libgles2 chromium chromium-driver
 
 SUITES := unit functional pipeline infra browser
 
-.PHONY: help setup system-deps demo analyze up test $(SUITES:%=test-%) typecheck lint format bench openapi lock clean
+.PHONY: help setup system-deps demo analyze up test $(SUITES:%=test-%) typecheck lint format bench bench-tracking openapi lock clean
 
 help:
 	@echo "make demo     a real clip through the whole serverless pipeline on this machine, results in $(OUT)/demo"
@@ -36,6 +36,7 @@ help:
 	@echo "make test-unit, test-functional, test-pipeline, test-infra, test-browser   one suite"
 	@echo "make typecheck  mypy on the domain package, the functions and the worker"
 	@echo "make bench    speed and memory of the engine against a naive baseline"
+	@echo "make bench-tracking  recall, precision, id switches, IDF1 and speed on the labelled clips"
 	@echo "make openapi  regenerate web/openapi.json from the API's code"
 	@echo "make lock     re-pin what the Lambda layer and the images install (after a dependency change)"
 
@@ -94,6 +95,10 @@ $(SUITES:%=test-%): test-%: setup
 bench: setup
 	$(PY) tests/bench/bench_engine.py --media $(SHARED)/media --out $(OUT)/bench
 	$(PY) tests/bench/bench_pipeline.py --media $(SHARED)/media --out $(OUT)/bench-pipeline
+
+# Recall, precision, id switches, IDF1 and ms per frame on the labelled clips (tests/data/tracking).
+bench-tracking: setup
+	$(PY) tests/bench/bench_tracking.py --media $(SHARED)/media --out $(OUT)/bench-tracking
 
 # The pinned requirements of the Lambda layer and of the images, from the versions the tests ran
 # with; a test fails when one is stale.
