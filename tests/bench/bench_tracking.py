@@ -78,7 +78,7 @@ def main() -> int:
     print(header)
     for r in rows:
         print(
-            f"{r['clip']:30s} {r['recall']:6.2f} {r['precision']:6.2f} {r['id_switches']:5d} "
+            f"{r['clip']:30s} {r['recall']:6.2f} {r['precision']:6.2f} {r['id_switches']:6d} "
             f"{r['idf1']:6.2f} {r['mota']:6.2f} {r['ms_per_frame']:6.1f}  {r['ids_per_person']}"
         )
     print(
