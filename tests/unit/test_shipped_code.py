@@ -30,7 +30,8 @@ SOURCES = {
     "posereel_functions": REPO / "functions" / "posereel_functions",
     "posereel_worker": REPO / "containers" / "worker" / "posereel_worker",
 }
-TOOLING = {"moto", "pytest", "aws-cdk-lib", "constructs", "selenium", "ruff", "mypy", "rich", "cdk-nag"}
+# rich is not here: trackers imports it (the worker ships it), the command line uses it too.
+TOOLING = {"moto", "pytest", "aws-cdk-lib", "constructs", "selenium", "ruff", "mypy", "cdk-nag", "mediapipe"}
 WORKER_MODULE = WORKER_ENTRYPOINT[-1]  # python -m posereel_worker
 
 # requirements file -> the modules its shipment starts from
@@ -112,13 +113,17 @@ def test_no_tooling_is_shipped(requirements: str) -> None:
     assert not pinned(requirements) & {canonicalize_name(n) for n in TOOLING}
 
 
-def test_the_worker_gets_mediapipe_and_exactly_one_cv2() -> None:
+def test_the_worker_gets_its_models_runtimes_the_tracker_and_exactly_one_cv2() -> None:
     worker = pinned("containers/worker/requirements.txt")
-    assert "mediapipe" in worker
+    assert {"onnxruntime", "ai-edge-litert", "trackers", "supervision"} <= set(worker)
+    assert "mediapipe" not in worker and "av" not in worker
     assert {name for name in worker if name.startswith("opencv")} == {"opencv-python-headless"}
 
 
-def test_the_container_functions_get_no_pose_model_runtime() -> None:
+def test_the_container_functions_get_no_perception_runtime() -> None:
     ours, theirs = reachable(ENTRY_POINTS["containers/lambda/requirements.txt"])
-    assert "posereel.pose" not in ours and "mediapipe" not in theirs
-    assert "mediapipe" not in pinned("containers/lambda/requirements.txt")
+    assert not {"posereel.pose", "posereel.tracking", "posereel.detection"} & ours
+    assert not {"onnxruntime", "ai_edge_litert", "trackers", "supervision"} & theirs
+    assert not {"onnxruntime", "ai-edge-litert", "trackers"} & set(
+        pinned("containers/lambda/requirements.txt")
+    )

@@ -4,7 +4,8 @@ Reads ``s3://BUCKET/work/JOB/plan.json``, downloads the source it names, runs
 ``posereel.stages.analyze.analyze_chunk`` for chunk N and writes ``s3://BUCKET/work/JOB/chunks/NNNN.json``.
 A valid result already stored for the same chunk is kept, so a repeated job costs one read.
 
-``--device gpu`` insists on MediaPipe's GPU delegate: when it cannot start, the job fails at once
+``--device gpu`` insists on the GPU (the person detector on ONNX Runtime's CUDA execution
+provider): when it cannot start, the job fails at once
 (before downloading anything) and the workflow runs the chunk on the CPU queue instead. Running
 on the CPU inside a GPU job would finish too, but slower, on a dearer instance, and with the job
 record saying "gpu".
@@ -73,13 +74,14 @@ def settings_for_device(settings: AnalysisSettings, device: WorkerDevice) -> Ana
 
 
 def require_gpu(settings: AnalysisSettings, runtime: RuntimeSettings) -> None:
-    """Raise GpuUnavailableError unless the GPU delegate starts with this job's model."""
-    from posereel.modelstore import resolve_model
-    from posereel.pose import PoseEstimator
+    """Raise GpuUnavailableError unless the person detector runs on the GPU with this job's
+    models (ONNX Runtime's CUDA execution provider)."""
+    from posereel.detection import onnx_session
+    from posereel.stages.analyze import model_files
 
-    with PoseEstimator(settings.pose, resolve_model(settings.pose.model, runtime.model_dir)) as estimator:
-        if estimator.device != "gpu":
-            raise GpuUnavailableError(estimator.device_note or "the GPU delegate did not start")
+    _, device, note = onnx_session(model_files(settings, runtime).detector, device="gpu", threads=1)
+    if device != "gpu":
+        raise GpuUnavailableError(note or "the GPU did not start")
 
 
 def stored_result(store: MediaStorePort, bucket: str, key: str, spec: ChunkSpec) -> ChunkResult | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
@@ -19,7 +20,7 @@ from posereel import grid
 from posereel.errors import ChunkMergeError, InputError
 from posereel.schemas import ChunkResult, ChunkSpec, FramePoses
 from posereel.settings import TrackingSettings
-from posereel.tracking import PoseArrays, drop_short_tracks, pose_similarity
+from posereel.similarity import PoseArrays, pose_similarity
 
 
 def plan_chunks(
@@ -205,22 +206,29 @@ def _stitch(
     }
 
 
+@dataclass(frozen=True)
+class Stitched:
+    """The chunks as one sequence: frames with global track ids (each grid index once), and what
+    each global track looked like (the sum of its chunk tracks' colour histograms)."""
+
+    frames: list[FramePoses]
+    appearance: dict[int, np.ndarray]
+
+
 def merge_chunk_results(
     results: Sequence[ChunkResult],
     *,
     tracking: TrackingSettings,
     min_stitch_similarity: float = 0.5,
     min_shared_frames: int = 3,
-) -> list[FramePoses]:
+) -> Stitched:
     """Merge per-chunk poses (chunk-local track ids) into one sequence with global track ids.
 
     Each grid index appears once, taken from the chunk that owns its time, in index order.
     Local tracks of consecutive chunks are matched on the frames both analysed (see
     ``_stitch``); a matched track inherits the earlier chunk's global id, an unmatched one gets
-    a new id (so chunks planned without overlap stitch nobody). Finally tracks with fewer than
-    ``tracking.min_track_frames`` detections are dropped and ids renumbered 0, 1, ... by first
-    appearance, as :func:`track_frames` does, so a one-chunk run and a chunked run number people
-    the same way. ``results`` may come in any order.
+    a new id (so chunks planned without overlap stitch nobody; posereel.linking joins what is
+    left over the whole video). ``results`` may come in any order.
     """
     ordered = _check_results(results)
     fps = ordered[0].analysis_fps
@@ -252,6 +260,7 @@ def merge_chunk_results(
         to_global.append(mapping)
 
     merged: list[FramePoses] = []
+    appearance: dict[int, np.ndarray] = {}
     for result, mapping in zip(ordered, to_global, strict=True):
         lo = grid.index_at_or_after(result.chunk.own_start_s, fps)
         hi = grid.index_at_or_after(result.chunk.own_end_s, fps)
@@ -263,4 +272,8 @@ def merge_chunk_results(
                     if p.track_id is not None
                 ]
                 merged.append(frame.model_copy(update={"persons": persons}))
-    return drop_short_tracks(merged, min_frames=tracking.min_track_frames)
+        for track in result.tracks:
+            if track.track_id in mapping:
+                gid = mapping[track.track_id]
+                appearance[gid] = appearance.get(gid, 0) + np.asarray(track.histogram, dtype=np.float64)
+    return Stitched(frames=merged, appearance=appearance)

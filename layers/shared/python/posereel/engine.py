@@ -61,8 +61,8 @@ def run_chunks(
 ) -> list[ChunkResult]:
     """analyze_chunk for every chunk, ``workers`` at a time.
 
-    Threads, not processes: MediaPipe and ffmpeg do their work outside the GIL (two threads on
-    two cores measured 1.8x one), and threads start in no time and share the loaded modules."""
+    Threads, not processes: the model runtimes (ONNX Runtime, LiteRT) and ffmpeg do their work
+    outside the GIL, and threads start in no time and share the loaded modules."""
     fps = settings.sampling.target_fps
     total = sum(
         len(grid_indices(s.start_s, s.end_s, target_fps=fps, duration_s=info.duration_s)) for s in specs

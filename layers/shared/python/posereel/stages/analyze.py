@@ -1,5 +1,6 @@
 """Stage 1, per chunk (the worker container): decode the chunk's grid frames, find the people in
-each, and track them with chunk-local ids."""
+each (posereel.pose), track them with chunk-local ids (posereel.tracking), and note what each track
+looks like (posereel.appearance) for linking over the whole video."""
 
 from __future__ import annotations
 
@@ -7,12 +8,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from posereel import tracking
-from posereel.modelstore import resolve_model
-from posereel.pose import AdaptivePoseEstimator, PoseEstimator
-from posereel.schemas import ChunkResult, ChunkSpec, FramePoses, VideoInfo
+import numpy as np
+
+from posereel import appearance, tracking
+from posereel.modelstore import DETECTOR, resolve_model
+from posereel.pose import ModelFiles, PersonFinder
+from posereel.schemas import Box, ChunkResult, ChunkSpec, FramePoses, PersonPose, TrackAppearance, VideoInfo
 from posereel.settings import AnalysisSettings, RuntimeSettings
 from posereel.video import sample_frames
+
+
+def model_files(settings: AnalysisSettings, runtime: RuntimeSettings) -> ModelFiles:
+    """The verified model files an analysis with ``settings`` runs."""
+    return ModelFiles(
+        landmarks=resolve_model(settings.pose.model, runtime.model_dir),
+        detector=resolve_model(DETECTOR.name, runtime.model_dir),
+    )
 
 
 def analyze_chunk(
@@ -24,15 +35,16 @@ def analyze_chunk(
     runtime: RuntimeSettings,
     on_frame: Callable[[int], None] | None = None,
 ) -> ChunkResult:
-    """Pose + tracking for one chunk. Track ids are local to the chunk."""
-    model_path = resolve_model(settings.pose.model, runtime.model_dir)
+    """People and their chunk-local tracks for one chunk."""
     fps = settings.sampling.target_fps
-    tracker = tracking.Tracker(settings.tracking, aspect=info.width / info.height)
+    tracker = tracking.Tracker(settings.tracking, fps=fps)
     frames: list[FramePoses] = []
+    # What each person found looks like, until their frame is tracked (one frame later).
+    described: dict[int, dict[Box, np.ndarray]] = {}
+    looks: dict[int, tuple[np.ndarray, int]] = {}
     t_decode = t_pose = t_track = 0.0
     started = time.perf_counter()
-    estimator_type = AdaptivePoseEstimator if settings.pose.adaptive else PoseEstimator
-    with estimator_type(settings.pose, model_path) as estimator:
+    with PersonFinder(settings.pose, model_files(settings, runtime), fps=fps) as finder:
         t_init = time.perf_counter() - started
         stream = sample_frames(
             source,
@@ -51,21 +63,24 @@ def analyze_chunk(
                 t_decode += t1 - t0
                 if sampled is None:
                     break
-                persons = estimator.detect(sampled.rgb, round(sampled.t_s * 1000))
+                persons = finder.find(sampled.rgb, sampled.index)
                 t2 = time.perf_counter()
-                frames.append(
-                    tracker.update(FramePoses(index=sampled.index, t_s=sampled.t_s, persons=persons))
-                )
+                described[sampled.index] = _describe(sampled.rgb, persons)
+                done = tracker.update(FramePoses(index=sampled.index, t_s=sampled.t_s, persons=persons))
+                if done is not None:
+                    _note_looks(looks, described.pop(done.index), done)
+                    frames.append(done)
                 t_pose += t2 - t1
                 t_track += time.perf_counter() - t2
                 if on_frame is not None:
                     on_frame(1)
         finally:
             stream.close()
-        device, device_note = estimator.device, estimator.device_note
-    t0 = time.perf_counter()
-    frames = tracking.drop_short_tracks(frames, min_frames=settings.tracking.min_track_frames)
-    t_track += time.perf_counter() - t0
+        done = tracker.flush()
+        if done is not None:
+            _note_looks(looks, described.pop(done.index), done)
+            frames.append(done)
+        device, device_note, detector_runs = finder.device, finder.device_note, finder.detector_runs
     return ChunkResult(
         chunk=chunk,
         video=info,
@@ -74,11 +89,40 @@ def analyze_chunk(
         device=device,
         device_note=device_note,
         frames=frames,
+        tracks=[
+            TrackAppearance(track_id=tid, histogram=[round(float(v), 5) for v in hist], seen=seen)
+            for tid, (hist, seen) in sorted(looks.items())
+        ],
         timings_s={
             "model_load": round(t_init, 4),
             "decode_wait": round(t_decode, 4),
             "pose": round(t_pose, 4),
             "tracking": round(t_track, 4),
+            "detector_runs": float(detector_runs),
             "total": round(time.perf_counter() - started, 4),
         },
     )
+
+
+def _describe(rgb: np.ndarray, persons: list[PersonPose]) -> dict[Box, np.ndarray]:
+    """Each person's look (posereel.appearance), by box (unique within a frame)."""
+    if not persons:
+        return {}
+    hsv = appearance.hsv_frame(rgb)
+    out = {}
+    for person in persons:
+        look = appearance.describe(hsv, person)
+        if look is not None:
+            out[person.box] = look
+    return out
+
+
+def _note_looks(
+    looks: dict[int, tuple[np.ndarray, int]], described: dict[Box, np.ndarray], frame: FramePoses
+) -> None:
+    for person in frame.persons:
+        look = described.get(person.box)
+        if look is None or person.track_id is None:
+            continue
+        total, seen = looks.get(person.track_id, (np.zeros(appearance.SIZE, np.float32), 0))
+        looks[person.track_id] = (total + look, seen + 1)

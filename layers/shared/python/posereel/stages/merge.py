@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 
 from posereel import chunks as chunking
-from posereel import metrics, motion, segments
-from posereel.schemas import AnalysisResult, ChunkResult, EnergySeries, TracksFile, TrackSummary
+from posereel import linking, metrics, motion, segments
+from posereel.schemas import AnalysisResult, ChunkResult, EnergySeries, FramePoses, TracksFile, TrackSummary
 from posereel.settings import AnalysisSettings
 
 
@@ -27,9 +27,16 @@ def merge_chunks(
 ) -> Merged:
     """Stitch chunk results and measure: motion energy, segments, metrics, primary subject, reel windows."""
     started = time.perf_counter()
-    frames = chunking.merge_chunk_results(results, tracking=settings.tracking)
+    stitched = chunking.merge_chunk_results(results, tracking=settings.tracking)
     info = results[0].video
     fps = results[0].analysis_fps
+    frames = linking.link_tracks(
+        stitched.frames,
+        fps=fps,
+        aspect=info.width / info.height,
+        settings=settings.tracking,
+        appearance=stitched.appearance,
+    )
     if range_s is None:
         ordered = sorted(results, key=lambda r: r.chunk.index)
         range_s = (ordered[0].chunk.own_start_s, ordered[-1].chunk.own_end_s)
@@ -52,6 +59,7 @@ def merge_chunks(
     track_metrics = metrics.track_metrics(
         frames, range_s=range_s, fps=fps, width=info.width, height=info.height
     )
+    scores = _mean_scores(frames)
     summaries = [
         TrackSummary(
             track_id=tid,
@@ -59,6 +67,7 @@ def merge_chunks(
             last_s=float(e.t_s[-1]),
             frames=e.frames_seen,
             mean_energy=round(e.mean_energy, 4),
+            score=round(scores.get(tid, 0.0), 3),
             is_primary=tid == primary,
         )
         for tid, e in sorted(energies.items())
@@ -91,3 +100,12 @@ def merge_chunks(
         timings_s=timings,
     )
     return Merged(result=result, tracks=TracksFile(video=info, analysis_fps=fps, frames=frames))
+
+
+def _mean_scores(frames: list[FramePoses]) -> dict[int, float]:
+    sums: dict[int, list[float]] = {}
+    for frame in frames:
+        for p in frame.persons:
+            if p.track_id is not None:
+                sums.setdefault(p.track_id, []).append(p.score)
+    return {tid: sum(v) / len(v) for tid, v in sums.items()}
