@@ -61,13 +61,13 @@ _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 # reported by a scanner. Every anti-virus product detects it; it is harmless.
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 _TEST_SIGNATURE = "PoseReel.Test.EICAR"
-# Quiet MediaPipe's native logging in the workers; the rest of their environment is POSEREEL_*.
-_WORKER_QUIET_ENV = {"GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
+# Quiet LiteRT's native logging in the workers; the rest of their environment is POSEREEL_*.
+_WORKER_LOCAL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 # No X-Ray daemon here: Powertools' tracer would try to send every segment to one.
 _FUNCTION_LOCAL_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
 # What the local stack adds to the environment the resource description gives (the drift test
 # allows these, and only these, on top of the CDK app's variables).
-LOCAL_ONLY_ENV = {**_WORKER_QUIET_ENV, **_FUNCTION_LOCAL_ENV}
+LOCAL_ONLY_ENV = {**_WORKER_LOCAL_ENV, **_FUNCTION_LOCAL_ENV}
 # Functions no job calls (in AWS a schedule runs them): created, but not pre-warmed.
 _UNSCHEDULED_FUNCTIONS = frozenset({"watchdog"})
 
@@ -307,7 +307,7 @@ class LocalStack:
         environment = settings_environment(settings)
         functions = self._create_functions(names, role, environment)
         self._prewarm(account, region, [key for key in functions if key not in _UNSCHEDULED_FUNCTIONS])
-        queues, definitions = self._create_batch(names, role, {**environment, **_WORKER_QUIET_ENV})
+        queues, definitions = self._create_batch(names, role, {**environment, **_WORKER_LOCAL_ENV})
         substitutions = workflow_substitutions(
             function_arns=functions,
             jobs_table=settings.jobs_table,

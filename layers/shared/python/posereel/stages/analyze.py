@@ -44,7 +44,8 @@ def analyze_chunk(
     looks: dict[int, tuple[np.ndarray, int]] = {}
     t_decode = t_pose = t_track = 0.0
     started = time.perf_counter()
-    with PersonFinder(settings.pose, model_files(settings, runtime), fps=fps) as finder:
+    threads = runtime.model_threads()
+    with PersonFinder(settings.pose, model_files(settings, runtime), fps=fps, threads=threads) as finder:
         t_init = time.perf_counter() - started
         stream = sample_frames(
             source,
