@@ -16,9 +16,7 @@ from posereel import engine
 from posereel.chunks import plan_chunks
 from posereel.schemas import AnalysisResult, Segment, TracksFile
 from posereel.settings import AnalysisSettings, ChunkSettings, RuntimeSettings
-from posereel.stages.analyze import analyze_chunk
 from posereel.stages.compile import Outputs
-from posereel.video import probe
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
@@ -175,45 +173,3 @@ def test_every_artefact_is_written_and_readable(analyse):
     assert json.loads(o.result.read_text())["schema_version"] == "2"
     primary = [m for m in run.result.metrics if m.track_id == run.result.primary_track_id]
     assert primary and primary[0].coverage_pct > 90
-
-
-# --- one chunk at a time ------------------------------------------------------------------------
-
-
-@pytest.mark.media
-@pytest.mark.parametrize(
-    ("name", "check"),
-    [
-        pytest.param("hybrik_taiji", "one_long_track", id="taiji"),
-        pytest.param("sports2d_walk_in_out", "one_long_track", id="walk_in_out"),
-        pytest.param("sports2d_fitness_lateral_raise", "one_long_track", id="lateral_raise"),
-        pytest.param("pets2009_vtest_crowd_walking", "several_people", id="pets2009"),
-    ],
-)
-def test_real_footage_tracks(name: str, check: str, clip, models_dir) -> None:
-    # Given a real clip analysed as one chunk
-    source = clip(name)
-    runtime = RuntimeSettings(model_dir=models_dir)
-    info = probe(source, ffprobe=runtime.ffprobe)
-    settings = AnalysisSettings()
-    [chunk] = plan_chunks(
-        info.duration_s,
-        chunk_seconds=info.duration_s + 1,
-        overlap_seconds=0,
-        grid_fps=settings.sampling.target_fps,
-    )
-    result = analyze_chunk(source, chunk, info=info, settings=settings, runtime=runtime)
-    frames = result.frames
-    for f in frames:
-        ids = [p.track_id for p in f.persons]
-        assert None not in ids and len(ids) == len(set(ids)), f"frame {f.index} gives one id twice: {ids}"
-    counts: dict[int | None, int] = {}
-    for f in frames:
-        for p in f.persons:
-            counts[p.track_id] = counts.get(p.track_id, 0) + 1
-    detections = sum(counts.values())
-    # Then the main person keeps one id, or several people are told apart
-    if check == "one_long_track":
-        assert max(counts.values()) >= 0.95 * detections, counts
-    else:
-        assert len([t for t, n in counts.items() if n >= 3]) >= 3, counts

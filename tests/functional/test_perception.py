@@ -135,6 +135,16 @@ def test_walk_in_out_is_one_person_one_id(perceive) -> None:
     assert s.recall >= 0.95 and s.precision >= 0.95
 
 
+@pytest.mark.parametrize("name", ["hybrik_taiji", "sports2d_walk_in_out", "sports2d_fitness_lateral_raise"])
+def test_one_person_clips_keep_one_id(perceive, name: str) -> None:
+    # The single-person checks of issue 2: one person, one id, seen in nearly every frame
+    merged = perceive(name)
+    tracks = spans(merged.tracks.frames)
+    assert len(tracks) == 1, {t: len(s) for t, s in tracks.items()}
+    [primary] = [t.track_id for t in merged.result.tracks if t.is_primary]
+    assert primary in tracks
+
+
 # --- the same answer however the video is chunked ---------------------------------------------------
 
 
