@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from posereel.errors import ObjectNotFoundError
+from posereel.errors import ObjectNotFoundError, TransientError
 from posereel.jobs import JobError, JobRecord, JobResult, JobStatus, SourceObject
 from posereel.pipeline.ports import (
     ExecutionInfo,
@@ -161,7 +161,13 @@ class FakeMediaStore:
         obj = self.objects.get((bucket, key))
         if obj is None:
             return None
-        return ObjectInfo(bucket=bucket, key=key, size_bytes=len(obj.data), content_type=obj.content_type)
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size_bytes=len(obj.data),
+            content_type=obj.content_type,
+            etag=_etag(obj.data),
+        )
 
     def read_bytes(self, bucket: str, key: str, *, length: int | None = None) -> bytes:
         data = self._get(bucket, key).data
@@ -197,6 +203,15 @@ class FakeMediaStore:
 
     def presigned_get(self, bucket: str, key: str, *, expires_in_s: int) -> str:
         return f"https://{bucket}.example/{key}"
+
+    def copy(self, bucket: str, key: str, *, dest_bucket: str, dest_key: str, if_match: str | None) -> None:
+        obj = self._get(bucket, key)
+        if if_match is not None and if_match != _etag(obj.data):
+            raise TransientError(f"s3://{bucket}/{key} changed while it was copied")
+        self.objects[(dest_bucket, dest_key)] = StoredObject(obj.data, obj.content_type)
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.objects.pop((bucket, key), None)
 
     def move(
         self, bucket: str, key: str, *, dest_bucket: str, dest_key: str, tags: Mapping[str, str]

@@ -11,8 +11,8 @@ const KEY_STORAGE = "posereel.key";
 
 const STAGES = {
   UPLOAD: "Waiting for the upload",
-  VALIDATE: "Checking the file",
   SCAN: "Virus scan",
+  VALIDATE: "Checking the file",
   PLAN: "Planning",
   ANALYZE: "Tracking poses",
   MERGE: "Merging",

@@ -7,10 +7,12 @@ from typing import Any
 from posereel.observability import lambda_boundary
 from posereel.pipeline.events import parse_s3_event
 from posereel.pipeline.start import start_jobs
-from posereel_functions import job_store, settings, workflow
+from posereel_functions import job_store, media_store, settings, workflow
 
 
 @lambda_boundary
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result = start_jobs(parse_s3_event(event), settings=settings(), jobs=job_store(), workflow=workflow())
+    result = start_jobs(
+        parse_s3_event(event), settings=settings(), jobs=job_store(), workflow=workflow(), media=media_store()
+    )
     return result.model_dump(mode="json")

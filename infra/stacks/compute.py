@@ -90,9 +90,8 @@ class ComputeStack(Stack):
             "WorkerRole",
             role_name=f"{names.prefix}-worker",
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description="PoseReel chunk worker: reads uploads and plans, writes chunk results",
+            description="PoseReel chunk worker: reads the scanned copy and the plan, writes chunk results",
         )
-        storage.uploads.grant_read(self.worker_role, "uploads/*")
         storage.results.grant_read_write(self.worker_role, "work/*")
 
         self.worker_environment = worker_environment
@@ -115,9 +114,9 @@ class ComputeStack(Stack):
                 "AwsSolutions-IAM4": "The container instance role policy "
                 "(AmazonEC2ContainerServiceforEC2Role) and the ECS task execution policy are AWS managed; "
                 "no narrower managed equivalent exists.",
-                "AwsSolutions-IAM5": "Object-level S3 grants are scoped to the uploads/ and work/ "
-                "prefixes of our buckets; ECR GetAuthorizationToken and log actions of the execution role "
-                "need '*' (AWS).",
+                "AwsSolutions-IAM5": "Object-level S3 grants are scoped to the work/ prefix of the "
+                "results bucket; ECR GetAuthorizationToken and log actions of the execution role need '*' "
+                "(AWS).",
                 "AwsSolutions-EC23": "Security group allows outbound only; the rule reported is the egress "
                 "default.",
             },

@@ -125,16 +125,23 @@ class PipelineStack(Stack):
         roles["finalize"].add_to_policy(
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions_arn])
         )
-        uploads.grant_read(roles["validate"], "uploads/*")
+        # The start function deletes what is posted after scan took the upload (a form used twice).
+        uploads.grant_delete(roles["start"], "uploads/*")
+        results.grant_read(roles["start"], "work/*")
+        # Scan takes the upload: copies it to work/{job}/source/, deletes it from uploads/, and
+        # moves an infected copy to quarantine. Every later stage reads the copy only.
         uploads.grant_read(roles["scan"], "uploads/*")
-        uploads.grant_delete(roles["scan"], "uploads/*")  # an infected upload is moved away
+        uploads.grant_delete(roles["scan"], "uploads/*")
+        results.grant_read_write(roles["scan"], "work/*")
+        results.grant_delete(roles["scan"], "work/*")
         quarantine.grant_read_write(roles["scan"])
         results.grant_read(roles["scan"], f"{CLAMAV_PREFIX}*")
-        uploads.grant_read(roles["plan"], "uploads/*")
+        results.grant_read(roles["validate"], "work/*")
+        results.grant_delete(roles["validate"], "work/*")  # a rejected file is deleted
         results.grant_read_write(roles["plan"], "work/*")
+        results.grant_delete(roles["plan"], "work/*")
         jobs.grant(roles["plan"], "dynamodb:GetItem", "dynamodb:UpdateItem")
         results.grant_read_write(roles["merge"], "work/*")
-        uploads.grant_read(roles["compile"], "uploads/*")
         results.grant_read(roles["compile"], "work/*")
         results.grant_read_write(roles["compile"], "results/*")
         jobs.grant(roles["compile"], "dynamodb:GetItem", "dynamodb:UpdateItem")

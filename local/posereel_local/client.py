@@ -131,15 +131,13 @@ class ApiClient:
         _, payload = self._request(Request(self.base_url + path, data=data, method=method, headers=headers))
         return json.loads(payload) if payload else None
 
-    def create_upload(self, path: Path, *, content_type: str) -> Upload:
+    def create_upload(self, path: Path, *, content_type: str, size_bytes: int | None = None) -> Upload:
+        """Announce ``path`` (``size_bytes``: another size to announce than the file's)."""
+        size = path.stat().st_size if size_bytes is None else size_bytes
         answer = self._json(
             "POST",
             "/uploads",
-            {
-                "files": [
-                    {"filename": path.name, "size_bytes": path.stat().st_size, "content_type": content_type}
-                ]
-            },
+            {"files": [{"filename": path.name, "size_bytes": size, "content_type": content_type}]},
         )
         return Upload.from_ticket(answer["uploads"][0])
 

@@ -1,5 +1,6 @@
 """scan handler on moto S3 with the real clamscan and a database built here (the official one
-cannot be downloaded): infected uploads are quarantined, tagged and removed from uploads."""
+cannot be downloaded): uploads are copied out of uploads/ (conditionally, on moto's S3) before the
+scan; infected ones are quarantined, tagged and removed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from posereel.pipeline.files import source_key
 from posereel_functions import scan
 from tests.builders import (
     JOB,
@@ -75,11 +77,17 @@ def test_an_infected_upload_is_quarantined_tagged_removed_and_rejected(
     assert boundary_error(again) == (kind, payload)
 
 
-def test_a_clean_clip_passes_and_stays(aws: PipelineAws, clip: Callable[[str], Path]) -> None:
+def test_a_clean_clip_is_copied_out_of_uploads_and_passes(
+    aws: PipelineAws, clip: Callable[[str], Path]
+) -> None:
     aws.put_upload(clip("mmaction2_basketball"), upload_key())
     result = scan.handler(stage_event(), LambdaContext())
     assert result["clean"] is True and result["engine"].startswith("ClamAV ")
-    assert aws.keys(UPLOADS) == [upload_key()] and aws.keys(QUARANTINE) == []
+    pinned = source_key(JOB, "clip.mp4")
+    assert result["source"] == {"bucket": RESULTS, "key": pinned}
+    assert aws.keys(UPLOADS) == [] and aws.keys(QUARANTINE) == []
+    copied = aws.client("s3").get_object(Bucket=RESULTS, Key=pinned)["Body"].read()
+    assert copied == clip("mmaction2_basketball").read_bytes()
 
 
 def test_a_database_in_s3_is_fetched_and_used(aws: PipelineAws, database: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from posereel import engine
 from posereel.aws.jobstore import JobStore
-from posereel.jobs import JobStatus, Stage, upload_key
+from posereel.jobs import STAGE_ORDER, JobStatus, Stage, upload_key
 from posereel.pipeline.api import JobView
 from posereel.pipeline.files import chunk_key, plan_key
 from posereel.settings import AnalysisSettings, ChunkSettings, RuntimeSettings
@@ -36,6 +36,7 @@ CHUNK_S = 8.0  # two chunks for the clip
 OVERLAP_S = 2.0
 MAX_DURATION_S = 15.0  # the clip passes; hybrik_taiji (17.2 s) is over-long
 TIMEOUT_S = 240.0
+STAGE_INDEX = {stage: index for index, stage in enumerate(STAGE_ORDER)}
 
 
 @pytest.fixture(scope="module")
@@ -229,23 +230,87 @@ def assert_rejected(stack: LocalStack, record: JobView, code: str, stage: Stage)
     return done
 
 
+def _quarantined(stack: LocalStack, job_id: str) -> list[str]:
+    listing = stack.client("s3").list_objects_v2(
+        Bucket=stack.settings.quarantine_bucket, Prefix=f"quarantine/{job_id}/"
+    )
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+def _job_objects(stack: LocalStack, job_id: str) -> list[str]:
+    """Every object of the job outside quarantine: its upload, work files and results."""
+    s3, settings = stack.client("s3"), stack.settings
+    return [
+        f"{bucket}/{o['Key']}"
+        for bucket, prefix in (
+            (settings.uploads_bucket, f"uploads/{job_id}/"),
+            (settings.results_bucket, f"work/{job_id}/"),
+            (settings.results_bucket, f"results/{job_id}/"),
+        )
+        for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    ]
+
+
 def test_infected_upload_is_rejected_and_quarantined(
     stack: LocalStack, api: ApiClient, clip: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    # A real video (so it passes validation) that carries the EICAR test string.
+    # A real video (so it would pass validation) that carries the EICAR test string.
     infected = tmp_path / "infected.mp4"
     infected.write_bytes(clip(CLIP).read_bytes() + EICAR)
     record = submit_and_wait(api, infected)
     assert_rejected(stack, record, "MALWARE", Stage.SCAN)
     assert record.error is not None and "EICAR" in record.error.message
-    s3 = stack.client("s3")
-    assert record.source is not None
-    with pytest.raises(s3.exceptions.ClientError):
-        s3.head_object(Bucket=stack.settings.uploads_bucket, Key=record.source.key)
-    quarantined = s3.list_objects_v2(
-        Bucket=stack.settings.quarantine_bucket, Prefix=f"quarantine/{record.job_id}/"
+    assert _job_objects(stack, record.job_id) == []
+    assert _quarantined(stack, record.job_id) == [f"quarantine/{record.job_id}/infected.mp4"]
+
+
+def test_the_eicar_file_alone_is_scanned_before_anything_parses_it(
+    stack: LocalStack, api: ApiClient, tmp_path: Path
+) -> None:
+    # Not a video at all: the scan, which comes first, must still see it (not "NOT_A_VIDEO").
+    alone = tmp_path / "eicar.mp4"
+    alone.write_bytes(EICAR)
+    record = submit_and_wait(api, alone)
+    assert_rejected(stack, record, "MALWARE", Stage.SCAN)
+    assert _job_objects(stack, record.job_id) == []
+    assert _quarantined(stack, record.job_id) == [f"quarantine/{record.job_id}/eicar.mp4"]
+
+
+def test_a_form_posted_again_after_acceptance_changes_nothing_that_is_analysed(
+    stack: LocalStack, api: ApiClient, clip: Callable[[str], Path], tmp_path: Path
+) -> None:
+    # Given a short clean clip, and a longer one carrying the EICAR string for the second post
+    clean = tmp_path / "clip.mp4"
+    cut = ["ffmpeg", "-v", "error", "-y", "-i", str(clip(CLIP)), "-t", "2.5", "-c", "copy", str(clean)]
+    subprocess.run(cut, check=True)
+    swapped = tmp_path / "swapped.mp4"
+    swapped.write_bytes(clip(CLIP).read_bytes() + EICAR)
+    # When the form (valid for minutes) is used for the clean clip, then again once it was accepted
+    upload = api.create_upload(clean, content_type="video/mp4", size_bytes=swapped.stat().st_size)
+    api.upload_file(upload, clean, content_type="video/mp4")
+    wait_until(
+        lambda: (
+            (view := api.get_job(upload.job_id)).status.terminal
+            or STAGE_INDEX[view.stage] > STAGE_INDEX[Stage.SCAN]
+        ),
+        what="the scan to accept the clean clip",
+        timeout_s=TIMEOUT_S,
     )
-    assert [o["Key"] for o in quarantined["Contents"]] == [f"quarantine/{record.job_id}/infected.mp4"]
+    api.upload_file(upload, swapped, content_type="video/mp4")
+    record = api.wait(upload.job_id, timeout_s=TIMEOUT_S, poll_s=0.2)
+    # Then the clean clip is what was analysed, the second file is gone and nothing was quarantined
+    assert record.status == JobStatus.SUCCEEDED, record
+    s3 = stack.client("s3")
+    plan = json.loads(
+        s3.get_object(Bucket=stack.settings.results_bucket, Key=plan_key(upload.job_id))["Body"].read()
+    )
+    assert plan["video"]["duration_s"] == pytest.approx(2.5, abs=0.2)
+    uploads = stack.settings.uploads_bucket
+    wait_until(
+        lambda: s3.list_objects_v2(Bucket=uploads, Prefix=f"uploads/{upload.job_id}/")["KeyCount"] == 0,
+        what="the second post to be deleted",
+    )
+    assert _quarantined(stack, upload.job_id) == []
 
 
 def _text(path: Path) -> None:
@@ -313,7 +378,13 @@ def test_zero_byte_upload_is_refused_by_the_api_and_rejected_by_the_pipeline(
         Bucket=stack.settings.uploads_bucket, Key=upload_key(job_id, "empty.mp4"), Body=b""
     )
     record = wait_in_table(stack, job_id)
-    assert_rejected(stack, record, "EMPTY_FILE", Stage.VALIDATE)
+    assert_rejected(stack, record, "EMPTY_FILE", Stage.SCAN)
+    assert (
+        stack.client("s3")
+        .list_objects_v2(Bucket=stack.settings.uploads_bucket, Prefix=f"uploads/{job_id}/")
+        .get("KeyCount")
+        == 0
+    ), "a rejected upload is deleted at once"
 
 
 # -- at-least-once delivery, and nothing left behind --------------------------------------------

@@ -1,4 +1,5 @@
-"""scan: infected uploads are quarantined with their threat named; re-runs give the same answer;
+"""scan: the upload is copied out of the clients' reach and the copy scanned; a form posted again
+changes nothing; empty, oversized and infected uploads never stay; re-runs give the same answer;
 the ClamAV adapter explains a missing database or binary."""
 
 from __future__ import annotations
@@ -7,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from posereel.errors import MalwareError, ToolError, VideoNotFoundError
+from posereel.errors import InputError, MalwareError, ToolError, TransientError, VideoNotFoundError
 from posereel.pipeline.events import ScanEvent, SourceRef
+from posereel.pipeline.files import source_key
+from posereel.pipeline.ports import ObjectInfo
 from posereel.pipeline.scan import JOB_TAG, THREAT_TAG, ClamAV, resolve_clamav_db, scan_upload, tag_value
-from tests.builders import QUARANTINE, UPLOADS, pipeline_settings
+from tests.builders import QUARANTINE, RESULTS, UPLOADS, pipeline_settings
 from tests.fakes import FakeMediaStore, FakeScanner
 
 JOB = "0123456789abcdef0123456789abcdef"
@@ -19,12 +22,68 @@ EVENT = ScanEvent(job_id=JOB, source=SourceRef(bucket=UPLOADS, key=KEY))
 BAD = b"pretend this is malware"
 
 
-def test_a_clean_upload_passes_and_stays() -> None:
+PINNED = source_key(JOB, "clip.mp4")
+
+
+def test_a_clean_upload_is_taken_out_of_uploads_and_the_copy_is_what_later_stages_read() -> None:
     media, scanner = FakeMediaStore(), FakeScanner({BAD: "Test.Bad"})
     media.put(UPLOADS, KEY, b"fine")
     result = scan_upload(EVENT, settings=pipeline_settings(), media=media, scanner=scanner)
     assert (result.clean, result.engine) == (True, "FakeAV 1.0")
-    assert media.keys(UPLOADS) == [KEY]
+    assert result.source == SourceRef(bucket=RESULTS, key=PINNED)
+    assert media.keys(UPLOADS) == []
+    assert media.read_bytes(RESULTS, PINNED) == b"fine"
+    assert media.downloads == [(RESULTS, PINNED)], "the copy is scanned, not the upload"
+
+
+def test_a_form_posted_again_after_the_scan_changes_nothing_that_is_analysed() -> None:
+    # Given a clean upload taken by the scan
+    media, scanner = FakeMediaStore(), FakeScanner({BAD: "Test.Bad"})
+    media.put(UPLOADS, KEY, b"fine")
+    settings = pipeline_settings()
+    first = scan_upload(EVENT, settings=settings, media=media, scanner=scanner)
+    # When the same key is posted again, with malware, and the stage runs again (a retry)
+    media.put(UPLOADS, KEY, BAD)
+    again = scan_upload(EVENT, settings=settings, media=media, scanner=scanner)
+    # Then the accepted copy stands, unchanged
+    assert again.source == first.source
+    assert media.read_bytes(RESULTS, PINNED) == b"fine"
+
+
+def test_an_upload_replaced_between_its_check_and_its_copy_is_not_copied() -> None:
+    # Given an upload that changes after its HEAD (the form posted again at that moment)
+    media, scanner = FakeMediaStore(), FakeScanner()
+    media.put(UPLOADS, KEY, b"fine")
+    head = media.head
+
+    def head_then_replace(bucket: str, key: str) -> ObjectInfo | None:
+        info = head(bucket, key)
+        if bucket == UPLOADS:
+            media.put(UPLOADS, KEY, b"another file")
+        return info
+
+    media.head = head_then_replace  # type: ignore[method-assign]
+    # When / Then: the copy is conditional on the ETag that was checked; the retry sees the new one
+    with pytest.raises(TransientError):
+        scan_upload(EVENT, settings=pipeline_settings(), media=media, scanner=scanner)
+    assert media.keys(RESULTS) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "limits", "code"),
+    [(b"", {}, "EMPTY_FILE"), (b"x" * 101, {"max_upload_bytes": 100}, "TOO_LARGE")],
+    ids=["empty", "too-large"],
+)
+def test_an_empty_or_oversized_upload_is_deleted_unread(
+    data: bytes, limits: dict[str, int], code: str
+) -> None:
+    media, scanner = FakeMediaStore(), FakeScanner()
+    media.put(UPLOADS, KEY, data)
+    with pytest.raises(InputError) as rejected:
+        scan_upload(EVENT, settings=pipeline_settings(**limits), media=media, scanner=scanner)
+    assert rejected.value.code == code
+    assert rejected.value.message.endswith("the file was deleted")
+    assert (media.keys(UPLOADS), media.keys(RESULTS), media.downloads) == ([], [], [])
 
 
 def test_an_infected_upload_is_quarantined_tagged_and_rejected_twice_the_same_way() -> None:
@@ -37,7 +96,7 @@ def test_an_infected_upload_is_quarantined_tagged_and_rejected_twice_the_same_wa
         scan_upload(EVENT, settings=settings, media=media, scanner=scanner)
     # Then
     assert first.value.code == "MALWARE" and "Test.Bad-1" in first.value.message
-    assert media.keys(UPLOADS) == []
+    assert media.keys(UPLOADS) == [] and media.keys(RESULTS) == []
     quarantined = f"quarantine/{JOB}/clip.mp4"
     assert media.keys(QUARANTINE) == [quarantined]
     assert media.get_tags(QUARANTINE, quarantined) == {JOB_TAG: JOB, THREAT_TAG: "Test.Bad-1"}

@@ -8,7 +8,7 @@ from posereel.jobs import JobRecord, JobStatus, SourceObject
 from posereel.pipeline.events import S3ObjectRef
 from posereel.pipeline.start import start_jobs
 from tests.builders import UPLOADS, pipeline_settings
-from tests.fakes import FakeJobStore, FakeWorkflow
+from tests.fakes import FakeJobStore, FakeMediaStore, FakeWorkflow
 
 JOB = "0123456789abcdef0123456789abcdef"
 KEY = f"uploads/{JOB}/clip.mp4"
@@ -29,7 +29,7 @@ def test_an_unannounced_upload_gets_an_anonymous_queued_job_and_one_execution() 
     # Given
     jobs, workflow = FakeJobStore(), FakeWorkflow()
     # When
-    result = start_jobs([UPLOAD], settings=SETTINGS, jobs=jobs, workflow=workflow)
+    result = start_jobs([UPLOAD], settings=SETTINGS, jobs=jobs, workflow=workflow, media=FakeMediaStore())
     # Then
     assert result.started == [JOB]
     record = jobs.records[JOB]
@@ -42,7 +42,7 @@ def test_an_unannounced_upload_gets_an_anonymous_queued_job_and_one_execution() 
 
 def test_an_announced_upload_moves_to_queued_keeping_what_the_client_said() -> None:
     jobs, workflow = FakeJobStore(announced()), FakeWorkflow()
-    result = start_jobs([UPLOAD], settings=SETTINGS, jobs=jobs, workflow=workflow)
+    result = start_jobs([UPLOAD], settings=SETTINGS, jobs=jobs, workflow=workflow, media=FakeMediaStore())
     record = jobs.records[JOB]
     assert result.started == [JOB]
     assert (record.status, record.owner) == (JobStatus.QUEUED, "user-1")
@@ -55,10 +55,10 @@ def test_a_second_delivery_starts_nothing_and_changes_nothing(first_state: str) 
     # Given one delivery handled
     jobs = FakeJobStore() if first_state == "unannounced" else FakeJobStore(announced())
     workflow = FakeWorkflow()
-    start_jobs([UPLOAD], settings=SETTINGS, jobs=jobs, workflow=workflow)
+    start_jobs([UPLOAD], settings=SETTINGS, jobs=jobs, workflow=workflow, media=FakeMediaStore())
     before, writes, starts = jobs.records[JOB], jobs.writes, workflow.start_calls
     # When the same event comes again
-    result = start_jobs([UPLOAD], settings=SETTINGS, jobs=jobs, workflow=workflow)
+    result = start_jobs([UPLOAD], settings=SETTINGS, jobs=jobs, workflow=workflow, media=FakeMediaStore())
     # Then
     assert (result.started, result.already_started) == ([], [JOB])
     assert jobs.records[JOB] == before and jobs.writes == writes
@@ -70,7 +70,7 @@ def test_a_second_delivery_starts_nothing_and_changes_nothing(first_state: str) 
 )
 def test_an_upload_of_a_job_under_way_or_done_starts_nothing(status: JobStatus) -> None:
     jobs, workflow = FakeJobStore(announced(status, execution_arn="arn:x")), FakeWorkflow()
-    result = start_jobs([UPLOAD], settings=SETTINGS, jobs=jobs, workflow=workflow)
+    result = start_jobs([UPLOAD], settings=SETTINGS, jobs=jobs, workflow=workflow, media=FakeMediaStore())
     assert result.already_started == [JOB] and workflow.start_calls == 0
 
 
@@ -78,7 +78,7 @@ def test_a_queued_job_whose_start_was_interrupted_is_started() -> None:
     # Given a delivery that queued the job and died before starting the execution
     jobs, workflow = FakeJobStore(announced(JobStatus.QUEUED)), FakeWorkflow()
     # When the event is delivered again
-    result = start_jobs([UPLOAD], settings=SETTINGS, jobs=jobs, workflow=workflow)
+    result = start_jobs([UPLOAD], settings=SETTINGS, jobs=jobs, workflow=workflow, media=FakeMediaStore())
     # Then
     assert result.started == [JOB] and jobs.records[JOB].execution_arn == workflow.execution_arn(JOB)
 
@@ -101,7 +101,7 @@ def test_a_racing_delivery_starts_no_second_execution() -> None:
     current = announced(JobStatus.QUEUED, execution_arn=arn)
     jobs = StaleReads(stale=announced(JobStatus.QUEUED), current=current)
     # When
-    result = start_jobs([UPLOAD], settings=SETTINGS, jobs=jobs, workflow=workflow)
+    result = start_jobs([UPLOAD], settings=SETTINGS, jobs=jobs, workflow=workflow, media=FakeMediaStore())
     # Then no second execution, and the record still names the one there is
     assert result.started + result.already_started == [JOB]
     assert len(workflow.executions) == 1 and jobs.records[JOB].execution_arn == arn
@@ -120,12 +120,12 @@ def test_a_racing_delivery_starts_no_second_execution() -> None:
 )
 def test_objects_that_are_no_jobs_upload_are_ignored(obj: S3ObjectRef) -> None:
     jobs, workflow = FakeJobStore(), FakeWorkflow()
-    result = start_jobs([obj], settings=SETTINGS, jobs=jobs, workflow=workflow)
+    result = start_jobs([obj], settings=SETTINGS, jobs=jobs, workflow=workflow, media=FakeMediaStore())
     assert result.ignored == [obj.key] and jobs.records == {} and workflow.start_calls == 0
 
 
 def test_a_second_file_under_an_announced_job_is_ignored() -> None:
     jobs, workflow = FakeJobStore(announced()), FakeWorkflow()
     other = S3ObjectRef(bucket=UPLOADS, key=f"uploads/{JOB}/other.mp4")
-    result = start_jobs([other], settings=SETTINGS, jobs=jobs, workflow=workflow)
+    result = start_jobs([other], settings=SETTINGS, jobs=jobs, workflow=workflow, media=FakeMediaStore())
     assert result.ignored == [other.key] and jobs.records[JOB].status == JobStatus.AWAITING_UPLOAD

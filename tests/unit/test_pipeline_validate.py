@@ -14,14 +14,15 @@ from posereel.errors import (
     VideoNotFoundError,
 )
 from posereel.pipeline.events import SourceRef, ValidateEvent
+from posereel.pipeline.files import source_key
 from posereel.pipeline.validate import check_limits, validate_upload
 from posereel.schemas import VideoInfo
 from posereel.video import sniff_container
-from tests.builders import UPLOADS, pipeline_settings
+from tests.builders import RESULTS, pipeline_settings
 from tests.fakes import FakeMediaStore
 
 JOB = "0123456789abcdef0123456789abcdef"
-KEY = f"uploads/{JOB}/clip.mp4"
+KEY = source_key(JOB, "clip.mp4")  # the copy scan accepted
 
 
 def ts_packets(step: int, offset: int, count: int) -> bytes:
@@ -100,7 +101,7 @@ def test_limits(video: VideoInfo, limits: dict[str, object], error: type[InputEr
         assert raised.value.code == error.code
 
 
-EVENT = ValidateEvent(job_id=JOB, source=SourceRef(bucket=UPLOADS, key=KEY))
+EVENT = ValidateEvent(job_id=JOB, source=SourceRef(bucket=RESULTS, key=KEY))
 MP4_HEAD = b"\x00\x00\x00\x20ftypisom" + bytes(200)
 
 
@@ -114,16 +115,19 @@ MP4_HEAD = b"\x00\x00\x00\x20ftypisom" + bytes(200)
     ],
     ids=["missing", "empty", "text", "too-large"],
 )
-def test_cheap_rejections_happen_before_any_download(
+def test_cheap_rejections_happen_before_any_download_and_delete_the_file(
     stored: bytes | None, limits: dict[str, int], error: type[InputError], code: str
 ) -> None:
     # Given
     media = FakeMediaStore()
     if stored is not None:
-        media.put(UPLOADS, KEY, stored)
+        media.put(RESULTS, KEY, stored)
     # When
     with pytest.raises(error) as raised:
         validate_upload(EVENT, settings=pipeline_settings(**limits), media=media)
     # Then
     assert raised.value.code == code
     assert media.downloads == []
+    assert media.keys(RESULTS) == []
+    assert raised.value.message.endswith("the file was deleted") == (stored is not None)
+    assert "s3://" not in raised.value.message and RESULTS not in raised.value.message

@@ -103,7 +103,7 @@ def test_stages_are_marked_in_order(workflow: dict[str, Any]) -> None:
         name = states[name]["Next"]
     assert order == [
         "Configure", "OpenRecord",
-        "MarkValidating", "Validate", "MarkScanning", "Scan", "MarkPlanning", "Plan",
+        "MarkScanning", "Scan", "MarkValidating", "Validate", "MarkPlanning", "Plan",
         "MarkAnalyzing", "Analyze", "MarkMerging", "Merge", "MarkCompiling", "Compile", "MarkSucceeded",
     ]  # fmt: skip
     for marker in [n for n in order if n.startswith("Mark") and n != "MarkSucceeded"]:

@@ -40,7 +40,7 @@ def validate(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def scan(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if scenario(event) == "infected":
         raise MalwareError("clip.mp4 is infected (Test.Signature)")
-    return {"clean": True, "engine": "scripted"}
+    return {"clean": True, "engine": "scripted", "source": event["source"]}
 
 
 @lambda_boundary

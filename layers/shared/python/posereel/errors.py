@@ -8,6 +8,8 @@ means trying again may help.
 
 from __future__ import annotations
 
+import copy
+
 
 class PoseReelError(Exception):
     """Base of every error PoseReel raises on purpose."""
@@ -19,6 +21,13 @@ class PoseReelError(Exception):
         self.message = message
         if code is not None:
             self.code = code
+
+    def amended(self, text: str) -> PoseReelError:
+        """The same error (class, code, fields) with ``text`` added to its message."""
+        clone = copy.copy(self)
+        clone.message = f"{self.message}; {text}"
+        clone.args = (clone.message,)
+        return clone
 
 
 class InputError(PoseReelError):

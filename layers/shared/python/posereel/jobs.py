@@ -32,8 +32,8 @@ class JobStatus(StrEnum):
 
 class Stage(StrEnum):
     UPLOAD = "UPLOAD"
-    VALIDATE = "VALIDATE"
     SCAN = "SCAN"
+    VALIDATE = "VALIDATE"
     PLAN = "PLAN"
     ANALYZE = "ANALYZE"
     MERGE = "MERGE"
@@ -44,8 +44,8 @@ class Stage(StrEnum):
 # Share of the whole job each stage represents, for the progress bar (sums to 100).
 STAGE_WEIGHTS: dict[Stage, float] = {
     Stage.UPLOAD: 0,
-    Stage.VALIDATE: 3,
     Stage.SCAN: 4,
+    Stage.VALIDATE: 3,
     Stage.PLAN: 3,
     Stage.ANALYZE: 75,
     Stage.MERGE: 5,

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from posereel.aws._errors import error_code, transient_errors
-from posereel.errors import ObjectNotFoundError
+from posereel.errors import ObjectNotFoundError, TransientError
 from posereel.pipeline.ports import ObjectInfo, PresignedPost, UploadedPart
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -25,6 +25,8 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket", "NoSuchUpload"})
 # CompleteMultipartUpload's answers to a wrong part list.
 _REFUSED_PARTS = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML"})
+# A conditional request whose condition no longer holds (the object was replaced).
+_CHANGED = frozenset({"PreconditionFailed", "412"})
 _DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
 # Browser uploads must declare a video type; the validate stage checks the bytes anyway.
 UPLOAD_CONTENT_TYPE_PREFIX = "video/"
@@ -114,6 +116,22 @@ class MediaStore:
                     "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in_s
                 )
             )
+
+    def copy(self, bucket: str, key: str, *, dest_bucket: str, dest_key: str, if_match: str | None) -> None:
+        """Managed copy (multipart above 8 MB, so objects of any size); with ``if_match`` every
+        request of it is conditional on the source's ETag."""
+        extra = {"CopySourceIfMatch": if_match} if if_match else None
+        try:
+            with _missing_as_not_found(bucket, key):
+                self._client.copy({"Bucket": bucket, "Key": key}, dest_bucket, dest_key, ExtraArgs=extra)
+        except ClientError as exc:
+            if error_code(exc) in _CHANGED:
+                raise TransientError(f"s3://{bucket}/{key} changed while it was copied") from exc
+            raise
+
+    def delete(self, bucket: str, key: str) -> None:
+        with transient_errors(f"deleting s3://{bucket}/{key}"):
+            self._client.delete_object(Bucket=bucket, Key=key)
 
     def move(
         self, bucket: str, key: str, *, dest_bucket: str, dest_key: str, tags: Mapping[str, str]

@@ -32,7 +32,8 @@ class SourceRef(_Event):
 
 
 class JobSourceEvent(_Event):
-    """Input of the stages that read the upload: validate, scan, plan."""
+    """Input of the stages that read the upload: scan (the upload as posted), then validate and
+    plan (the copy scan accepted)."""
 
     job_id: str = Field(min_length=1)
     source: SourceRef
@@ -103,6 +104,7 @@ class ValidateResult(_Result):
 class ScanResult(_Result):
     clean: Literal[True] = True
     engine: str
+    source: SourceRef  # the accepted copy, which every later stage reads
 
 
 class ChunkRef(_Result):

@@ -1,5 +1,7 @@
 """The files of a job in the results bucket, and where they live.
 
+``work/{job_id}/source/{name}``          the accepted upload: scan copies it here (no client can
+                                         write it), and every later stage reads this copy only
 ``work/{job_id}/plan.json``              PlanFile, written by plan, read by the workers, merge, compile
 ``work/{job_id}/chunks/{index:04d}.json`` ChunkResult, written by the worker of that chunk
 ``work/{job_id}/merged.json``            MergedFile, written by merge, read by compile
@@ -40,6 +42,10 @@ class MergedFile(BaseModel):
     job_id: str
     result: AnalysisResult
     tracks: TracksFile
+
+
+def source_key(job_id: str, name: str) -> str:
+    return f"{work_prefix(job_id)}source/{name}"
 
 
 def plan_key(job_id: str) -> str:

@@ -1,5 +1,6 @@
-"""Plan a job's analysis: probe the upload, cut it into overlapping chunks on the analysis grid
-(posereel.chunks.plan_chunks), write work/{job_id}/plan.json and record how many chunks there are.
+"""Plan a job's analysis: probe the accepted upload (the copy scan made), cut it into
+overlapping chunks on the analysis grid (posereel.chunks.plan_chunks), write
+work/{job_id}/plan.json and record how many chunks there are.
 
 Chunk starts are moved (within half the overlap) to where the worker's seek lands just after a
 keyframe, when the keyframe list is cheap to get (demuxing packets, no decoding).
@@ -18,6 +19,7 @@ from posereel.errors import ObjectNotFoundError, VideoNotFoundError
 from posereel.pipeline.events import ChunkRef, PlanEvent, PlanResult
 from posereel.pipeline.files import PlanFile, plan_key
 from posereel.pipeline.ports import JobStorePort, MediaStorePort
+from posereel.pipeline.validate import discard_when_rejected
 from posereel.settings import AnalysisSettings, PipelineSettings
 from posereel.video import probe, seek_preroll_s
 
@@ -68,7 +70,10 @@ def plan_job(
     if plan is None:
         analysis = AnalysisSettings(chunks=settings.chunks)
         name = PurePosixPath(event.source.key).name or "video"
-        with tempfile.TemporaryDirectory(prefix="plan-", dir=workdir) as tmp:
+        with (
+            discard_when_rejected(media, event.source),
+            tempfile.TemporaryDirectory(prefix="plan-", dir=workdir) as tmp,
+        ):
             try:
                 path = media.download(event.source.bucket, event.source.key, Path(tmp) / name)
             except ObjectNotFoundError as exc:

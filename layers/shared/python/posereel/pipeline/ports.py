@@ -139,10 +139,19 @@ class MediaStorePort(Protocol):
 
     def presigned_get(self, bucket: str, key: str, *, expires_in_s: int) -> str: ...
 
+    def copy(self, bucket: str, key: str, *, dest_bucket: str, dest_key: str, if_match: str | None) -> None:
+        """Server-side copy. ``if_match``: the ETag the source must still have (TransientError
+        when it changed since, so that a stage copies exactly the object it checked)."""
+        ...
+
     def move(
         self, bucket: str, key: str, *, dest_bucket: str, dest_key: str, tags: Mapping[str, str]
     ) -> None:
         """Copy to dest with exactly these tags, then delete the original."""
+        ...
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Remove one object (nothing happens when it is gone)."""
         ...
 
     def get_tags(self, bucket: str, key: str) -> dict[str, str]: ...

@@ -1,4 +1,5 @@
-"""Virus-scan an upload with ClamAV; an infected one is moved to the quarantine bucket.
+"""Take an upload out of the clients' reach and virus-scan it with ClamAV; an infected one is
+moved to the quarantine bucket.
 
 ``clamscan`` exits 0 (clean), 1 (a signature matched: its name is on stdout) or 2 (an error: no
 or bad database, unreadable file). An error is a ToolError: retrying the same scan gives the
@@ -21,8 +22,10 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from posereel.errors import MalwareError, ObjectNotFoundError, TooLargeError, ToolError, VideoNotFoundError
-from posereel.pipeline.events import ScanEvent, ScanResult
+from posereel.pipeline.events import ScanEvent, ScanResult, SourceRef
+from posereel.pipeline.files import source_key
 from posereel.pipeline.ports import MediaStorePort
+from posereel.pipeline.validate import check_size, discard_when_rejected
 from posereel.settings import PipelineSettings
 
 log = logging.getLogger(__name__)
@@ -161,35 +164,62 @@ def scan_upload(
     scanner: Scanner,
     workdir: Path | None = None,
 ) -> ScanResult:
-    """Scan the upload; when infected, move it to quarantine (tagged with the job id and the
-    threat) and raise MalwareError naming the signature. A re-run after the move finds the
-    quarantined copy and raises the same error."""
-    bucket, key = event.source.bucket, event.source.key
-    name = PurePosixPath(key).name or "video"
+    """Take the upload out of the clients' reach, then scan it: the first stage to read a job's
+    bytes, so nothing parses a file before it is scanned.
+
+    The upload is copied (conditional on the ETag its size was checked with) to
+    work/{job_id}/source/, which no client can write, and deleted from uploads/: a form posted
+    again later changes nothing that is scanned or analysed. The copy is what is scanned and what
+    every later stage reads (the result's ``source``). An empty or oversized upload is deleted
+    and rejected; an infected one is moved to quarantine (tagged with the job id and the threat)
+    and rejected with MalwareError naming the signature. A re-run finds the copy (or the
+    quarantined file) and gives the same answer."""
+    name = PurePosixPath(event.source.key).name or "video"
+    pinned = SourceRef(bucket=settings.results_bucket, key=source_key(event.job_id, name))
     dest_key = quarantine_key(event.job_id, name)
-    with tempfile.TemporaryDirectory(prefix="scan-", dir=workdir) as tmp:
-        try:
-            path = media.download(bucket, key, Path(tmp) / name)
-        except ObjectNotFoundError:
-            if media.head(settings.quarantine_bucket, dest_key) is not None:
-                threat = media.get_tags(settings.quarantine_bucket, dest_key).get(THREAT_TAG, "unknown")
-                raise MalwareError(_malware_message(name, threat)) from None
-            raise VideoNotFoundError(f"the upload {name} is gone (s3://{bucket}/{key})") from None
-        verdict = scanner.scan(path)
+    if media.head(pinned.bucket, pinned.key) is None:
+        _take_upload(event.source, pinned, name=name, settings=settings, media=media)
+    stored = media.head(pinned.bucket, pinned.key)
+    if stored is None:
+        if media.head(settings.quarantine_bucket, dest_key) is not None:
+            threat = media.get_tags(settings.quarantine_bucket, dest_key).get(THREAT_TAG, "unknown")
+            raise MalwareError(_malware_message(name, threat))
+        raise VideoNotFoundError(f"the upload {name} is gone")
+    with discard_when_rejected(media, pinned):
+        check_size(name, stored.size_bytes, settings)
+        with tempfile.TemporaryDirectory(prefix="scan-", dir=workdir) as tmp:
+            try:
+                path = media.download(pinned.bucket, pinned.key, Path(tmp) / name)
+            except ObjectNotFoundError:
+                raise VideoNotFoundError(f"the upload {name} is gone") from None
+            verdict = scanner.scan(path)
     if verdict.clean:
-        return ScanResult(clean=True, engine=scanner.engine)
+        return ScanResult(clean=True, engine=scanner.engine, source=pinned)
     threat = verdict.signature or "unknown signature"
     media.move(
-        bucket,
-        key,
+        pinned.bucket,
+        pinned.key,
         dest_bucket=settings.quarantine_bucket,
         dest_key=dest_key,
         tags={JOB_TAG: event.job_id, THREAT_TAG: tag_value(threat)},
     )
-    log.warning(
-        "quarantined s3://%s/%s (%s) as s3://%s/%s", bucket, key, threat, settings.quarantine_bucket, dest_key
-    )
+    log.warning("job %s: quarantined %s (%s) as s3://%s/%s", event.job_id, name, threat,
+                settings.quarantine_bucket, dest_key)  # fmt: skip
     raise MalwareError(_malware_message(name, threat))
+
+
+def _take_upload(
+    upload: SourceRef, pinned: SourceRef, *, name: str, settings: PipelineSettings, media: MediaStorePort
+) -> None:
+    """Copy the upload to ``pinned`` and delete it; an empty or oversized one is only deleted.
+    A missing upload is left for the caller to explain (gone, or quarantined by an earlier run)."""
+    head = media.head(upload.bucket, upload.key)
+    if head is None:
+        return
+    with discard_when_rejected(media, upload):
+        check_size(name, head.size_bytes, settings)
+    media.copy(upload.bucket, upload.key, dest_bucket=pinned.bucket, dest_key=pinned.key, if_match=head.etag)
+    media.delete(upload.bucket, upload.key)
 
 
 def tag_value(text: str) -> str:
@@ -197,7 +227,7 @@ def tag_value(text: str) -> str:
 
 
 def _malware_message(name: str, threat: str) -> str:
-    return f"{name} is infected ({threat}); it was moved to quarantine"
+    return f"{name} is infected ({threat}); it was moved to quarantine, nothing of it was analysed"
 
 
 def _mkdir(path: Path) -> Path:

@@ -5,6 +5,8 @@ upload the API did not announce, owner "anonymous"; move AWAITING_UPLOAD to QUEU
 the workflow execution named by the job id and record its ARN. Events are delivered at least
 once: a repeated event finds the execution recorded and does nothing; one that races the first
 is stopped by the conditional writes and by Step Functions refusing a second execution of a name.
+An object posted for a job whose upload the scan stage took already (a form used twice), for a
+job that ended, or under another name than the job's, is deleted: nothing will analyse it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import PurePosixPath
 from posereel.errors import TransientError
 from posereel.jobs import JobRecord, JobStatus, SourceObject, job_id_from_key, utc_now
 from posereel.pipeline.events import S3ObjectRef, SourceRef, StartResult, WorkflowInput
-from posereel.pipeline.ports import JobStorePort, WorkflowPort
+from posereel.pipeline.files import source_key
+from posereel.pipeline.ports import JobStorePort, MediaStorePort, WorkflowPort
 from posereel.settings import PipelineSettings
 
 log = logging.getLogger(__name__)
@@ -43,13 +46,16 @@ def start_jobs(
     settings: PipelineSettings,
     jobs: JobStorePort,
     workflow: WorkflowPort,
+    media: MediaStorePort,
     clock: Callable[[], str] = utc_now,
 ) -> StartResult:
     started: list[str] = []
     already: list[str] = []
     ignored: list[str] = []
     for obj in objects:
-        outcome, job_id = start_job(obj, settings=settings, jobs=jobs, workflow=workflow, clock=clock)
+        outcome, job_id = start_job(
+            obj, settings=settings, jobs=jobs, workflow=workflow, media=media, clock=clock
+        )
         if outcome is StartOutcome.STARTED:
             started.append(job_id or "")
         elif outcome is StartOutcome.ALREADY_STARTED:
@@ -65,6 +71,7 @@ def start_job(
     settings: PipelineSettings,
     jobs: JobStorePort,
     workflow: WorkflowPort,
+    media: MediaStorePort,
     clock: Callable[[], str] = utc_now,
 ) -> tuple[StartOutcome, str | None]:
     job_id = job_id_from_key(obj.key)
@@ -91,7 +98,8 @@ def start_job(
     if record is None:
         raise TransientError(f"job {job_id} was created and is gone again; retry")
     if record.source is not None and record.source.key != obj.key:
-        log.warning("ignoring s3://%s/%s: job %s expects %s", obj.bucket, obj.key, job_id, record.source.key)
+        log.warning("deleting s3://%s/%s: job %s expects %s", obj.bucket, obj.key, job_id, record.source.key)
+        media.delete(obj.bucket, obj.key)
         return StartOutcome.IGNORED, job_id
     if record.status == JobStatus.AWAITING_UPLOAD:
         announced = record.source
@@ -104,6 +112,10 @@ def start_job(
             record = jobs.get(job_id) or record
     if record.status != JobStatus.QUEUED or record.execution_arn is not None:
         log.info("job %s is %s with execution %s already", job_id, record.status.value, record.execution_arn)
+        if record.status.terminal or _accepted(job_id, obj, settings=settings, media=media):
+            # Posted again after scan took the upload (or after the job ended): never analysed.
+            log.warning("deleting s3://%s/%s: job %s took its upload already", obj.bucket, obj.key, job_id)
+            media.delete(obj.bucket, obj.key)
         return StartOutcome.ALREADY_STARTED, job_id
 
     payload = WorkflowInput(job_id=job_id, source=SourceRef(bucket=obj.bucket, key=obj.key))
@@ -113,3 +125,9 @@ def start_job(
         return StartOutcome.STARTED, job_id
     log.info("job %s was started by another delivery", job_id)
     return StartOutcome.ALREADY_STARTED, job_id
+
+
+def _accepted(job_id: str, obj: S3ObjectRef, *, settings: PipelineSettings, media: MediaStorePort) -> bool:
+    """Has the scan stage copied this job's upload out of uploads/ already?"""
+    name = PurePosixPath(obj.key).name or "video"
+    return media.head(settings.results_bucket, source_key(job_id, name)) is not None

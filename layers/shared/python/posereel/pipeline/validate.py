@@ -1,18 +1,24 @@
 """Validate an upload: is it a video we can and may analyse?
 
-Cheapest checks first, each rejection an InputError subclass with its own code:
-EMPTY_FILE (HEAD), NOT_A_VIDEO (the first bytes, never the name: video.sniff_container),
-TOO_LARGE (before downloading it), then ffprobe on the downloaded file: NO_VIDEO_STREAM,
-UNREADABLE, TOO_LONG, RESOLUTION_TOO_HIGH. Read-only, so safe to run any number of times.
+Runs after scan, on the copy scan accepted (the scanned bytes, out of the clients' reach): no
+parser reads an unscanned file. Cheapest checks first, each rejection an InputError subclass
+with its own code: EMPTY_FILE and TOO_LARGE (from the size alone; scan checks them first),
+NOT_A_VIDEO (the first bytes, never the name: video.sniff_container), then ffprobe on the
+downloaded file: NO_VIDEO_STREAM, UNREADABLE, TOO_LONG, RESOLUTION_TOO_HIGH. A rejected file is
+deleted at once and the message says so. Safe to run any number of times.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from posereel.errors import (
     EmptyFileError,
+    InputError,
     NotAVideoError,
     NoVideoStreamError,
     ObjectNotFoundError,
@@ -21,11 +27,36 @@ from posereel.errors import (
     TooLongError,
     VideoNotFoundError,
 )
-from posereel.pipeline.events import ValidateEvent, ValidateResult, VideoSummary
+from posereel.pipeline.events import SourceRef, ValidateEvent, ValidateResult, VideoSummary
 from posereel.pipeline.ports import MediaStorePort
 from posereel.schemas import VideoInfo
 from posereel.settings import PipelineSettings
 from posereel.video import SNIFF_BYTES, probe, sniff_container
+
+log = logging.getLogger(__name__)
+
+DELETED_NOTE = "the file was deleted"
+
+
+@contextmanager
+def discard_when_rejected(media: MediaStorePort, source: SourceRef) -> Iterator[None]:
+    """A rejection (InputError) raised inside deletes ``source`` and says so in its message:
+    a file that will never be analysed is not kept. A missing file is only reported."""
+    try:
+        yield
+    except VideoNotFoundError:
+        raise
+    except InputError as exc:
+        media.delete(source.bucket, source.key)
+        log.info("deleted the rejected s3://%s/%s (%s)", source.bucket, source.key, exc.code)
+        raise exc.amended(DELETED_NOTE) from exc
+
+
+def check_size(name: str, size_bytes: int, settings: PipelineSettings) -> None:
+    if size_bytes == 0:
+        raise EmptyFileError(f"{name} is empty (0 bytes)")
+    if size_bytes > settings.max_upload_bytes:
+        raise TooLargeError(_too_large(name, size_bytes, settings))
 
 
 def check_limits(info: VideoInfo, settings: PipelineSettings) -> None:
@@ -55,30 +86,28 @@ def probe_upload(path: Path, *, ffprobe: str) -> VideoInfo:
 def validate_upload(
     event: ValidateEvent, *, settings: PipelineSettings, media: MediaStorePort, workdir: Path | None = None
 ) -> ValidateResult:
-    """Check the uploaded object of ``event``; returns its video summary or raises the rejection."""
+    """Check the accepted copy of the upload (``event.source``); returns its video summary or
+    deletes it and raises the rejection."""
     bucket, key = event.source.bucket, event.source.key
     name = PurePosixPath(key).name or "video"
     head = media.head(bucket, key)
     if head is None:
-        raise VideoNotFoundError(f"the upload {name} is gone (s3://{bucket}/{key})")
-    if head.size_bytes == 0:
-        raise EmptyFileError(f"{name} is empty (0 bytes)")
-    first = media.read_bytes(bucket, key, length=SNIFF_BYTES)
-    if sniff_container(first) is None:
-        raise NotAVideoError(
-            f"{name} is not a video file (its content is no MP4, MOV, MKV/WebM, AVI, MPEG-TS, MPEG-PS, "
-            "FLV, Ogg or WMV)"
-        )
-    if head.size_bytes > settings.max_upload_bytes:
-        raise TooLargeError(_too_large(name, head.size_bytes, settings))
-
-    with tempfile.TemporaryDirectory(prefix="validate-", dir=workdir) as tmp:
-        try:
-            path = media.download(bucket, key, Path(tmp) / name)
-        except ObjectNotFoundError as exc:
-            raise VideoNotFoundError(f"the upload {name} is gone (s3://{bucket}/{key})") from exc
-        info = probe_upload(path, ffprobe=settings.runtime.ffprobe)
-    check_limits(info, settings)
+        raise VideoNotFoundError(f"the upload {name} is gone")
+    with discard_when_rejected(media, event.source):
+        check_size(name, head.size_bytes, settings)
+        first = media.read_bytes(bucket, key, length=SNIFF_BYTES)
+        if sniff_container(first) is None:
+            raise NotAVideoError(
+                f"{name} is not a video file (its content is no MP4, MOV, MKV/WebM, AVI, MPEG-TS, "
+                "MPEG-PS, FLV, Ogg or WMV)"
+            )
+        with tempfile.TemporaryDirectory(prefix="validate-", dir=workdir) as tmp:
+            try:
+                path = media.download(bucket, key, Path(tmp) / name)
+            except ObjectNotFoundError as exc:
+                raise VideoNotFoundError(f"the upload {name} is gone") from exc
+            info = probe_upload(path, ffprobe=settings.runtime.ffprobe)
+        check_limits(info, settings)
     return ValidateResult(video=VideoSummary.of(info))
 
 
