@@ -24,7 +24,14 @@ from constructs import Construct
 from infra.common import DOCKER_CONTEXT_EXCLUDE, REPO, log_group, suppress
 from infra.config import EnvironmentConfig
 from infra.stacks.storage import StorageStack
-from posereel.resources import WORKER_COMMAND, WORKERS, ResourceNames, WorkerDevice
+from posereel.resources import (
+    WORKER_ATTEMPTS,
+    WORKER_COMMAND,
+    WORKER_RETRY_RULES,
+    WORKERS,
+    ResourceNames,
+    WorkerDevice,
+)
 
 
 @dataclass(frozen=True)
@@ -184,12 +191,14 @@ class BatchWorkers:
             "job_role": stack.worker_role,
             "environment": stack.worker_environment,
         }
+        # Crashes, OOM kills and lost (Spot) hosts run again; bad input and a missing GPU end.
+        retry: dict[str, Any] = {"retry_attempts": WORKER_ATTEMPTS, "retry_strategies": worker_retries()}
         self.gpu_job_definition = batch.EcsJobDefinition(
             stack,
             "GpuJobDefinition",
             job_definition_name=names.job_definition("gpu"),
             timeout=timeout,
-            retry_attempts=2,
+            **retry,
             container=batch.EcsEc2ContainerDefinition(
                 stack,
                 "GpuContainer",
@@ -205,7 +214,7 @@ class BatchWorkers:
             "CpuJobDefinition",
             job_definition_name=names.job_definition("cpu"),
             timeout=timeout,
-            retry_attempts=2,
+            **retry,
             container=batch.EcsFargateContainerDefinition(
                 stack,
                 "CpuContainer",
@@ -282,6 +291,17 @@ class BatchWorkers:
             dead_letter_queue=dead_letter_queue,
             retry_attempts=2,
         )
+
+
+def worker_retries() -> list[batch.RetryStrategy]:
+    """posereel.resources.WORKER_RETRY_RULES as CDK retry strategies."""
+    return [
+        batch.RetryStrategy.of(
+            batch.Action[rule.action],
+            batch.Reason.custom(on_exit_code=rule.on_exit_code, on_status_reason=rule.on_status_reason),
+        )
+        for rule in WORKER_RETRY_RULES
+    ]
 
 
 def _allow_sync_events(role: iam.Role, rule: str) -> None:

@@ -41,6 +41,7 @@ from posereel.resources import (
     ResourceNames,
     WorkerDevice,
     function_environment,
+    worker_retry_strategy,
     workflow_substitutions,
 )
 from posereel.settings import PipelineSettings, RuntimeSettings, settings_environment
@@ -477,6 +478,7 @@ class LocalStack:
                     "environment": env,
                 },
                 timeout={"attemptDurationSeconds": self._chunk_timeout_s},
+                retryStrategy=worker_retry_strategy(),
             )["jobDefinitionArn"]
         return queues, definitions
 

@@ -146,6 +146,29 @@ def test_a_chunk_failing_on_both_queues_fails_the_job_at_analyze(stack: LocalSta
     assert "MergeFunction" not in job.entered() and "Merge" not in job.entered()
 
 
+def test_a_chunk_worker_killed_once_is_retried_and_the_job_succeeds(stack: LocalStack) -> None:
+    job = run_job(stack, "killed")
+    assert (job.status, job.record.status) == ("SUCCEEDED", JobStatus.SUCCEEDED), job.record.error
+    assert job.record.devices == {"0": "cpu", "1": "cpu"}
+    batch = stack.client("batch")
+    cpu_jobs = batch.list_jobs(jobQueue=stack.resources.job_queues["cpu"], filters=[
+        {"name": "JOB_NAME", "values": [f"posereel-{job.record.job_id}-*"]}
+    ])["jobSummaryList"]  # fmt: skip
+    described = batch.describe_jobs(jobs=[j["jobId"] for j in cpu_jobs])["jobs"]
+    assert sorted(len(d["attempts"]) for d in described) == [2, 2]  # killed (137), then done
+
+
+def test_a_chunk_worker_input_error_is_not_retried(stack: LocalStack) -> None:
+    job = run_job(stack, "badinput")
+    assert job.record.status == JobStatus.FAILED
+    cpu_failures = [
+        json.loads(f["cause"])
+        for f in job.failures()
+        if f["resource"] == "submitJob.sync" and json.loads(f["cause"])["JobQueue"].endswith("-cpu")
+    ]
+    assert cpu_failures and all(len(f["Attempts"]) == 1 for f in cpu_failures)
+
+
 def test_a_job_that_already_ended_is_never_overwritten(stack: LocalStack) -> None:
     job_id = f"ended-{uuid.uuid4().hex[:12]}"
     store = JobStore(stack.settings.jobs_table, client=stack.client("dynamodb"))

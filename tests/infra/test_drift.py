@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from posereel.resources import FUNCTIONS, JOBS_TABLE, WORKERS, ResourceNames
+from posereel.resources import FUNCTIONS, JOBS_TABLE, WORKER_ATTEMPTS, WORKERS, ResourceNames
 from posereel_local.stack import LOCAL_ONLY_ENV, LocalStack
 
 pytestmark = pytest.mark.infra
@@ -136,6 +136,14 @@ def test_job_definitions_are_the_same_in_both(cloud: Templates, local: LocalStac
     cloud_keys = {e["Name"] for e in container["Environment"]}
     local_keys = {e["name"] for e in mine["containerProperties"]["environment"]} - set(LOCAL_ONLY_ENV)
     assert cloud_keys == local_keys
+    # The same retry strategy: attempts, and each exit condition with its action, in order.
+    cloud_retry = definition["RetryStrategy"]
+    local_retry = mine["retryStrategy"]
+    assert cloud_retry["Attempts"] == local_retry["attempts"] == WORKER_ATTEMPTS
+    assert [
+        {k[0].lower() + k[1:]: str(v).lower() for k, v in rule.items()}
+        for rule in cloud_retry["EvaluateOnExit"]
+    ] == [{k: str(v).lower() for k, v in rule.items()} for rule in local_retry["evaluateOnExit"]]
 
 
 def test_the_workflow_substitutions_name_the_same_resources(cloud: Templates, local: LocalStack) -> None:

@@ -120,5 +120,6 @@ def test_a_gpu_job_without_a_usable_gpu_fails_before_downloading(
     if nvidia_gpu_usable():
         pytest.skip("this machine has a GPU")
     monkeypatch.setenv("POSEREEL_MODEL_DIR", str(models_dir))
-    assert worker.main(args(chunk=0, device="gpu"), store=store) == worker.EXIT_FAILED
+    # Its own status, which Batch does not retry: the workflow moves the chunk to the CPU queue.
+    assert worker.main(args(chunk=0, device="gpu"), store=store) == worker.EXIT_NO_GPU
     assert store.downloads == [] and store.writes == []

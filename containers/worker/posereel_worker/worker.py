@@ -10,7 +10,9 @@ provider): when it cannot start, the job fails at once
 on the CPU inside a GPU job would finish too, but slower, on a dearer instance, and with the job
 record saying "gpu".
 
-Exit status: 0 done, 2 the input can never work (argparse uses 2 as well), 1 anything else.
+Exit status: 0 done, 2 the input can never work (argparse uses 2 as well), 3 no GPU on a GPU job,
+1 anything else. Batch retries a failed attempt unless it exited 2 or 3
+(posereel.resources.WORKER_RETRY_RULES).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from posereel.errors import GpuUnavailableError, InputError, PoseReelError
 from posereel.jobs import is_job_id
 from posereel.pipeline.files import PlanFile, chunk_key, plan_key
 from posereel.pipeline.ports import MediaStorePort
+from posereel.resources import WORKER_EXIT_INPUT, WORKER_EXIT_NO_GPU
 from posereel.schemas import ChunkResult, ChunkSpec
 from posereel.settings import AnalysisSettings, RuntimeSettings
 
@@ -38,7 +41,8 @@ log = logging.getLogger("posereel_worker")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_INPUT = 2
+EXIT_INPUT = WORKER_EXIT_INPUT
+EXIT_NO_GPU = WORKER_EXIT_NO_GPU
 
 WorkerDevice = Literal["gpu", "cpu"]
 
@@ -154,6 +158,9 @@ def main(argv: Sequence[str] | None = None, *, store: MediaStorePort | None = No
     except InputError as exc:
         log.error("input error [%s]: %s", exc.code, exc.message)
         return EXIT_INPUT
+    except GpuUnavailableError as exc:
+        log.error("no GPU [%s]: %s", exc.code, exc.message)
+        return EXIT_NO_GPU
     except PoseReelError as exc:
         log.error("failed [%s]: %s", exc.code, exc.message)
         return EXIT_FAILED

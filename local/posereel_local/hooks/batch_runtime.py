@@ -1,5 +1,6 @@
 """Batch without Docker: moto's ``Job.run`` (a job's thread body) runs the job definition's command
-as a local process (``BatchRunner``), with the job's environment, timeout and termination; and
+as a local process (``BatchRunner``), with the job's environment, timeout, termination and retry
+strategy (attempts, evaluateOnExit); and
 ``Job._container_details`` stops growing the job's environment on every DescribeJobs and reports
 the exit code."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fnmatch
 import os
 import re
 import shutil
@@ -58,6 +60,7 @@ ATTRIBUTES: Final = (
             "job_stopped",
             "job_stopped_reason",
             "log_stream_name",
+            "latest_attempt",
             "_log_backend",
             "_log_group",
             "_stream_name",
@@ -118,6 +121,32 @@ class _JobSpec:
     env: dict[str, str]
     gpus: int
     attempt_duration_s: float | None
+    attempts: int = 1
+    evaluate_on_exit: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """How one attempt of a job ended. ``final``: never retried (stopped, or out of time)."""
+
+    success: bool
+    reason: str
+    exit_code: int | None
+    final: bool = False
+
+
+def retry_action(rules: Sequence[Mapping[str, Any]], attempt: _Attempt) -> str:
+    """Batch's evaluateOnExit: the first rule whose every condition matches the attempt (exit code
+    and status reason, patterns that may end with *) gives the action; none matching is "retry"."""
+    for rule in rules:
+        conditions = [
+            (rule.get("onExitCode"), "" if attempt.exit_code is None else str(attempt.exit_code)),
+            (rule.get("onStatusReason"), attempt.reason),
+            (rule.get("onReason"), attempt.reason),
+        ]
+        if all(pattern is None or fnmatch.fnmatchcase(value, pattern) for pattern, value in conditions):
+            return str(rule.get("action", "retry")).lower()
+    return "retry"
 
 
 _DESCRIBE_LOCK = threading.Lock()
@@ -224,10 +253,22 @@ class BatchRunner:
                 return
             if not self._advance_from(job, JobStatus.STARTING):
                 return
-            job.job_started_at = datetime.now()
-            job.log_stream_name = job._stream_name
-            job._start_attempt()
-            self._execute(job, spec)
+            for number in range(1, spec.attempts + 1):
+                job.job_started_at = datetime.now()
+                job.log_stream_name = job._stream_name
+                job._start_attempt()
+                attempt = self._execute(job, spec, number)
+                last = number == spec.attempts or attempt.final
+                if attempt.success or last or retry_action(spec.evaluate_on_exit, attempt) == "exit":
+                    break
+                job.latest_attempt["stoppedAt"] = int(time.time() * 1000)
+                job.latest_attempt["statusReason"] = attempt.reason
+                job.latest_attempt["container"]["exitCode"] = attempt.exit_code
+                logger.info(
+                    "local Batch: job %s attempt %d failed (exit %s): retrying",
+                    job.job_name, number, attempt.exit_code,
+                )  # fmt: skip
+            self._finish(job, success=attempt.success, reason=attempt.reason)
 
     @contextlib.contextmanager
     def _slot(self, job: Job) -> Iterator[bool]:
@@ -268,7 +309,6 @@ class BatchRunner:
             {
                 "AWS_BATCH_JOB_ID": job.job_id,
                 "AWS_BATCH_JQ_NAME": job.job_queue.name,
-                "AWS_BATCH_JOB_ATTEMPT": "1",
             }
         )
         if "index" in (job.array_properties or {}):
@@ -279,15 +319,23 @@ class BatchRunner:
             gpus = _gpus_requested(properties.get("resourceRequirements") or []) or 0
         timeout = job.timeout or job.job_definition.timeout or {}
         duration = timeout.get("attemptDurationSeconds")
-        return _JobSpec(argv, env, gpus, float(duration) if duration else None)
+        retry = job.job_definition.retry_strategy or {}
+        return _JobSpec(
+            argv,
+            env,
+            gpus,
+            float(duration) if duration else None,
+            attempts=max(1, int(retry.get("attempts", 1))),
+            evaluate_on_exit=tuple(retry.get("evaluateOnExit", ())),
+        )
 
-    def _execute(self, job: Job, spec: _JobSpec) -> None:
+    def _execute(self, job: Job, spec: _JobSpec, number: int) -> _Attempt:
         tmpdir = tempfile.mkdtemp(prefix=f"posereel-batch-{job.job_id}-")
         try:
             proc = subprocess.Popen(
                 spec.argv,
                 cwd=self._workdir,
-                env={**spec.env, "TMPDIR": tmpdir},
+                env={**spec.env, "TMPDIR": tmpdir, "AWS_BATCH_JOB_ATTEMPT": str(number)},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -295,8 +343,7 @@ class BatchRunner:
             )
         except OSError as exc:
             shutil.rmtree(tmpdir, ignore_errors=True)
-            self._finish(job, success=False, reason=f"CannotStartContainerError: {exc}")
-            return
+            return _Attempt(False, f"CannotStartContainerError: {exc}", None)
         with self._lock:
             self._running.add(proc)
         lines: list[dict[str, Any]] = []
@@ -332,8 +379,13 @@ class BatchRunner:
             shutil.rmtree(tmpdir, ignore_errors=True)
         job.exit_code = rc if rc >= 0 else 128 - rc  # a signal shows as 128+N, as in a container
         logger.info("local Batch: job %s (%s) exited with %s", job.job_name, job.job_id, job.exit_code)
-        success = reason is None and rc == 0
-        self._finish(job, success=success, reason=reason or "Essential container in task exited")
+        # A stopped job, or one out of time, is not retried (Batch does not retry timeouts).
+        return _Attempt(
+            success=reason is None and rc == 0,
+            reason=reason or "Essential container in task exited",
+            exit_code=job.exit_code,
+            final=reason is not None,
+        )
 
     def _stop_process(self, proc: subprocess.Popen[bytes]) -> None:
         kill_group(proc, signal.SIGTERM)

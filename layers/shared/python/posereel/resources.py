@@ -220,6 +220,44 @@ WORKERS: dict[WorkerDevice, WorkerSpec] = {
     "cpu": WorkerSpec("cpu", gpus=0),
 }
 
+# The worker's exit statuses (posereel_worker.worker) that a retry cannot change.
+WORKER_EXIT_INPUT = 2  # the input can never work
+WORKER_EXIT_NO_GPU = 3  # a GPU job on a host whose GPU does not start: the workflow goes to the CPU
+
+
+@dataclass(frozen=True)
+class RetryRule:
+    """One of Batch's evaluateOnExit conditions: the first that matches a failed attempt decides;
+    when none does, Batch retries (while attempts remain). Patterns may end with *."""
+
+    action: Literal["RETRY", "EXIT"]
+    on_exit_code: str | None = None
+    on_status_reason: str | None = None
+
+    def to_batch(self) -> dict[str, str]:
+        rule: dict[str, str] = {"action": self.action}
+        if self.on_exit_code is not None:
+            rule["onExitCode"] = self.on_exit_code
+        if self.on_status_reason is not None:
+            rule["onStatusReason"] = self.on_status_reason
+        return rule
+
+
+# A chunk job that crashes, is killed for memory (137) or loses its host (Spot reclaim, host
+# termination) runs again, up to WORKER_ATTEMPTS in all, before the workflow falls back from the
+# GPU to the CPU queue or fails the job; bad input and a missing GPU end at once.
+WORKER_ATTEMPTS = 3
+WORKER_RETRY_RULES: tuple[RetryRule, ...] = (
+    RetryRule("EXIT", on_exit_code=str(WORKER_EXIT_INPUT)),
+    RetryRule("EXIT", on_exit_code=str(WORKER_EXIT_NO_GPU)),
+    RetryRule("RETRY", on_status_reason="Host EC2*"),
+)
+
+
+def worker_retry_strategy() -> dict[str, Any]:
+    """The job definitions' retryStrategy, as Batch's API takes it."""
+    return {"attempts": WORKER_ATTEMPTS, "evaluateOnExit": [r.to_batch() for r in WORKER_RETRY_RULES]}
+
 
 # --- the workflow ---------------------------------------------------------------------------
 
