@@ -96,6 +96,9 @@ class FakeJobStore:
         more = len(mine) > limit
         return page, _encode_cursor(owner, page[-1]) if more else None
 
+    def mark_deleted(self, job_id: str, *, at: str) -> bool:
+        return self._set(job_id, deleted_at=at)
+
     def delete(self, job_id: str) -> None:
         self.records.pop(job_id, None)
 

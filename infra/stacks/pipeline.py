@@ -135,6 +135,7 @@ class PipelineStack(Stack):
         results.grant_read_write(roles["scan"], "work/*")
         results.grant_delete(roles["scan"], "work/*")
         quarantine.grant_read_write(roles["scan"])
+        jobs.grant(roles["scan"], "dynamodb:GetItem")  # a job deleted meanwhile: remove the copy
         results.grant_read(roles["scan"], f"{CLAMAV_PREFIX}*")
         results.grant_read(roles["validate"], "work/*")
         results.grant_delete(roles["validate"], "work/*")  # a rejected file is deleted

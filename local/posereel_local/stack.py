@@ -387,6 +387,11 @@ class LocalStack:
             **self._overrides,
         )
 
+    def in_flight(self) -> int:
+        """Lambda invocations and Batch jobs not finished yet (0: nothing of any job runs)."""
+        hooks = self.aws.hooks
+        return hooks.lambda_runner.in_flight() + hooks.batch_runner.in_flight()
+
     def _prewarm(self, account: str, region: str, keys: list[str]) -> None:
         """Start a warm worker per function in the background while the rest is set up and the
         upload goes in (each costs ~0.5-1 s of imports that would otherwise delay its stage)."""

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import posereel_functions
+from posereel.jobs import JobRecord, JobStatus
 from posereel.pipeline.files import source_key
 from posereel_functions import scan
 from tests.builders import (
@@ -80,6 +82,7 @@ def test_an_infected_upload_is_quarantined_tagged_removed_and_rejected(
 def test_a_clean_clip_is_copied_out_of_uploads_and_passes(
     aws: PipelineAws, clip: Callable[[str], Path]
 ) -> None:
+    posereel_functions.job_store().create_if_absent(JobRecord(job_id=JOB, status=JobStatus.RUNNING))
     aws.put_upload(clip("mmaction2_basketball"), upload_key())
     result = scan.handler(stage_event(), LambdaContext())
     assert result["clean"] is True and result["engine"].startswith("ClamAV ")

@@ -280,9 +280,11 @@ def test_results_of_an_unfinished_job_are_not_ready(alice: ApiClient) -> None:
 def test_delete_removes_every_object_and_the_record(
     stack: LocalStack, alice: ApiClient, finished_job: str
 ) -> None:
-    # Given a finished job with its upload, chunks and results stored
-    assert any(k.startswith("uploads/") for k in stored_keys(stack, finished_job))
-    assert any(k.startswith("work/") for k in stored_keys(stack, finished_job))
+    # Given a finished job with its accepted upload, chunks and results stored
+    keys = stored_keys(stack, finished_job)
+    assert not any(k.startswith("uploads/") for k in keys), "scan took the upload out of uploads/"
+    assert any(k.startswith(f"work/{finished_job}/source/") for k in keys)
+    assert any(k.startswith("results/") for k in keys)
     # When its owner deletes it
     status, body = http(
         "DELETE", f"{stack.api_url}/jobs/{finished_job}", headers={"x-api-key": stack.api_key}

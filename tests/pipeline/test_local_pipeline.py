@@ -120,7 +120,7 @@ def test_job_succeeds_with_every_stage_timed(walk: RunOutcome) -> None:
     assert record.percent == 100.0
     assert record.chunks_total == 2
     assert record.chunks_done == record.chunks_total
-    assert list(record.stage_seconds) == ["VALIDATE", "SCAN", "PLAN", "ANALYZE", "MERGE", "COMPILE"]
+    assert list(record.stage_seconds) == ["SCAN", "VALIDATE", "PLAN", "ANALYZE", "MERGE", "COMPILE"]
     assert record.finished_at is not None
     assert record.result is not None and record.result.segments >= 1
     assert walk.exit_code == 0
@@ -385,6 +385,49 @@ def test_zero_byte_upload_is_refused_by_the_api_and_rejected_by_the_pipeline(
         .get("KeyCount")
         == 0
     ), "a rejected upload is deleted at once"
+
+
+# -- deletes that win ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def short_clip(clip: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2.5 s of the clip: one chunk, so each stage is short and the job quick."""
+    out = tmp_path_factory.mktemp("short") / "short.mp4"
+    cut = ["ffmpeg", "-v", "error", "-y", "-i", str(clip(CLIP)), "-t", "2.5", "-c", "copy", str(out)]
+    subprocess.run(cut, check=True)
+    return out
+
+
+@pytest.mark.parametrize("stage", [s for s in STAGE_ORDER if s != Stage.UPLOAD], ids=str)
+def test_a_job_deleted_at_any_stage_leaves_nothing_behind(
+    stack: LocalStack, api: ApiClient, short_clip: Path, stage: Stage
+) -> None:
+    # Given a job seen at the stage (read from the table, polled fast; a stage may be past)
+    store = JobStore(stack.settings.jobs_table, client=stack.client("dynamodb"))
+    job_id = api.submit(short_clip)
+    seen = wait_until(
+        lambda: (
+            (r := store.get(job_id)) is not None
+            and (STAGE_INDEX[r.stage] >= STAGE_INDEX[stage] or r.status.terminal)
+            and r
+        ),
+        what=f"job {job_id} to reach {stage}",
+        timeout_s=TIMEOUT_S,
+        every_s=0.01,
+    )
+    # When its owner deletes it, and whatever still ran of it has finished
+    api.delete_job(job_id)
+    arn = f"{stack.resources.state_machine_arn.replace(':stateMachine:', ':execution:')}:{job_id}"
+    sfn = stack.client("stepfunctions")
+    wait_until(lambda: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING", what="the stop")
+    wait_until(lambda: stack.in_flight() == 0, what="every stage to finish", timeout_s=TIMEOUT_S)
+    # Then nothing of the job is left, and it is gone from the API
+    assert _job_objects(stack, job_id) == [], f"deleted at {seen.stage} ({seen.status})"
+    assert store.get(job_id) is None
+    with pytest.raises(ApiError) as gone:
+        api.get_job(job_id)
+    assert gone.value.status == 404
 
 
 # -- at-least-once delivery, and nothing left behind --------------------------------------------

@@ -8,13 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from posereel.errors import InputError, MalwareError, ToolError, TransientError, VideoNotFoundError
+from posereel.errors import (
+    InputError,
+    JobDeletedError,
+    MalwareError,
+    ToolError,
+    TransientError,
+    VideoNotFoundError,
+)
+from posereel.jobs import JobRecord, JobStatus
 from posereel.pipeline.events import ScanEvent, SourceRef
 from posereel.pipeline.files import source_key
 from posereel.pipeline.ports import ObjectInfo
 from posereel.pipeline.scan import JOB_TAG, THREAT_TAG, ClamAV, resolve_clamav_db, scan_upload, tag_value
 from tests.builders import QUARANTINE, RESULTS, UPLOADS, pipeline_settings
-from tests.fakes import FakeMediaStore, FakeScanner
+from tests.fakes import FakeJobStore, FakeMediaStore, FakeScanner
 
 JOB = "0123456789abcdef0123456789abcdef"
 KEY = f"uploads/{JOB}/clip.mp4"
@@ -25,10 +33,14 @@ BAD = b"pretend this is malware"
 PINNED = source_key(JOB, "clip.mp4")
 
 
+def live(**fields: object) -> FakeJobStore:
+    return FakeJobStore(JobRecord.model_validate({"job_id": JOB, "status": JobStatus.RUNNING, **fields}))
+
+
 def test_a_clean_upload_is_taken_out_of_uploads_and_the_copy_is_what_later_stages_read() -> None:
     media, scanner = FakeMediaStore(), FakeScanner({BAD: "Test.Bad"})
     media.put(UPLOADS, KEY, b"fine")
-    result = scan_upload(EVENT, settings=pipeline_settings(), media=media, scanner=scanner)
+    result = scan_upload(EVENT, settings=pipeline_settings(), media=media, jobs=live(), scanner=scanner)
     assert (result.clean, result.engine) == (True, "FakeAV 1.0")
     assert result.source == SourceRef(bucket=RESULTS, key=PINNED)
     assert media.keys(UPLOADS) == []
@@ -41,10 +53,10 @@ def test_a_form_posted_again_after_the_scan_changes_nothing_that_is_analysed() -
     media, scanner = FakeMediaStore(), FakeScanner({BAD: "Test.Bad"})
     media.put(UPLOADS, KEY, b"fine")
     settings = pipeline_settings()
-    first = scan_upload(EVENT, settings=settings, media=media, scanner=scanner)
+    first = scan_upload(EVENT, settings=settings, media=media, jobs=live(), scanner=scanner)
     # When the same key is posted again, with malware, and the stage runs again (a retry)
     media.put(UPLOADS, KEY, BAD)
-    again = scan_upload(EVENT, settings=settings, media=media, scanner=scanner)
+    again = scan_upload(EVENT, settings=settings, media=media, jobs=live(), scanner=scanner)
     # Then the accepted copy stands, unchanged
     assert again.source == first.source
     assert media.read_bytes(RESULTS, PINNED) == b"fine"
@@ -65,7 +77,7 @@ def test_an_upload_replaced_between_its_check_and_its_copy_is_not_copied() -> No
     media.head = head_then_replace  # type: ignore[method-assign]
     # When / Then: the copy is conditional on the ETag that was checked; the retry sees the new one
     with pytest.raises(TransientError):
-        scan_upload(EVENT, settings=pipeline_settings(), media=media, scanner=scanner)
+        scan_upload(EVENT, settings=pipeline_settings(), media=media, jobs=live(), scanner=scanner)
     assert media.keys(RESULTS) == []
 
 
@@ -80,7 +92,7 @@ def test_an_empty_or_oversized_upload_is_deleted_unread(
     media, scanner = FakeMediaStore(), FakeScanner()
     media.put(UPLOADS, KEY, data)
     with pytest.raises(InputError) as rejected:
-        scan_upload(EVENT, settings=pipeline_settings(**limits), media=media, scanner=scanner)
+        scan_upload(EVENT, settings=pipeline_settings(**limits), media=media, jobs=live(), scanner=scanner)
     assert rejected.value.code == code
     assert rejected.value.message.endswith("the file was deleted")
     assert (media.keys(UPLOADS), media.keys(RESULTS), media.downloads) == ([], [], [])
@@ -93,7 +105,7 @@ def test_an_infected_upload_is_quarantined_tagged_and_rejected_twice_the_same_wa
     settings = pipeline_settings()
     # When
     with pytest.raises(MalwareError) as first:
-        scan_upload(EVENT, settings=settings, media=media, scanner=scanner)
+        scan_upload(EVENT, settings=settings, media=media, jobs=live(), scanner=scanner)
     # Then
     assert first.value.code == "MALWARE" and "Test.Bad-1" in first.value.message
     assert media.keys(UPLOADS) == [] and media.keys(RESULTS) == []
@@ -102,15 +114,27 @@ def test_an_infected_upload_is_quarantined_tagged_and_rejected_twice_the_same_wa
     assert media.get_tags(QUARANTINE, quarantined) == {JOB_TAG: JOB, THREAT_TAG: "Test.Bad-1"}
     # When the stage runs again (a retry after the move)
     with pytest.raises(MalwareError) as second:
-        scan_upload(EVENT, settings=settings, media=media, scanner=scanner)
+        scan_upload(EVENT, settings=settings, media=media, jobs=live(), scanner=scanner)
     # Then the answer is the same and nothing was scanned again
     assert second.value.message == first.value.message
     assert scanner.scanned == ["clip.mp4"]
 
 
+def test_a_job_deleted_while_it_was_scanned_leaves_no_copy_behind() -> None:
+    media, scanner = FakeMediaStore(), FakeScanner()
+    media.put(UPLOADS, KEY, b"fine")
+    with pytest.raises(JobDeletedError):
+        scan_upload(
+            EVENT, settings=pipeline_settings(), media=media, jobs=live(deleted_at="now"), scanner=scanner
+        )
+    assert (media.keys(UPLOADS), media.keys(RESULTS)) == ([], [])
+
+
 def test_a_vanished_upload_is_not_found() -> None:
     with pytest.raises(VideoNotFoundError):
-        scan_upload(EVENT, settings=pipeline_settings(), media=FakeMediaStore(), scanner=FakeScanner())
+        scan_upload(
+            EVENT, settings=pipeline_settings(), media=FakeMediaStore(), jobs=live(), scanner=FakeScanner()
+        )
 
 
 @pytest.mark.parametrize(

@@ -29,8 +29,9 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from posereel.errors import GpuUnavailableError, InputError, PoseReelError
+from posereel.errors import GpuUnavailableError, InputError, JobDeletedError, PoseReelError
 from posereel.jobs import is_job_id
+from posereel.pipeline.deletion import remove_if_plan_gone
 from posereel.pipeline.files import PlanFile, chunk_key, plan_key
 from posereel.pipeline.ports import MediaStorePort
 from posereel.resources import WORKER_EXIT_INPUT, WORKER_EXIT_NO_GPU
@@ -133,6 +134,7 @@ def run_chunk(
     )
     result = analyze_chunk(source, spec, info=plan.video, settings=settings, runtime=runtime)
     store.write_model(result, task.bucket, key)
+    remove_if_plan_gone(task.job_id, [key], bucket=task.bucket, media=store)
     return result
 
 
@@ -155,7 +157,7 @@ def main(argv: Sequence[str] | None = None, *, store: MediaStorePort | None = No
         runtime = RuntimeSettings()
         with tempfile.TemporaryDirectory(prefix="posereel-chunk-") as tmp:
             result = run_chunk(task, store=store, runtime=runtime, workdir=Path(tmp))
-    except InputError as exc:
+    except (InputError, JobDeletedError) as exc:
         log.error("input error [%s]: %s", exc.code, exc.message)
         return EXIT_INPUT
     except GpuUnavailableError as exc:

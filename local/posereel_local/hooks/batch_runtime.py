@@ -178,6 +178,7 @@ class BatchRunner:
         self._slots = threading.BoundedSemaphore(max_parallel_jobs) if max_parallel_jobs else None
         self._kill_grace_s = kill_grace_s
         self._running: set[subprocess.Popen[bytes]] = set()
+        self._active = 0  # job threads not yet stopped, whatever their state
         self._lock = threading.Lock()
         self._closed = False
 
@@ -197,13 +198,23 @@ class BatchRunner:
 
     # -- job lifecycle ------------------------------------------------------------------------
 
+    def in_flight(self) -> int:
+        """How many jobs have not stopped yet (waiting, starting or running)."""
+        with self._lock:
+            return self._active
+
     def run_job(self, job: Job) -> None:
         """Body of the job's thread (replaces ``Job.run``); always leaves the job stopped."""
+        with self._lock:
+            self._active += 1
         try:
             self._run(job)
         except Exception as exc:  # a bug here must not leave a .sync task polling forever
             logger.exception("local Batch: job %s failed in the runner", job.job_id)
             self._finish(job, success=False, reason=f"local runner error: {exc!r}")
+        finally:
+            with self._lock:
+                self._active -= 1
 
     @staticmethod
     def _finish(job: Job, *, success: bool, reason: str) -> None:

@@ -286,6 +286,11 @@ class LambdaRunner:
         self._lock = threading.Lock()
         self._closed = False
 
+    def in_flight(self) -> int:
+        """How many invocations are running now."""
+        with self._lock:
+            return len(self._busy)
+
     def _spec(self, fn: LambdaFunction) -> _FunctionSpec:
         handler = fn.handler or next(iter(fn.image_config.cmd or []), "")
         env = {str(k): str(v) for k, v in (fn.environment_vars or {}).items()}

@@ -104,6 +104,12 @@ class ObjectNotFoundError(PoseReelError):
     code = "OBJECT_NOT_FOUND"
 
 
+class JobDeletedError(PoseReelError):
+    """The owner deleted the job while a stage ran; the stage removed what it had written."""
+
+    code = "DELETED"
+
+
 class ChunkMergeError(PoseReelError):
     """Chunk results that do not fit together: a fault of the pipeline, never of the upload."""
 

@@ -131,6 +131,9 @@ class JobRecord(BaseModel):
     error: JobError | None = None
     result: JobResult | None = None
     expires_at: int | None = Field(None, description="epoch seconds; the table's TTL attribute")
+    deleted_at: str | None = Field(
+        None, description="the owner deleted the job: its objects are being removed, then this record"
+    )
 
     @field_validator("created_at", "updated_at", "finished_at")
     @classmethod

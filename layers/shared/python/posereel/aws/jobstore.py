@@ -139,6 +139,9 @@ class JobStore:
         values = {f":t{i}": status for i, status in enumerate(_TERMINAL)}
         return self._update(job_id, fields, condition=f"NOT #status IN ({', '.join(values)})", values=values)
 
+    def mark_deleted(self, job_id: str, *, at: str) -> bool:
+        return self._update(job_id, {"deleted_at": at})
+
     def delete(self, job_id: str) -> None:
         with transient_errors(f"deleting job {job_id}"):
             self._client.delete_item(TableName=self.table_name, Key={"job_id": {"S": job_id}})

@@ -37,13 +37,11 @@ from posereel.jobs import (
     Stage,
     is_job_id,
     new_job_id,
-    results_prefix,
     upload_key,
-    upload_prefix,
     utc_now,
-    work_prefix,
 )
 from posereel.outputs import RESULT_FILES, RESULT_NAME, THUMBNAILS_DIR, content_type
+from posereel.pipeline.deletion import delete_job_objects
 from posereel.pipeline.finalize import reconcile_job
 from posereel.pipeline.ports import JobStorePort, MediaStorePort, WorkflowPort
 from posereel.pipeline.start import expires_at
@@ -362,7 +360,7 @@ def list_jobs(
         )
     except ValueError as exc:
         raise InvalidFieldError("cursor", f"cursor: {exc}") from exc
-    return JobPage(jobs=[JobView.of(r) for r in records], next_cursor=next_cursor)
+    return JobPage(jobs=[JobView.of(r) for r in records if r.deleted_at is None], next_cursor=next_cursor)
 
 
 def get_job(job_id: str, *, caller: str, jobs: JobStorePort, workflow: WorkflowPort) -> JobRecord | None:
@@ -469,13 +467,15 @@ def delete_job(
     media: MediaStorePort,
     workflow: WorkflowPort,
 ) -> bool:
-    """Stop the job's execution, delete its upload, intermediate files and results, then its
-    record (last, so that a failed delete can be repeated). False when the caller has no such job.
-    A quarantined (infected) upload stays in quarantine: the scanner's evidence is not the
-    owner's to delete."""
-    record = _own_job(job_id, caller, jobs)
+    """Mark the job deleted, stop its execution, delete its upload, intermediate files and
+    results, then its record (last, so that a failed delete can be repeated). False when the
+    caller has no such job. A stage still running when this returns finds the mark (or the plan
+    gone) after its writes and removes what it wrote (posereel.pipeline.deletion). A quarantined
+    (infected) upload stays in quarantine: the scanner's evidence is not the owner's to delete."""
+    record = _own_job(job_id, caller, jobs, include_deleted=True)
     if record is None:
         return False
+    jobs.mark_deleted(job_id, at=utc_now())
     if not record.status.terminal:
         arn = record.execution_arn or workflow.execution_arn(job_id)
         execution = workflow.describe(arn)
@@ -484,16 +484,19 @@ def delete_job(
     source = record.source
     if record.upload_id is not None and source is not None:
         media.abort_multipart(source.bucket, source.key, upload_id=record.upload_id)
-    deleted = media.delete_prefix(settings.uploads_bucket, upload_prefix(job_id))
-    deleted += media.delete_prefix(settings.results_bucket, work_prefix(job_id))
-    deleted += media.delete_prefix(settings.results_bucket, results_prefix(job_id))
+    deleted = delete_job_objects(job_id, settings=settings, media=media)
     jobs.delete(job_id)
     log.info("deleted job %s and %d objects", job_id, deleted)
     return True
 
 
-def _own_job(job_id: str, caller: str, jobs: JobStorePort) -> JobRecord | None:
+def _own_job(
+    job_id: str, caller: str, jobs: JobStorePort, *, include_deleted: bool = False
+) -> JobRecord | None:
+    """The caller's job; one being deleted only when ``include_deleted`` (a repeated DELETE)."""
     if not is_job_id(job_id):
         return None
     record = jobs.get(job_id)
-    return record if record is not None and record.owner == caller else None
+    if record is None or record.owner != caller:
+        return None
+    return record if include_deleted or record.deleted_at is None else None

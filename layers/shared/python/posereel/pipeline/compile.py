@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from posereel.errors import ObjectNotFoundError, VideoNotFoundError
 from posereel.jobs import JobResult, results_prefix
 from posereel.outputs import REEL_NAME, RESULT_NAME, content_type
+from posereel.pipeline.deletion import job_wanted, raise_if_deleted
 from posereel.pipeline.events import CompileEvent, CompileResult
 from posereel.pipeline.files import MergedFile, PlanFile, merged_key, plan_key
 from posereel.pipeline.ports import JobStorePort, MediaStorePort
@@ -71,6 +72,8 @@ def compile_job(
             overlay=overlay,
         )
         upload_tree(media, out_dir, bucket, prefix)
+    wanted = job_wanted(event.job_id, jobs=jobs)
+    raise_if_deleted(event.job_id, wanted=wanted, settings=settings, media=media, stage="compile")
     jobs.set_result(
         event.job_id,
         JobResult(

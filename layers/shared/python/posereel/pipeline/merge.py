@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from posereel.pipeline.deletion import plan_present, raise_if_deleted
 from posereel.pipeline.events import MergeEvent, MergeResult
 from posereel.pipeline.files import MergedFile, PlanFile, chunk_key, merged_key, plan_key
 from posereel.pipeline.ports import MediaStorePort
@@ -35,4 +36,6 @@ def merge_job(event: MergeEvent, *, settings: PipelineSettings, media: MediaStor
     media.write_model(
         MergedFile(job_id=event.job_id, result=merged_run.result, tracks=merged_run.tracks), bucket, out_key
     )
+    wanted = plan_present(event.job_id, settings=settings, media=media)
+    raise_if_deleted(event.job_id, wanted=wanted, settings=settings, media=media, stage="merge")
     return MergeResult(segments=len(merged_run.result.segments), tracks=len(merged_run.result.tracks))

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from posereel.chunks import plan_chunks
 from posereel.errors import ObjectNotFoundError, VideoNotFoundError
+from posereel.pipeline.deletion import job_wanted, raise_if_deleted
 from posereel.pipeline.events import ChunkRef, PlanEvent, PlanResult
 from posereel.pipeline.files import PlanFile, plan_key
 from posereel.pipeline.ports import JobStorePort, MediaStorePort
@@ -93,6 +94,8 @@ def plan_job(
             job_id=event.job_id, source=event.source, video=info, settings=analysis, chunks=chunks
         )
         media.write_model(plan, bucket, key)
+    wanted = job_wanted(event.job_id, jobs=jobs)
+    raise_if_deleted(event.job_id, wanted=wanted, settings=settings, media=media, stage="plan")
     jobs.set_chunks_total(event.job_id, len(plan.chunks))
     return PlanResult(plan_key=key, chunks=[ChunkRef(index=c.index) for c in plan.chunks])
 

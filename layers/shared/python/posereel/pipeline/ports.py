@@ -109,6 +109,10 @@ class JobStorePort(Protocol):
         of this owner's raises ValueError."""
         ...
 
+    def mark_deleted(self, job_id: str, *, at: str) -> bool:
+        """Record that the owner deleted the job (posereel.pipeline.deletion); False when gone."""
+        ...
+
     def delete(self, job_id: str) -> None:
         """Remove the record (nothing happens when there is none)."""
         ...

@@ -22,9 +22,10 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from posereel.errors import MalwareError, ObjectNotFoundError, TooLargeError, ToolError, VideoNotFoundError
+from posereel.pipeline.deletion import job_wanted, raise_if_deleted
 from posereel.pipeline.events import ScanEvent, ScanResult, SourceRef
 from posereel.pipeline.files import source_key
-from posereel.pipeline.ports import MediaStorePort
+from posereel.pipeline.ports import JobStorePort, MediaStorePort
 from posereel.pipeline.validate import check_size, discard_when_rejected
 from posereel.settings import PipelineSettings
 
@@ -161,6 +162,7 @@ def scan_upload(
     *,
     settings: PipelineSettings,
     media: MediaStorePort,
+    jobs: JobStorePort,
     scanner: Scanner,
     workdir: Path | None = None,
 ) -> ScanResult:
@@ -194,6 +196,8 @@ def scan_upload(
                 raise VideoNotFoundError(f"the upload {name} is gone") from None
             verdict = scanner.scan(path)
     if verdict.clean:
+        wanted = job_wanted(event.job_id, jobs=jobs)
+        raise_if_deleted(event.job_id, wanted=wanted, settings=settings, media=media, stage="scan")
         return ScanResult(clean=True, engine=scanner.engine, source=pinned)
     threat = verdict.signature or "unknown signature"
     media.move(
