@@ -58,7 +58,28 @@ class FakeJobStore:
         record = self.records.get(job_id)
         if record is None or record.status != JobStatus.AWAITING_UPLOAD:
             return False
-        return self._set(job_id, status=JobStatus.QUEUED, source=source)
+        return self._set(job_id, status=JobStatus.QUEUED, source=source, awaiting=None, upload_deadline=None)
+
+    def awaiting_past(self, deadline: str, *, limit: int = 100) -> list[JobRecord]:
+        waiting = [
+            r
+            for r in self.records.values()
+            if r.awaiting and r.upload_deadline and r.upload_deadline <= deadline
+        ]
+        return sorted(waiting, key=lambda r: r.upload_deadline or "")[:limit]
+
+    def mark_expired(self, job_id: str, error: JobError, *, finished_at: str) -> bool:
+        record = self.records.get(job_id)
+        if record is None or record.status != JobStatus.AWAITING_UPLOAD:
+            return False
+        return self._set(
+            job_id,
+            status=JobStatus.REJECTED,
+            error=error,
+            finished_at=finished_at,
+            awaiting=None,
+            upload_deadline=None,
+        )
 
     def set_execution_arn(self, job_id: str, execution_arn: str) -> bool:
         record = self.records.get(job_id)

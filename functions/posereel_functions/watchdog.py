@@ -1,6 +1,7 @@
 """watchdog: a schedule's tick (EventBridge, every 5 minutes) -> how long chunk jobs have waited for
-capacity in each worker queue, published as the CloudWatch metrics the stuck-job alarms watch.
-The tick's event carries nothing the measurement needs."""
+capacity in each worker queue, published as the CloudWatch metrics the stuck-job alarms watch;
+and every job whose upload never came ended (posereel.pipeline.expiry). The tick's event carries
+nothing either needs."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 
 from posereel.aws import BatchQueues, CloudWatchMetrics
 from posereel.observability import lambda_boundary
+from posereel.pipeline.expiry import expire_uploads
 from posereel.pipeline.watchdog import publish_backlog
 from posereel.resources import METRICS_NAMESPACE
-from posereel_functions import per_container, settings
+from posereel_functions import job_store, media_store, per_container, settings, workflow
 
 
 @per_container
@@ -26,11 +28,11 @@ def cloudwatch() -> CloudWatchMetrics:
 
 @lambda_boundary
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result = publish_backlog(
-        settings().worker_queues,
-        env=settings().env,
-        workers=worker_queues(),
-        metrics=cloudwatch(),
-        now=datetime.now(UTC),
+    now = datetime.now(UTC)
+    uploads = expire_uploads(
+        settings=settings(), jobs=job_store(), media=media_store(), workflow=workflow(), now=now
     )
-    return result.model_dump(mode="json")
+    backlog = publish_backlog(
+        settings().worker_queues, env=settings().env, workers=worker_queues(), metrics=cloudwatch(), now=now
+    )
+    return {**backlog.model_dump(mode="json"), **uploads.model_dump(mode="json")}

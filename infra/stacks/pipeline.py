@@ -38,6 +38,7 @@ from infra.functions import FunctionFactory
 from infra.stacks.compute import ComputeStack, ContainerJob
 from infra.stacks.storage import StorageStack
 from posereel.resources import (
+    AWAITING_UPLOAD_INDEX,
     BY_OWNER_INDEX,
     FUNCTIONS,
     METRICS_NAMESPACE,
@@ -147,6 +148,25 @@ class PipelineStack(Stack):
         results.grant_read_write(roles["compile"], "results/*")
         jobs.grant(roles["compile"], "dynamodb:GetItem", "dynamodb:UpdateItem")
         compute.workers.grant_watchdog(roles["watchdog"])
+        # The watchdog also ends jobs whose upload never came (or starts them when it came but
+        # its notification did not): the awaiting index, their records, their uploads/ prefix.
+        jobs.grant(roles["watchdog"], "dynamodb:GetItem", "dynamodb:UpdateItem")
+        roles["watchdog"].add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"], resources=[f"{jobs.table_arn}/index/{AWAITING_UPLOAD_INDEX}"]
+            )
+        )
+        uploads.grant_read(roles["watchdog"], "uploads/*")
+        uploads.grant_delete(roles["watchdog"], "uploads/*")
+        roles["watchdog"].add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:AbortMultipartUpload"], resources=[uploads.arn_for_objects("uploads/*")]
+            )
+        )
+        results.grant_read(roles["watchdog"], "work/*")
+        roles["watchdog"].add_to_policy(
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[self.state_machine_arn])
+        )
         roles["watchdog"].add_to_policy(
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],

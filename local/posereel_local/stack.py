@@ -10,8 +10,8 @@ on upload, and an HTTP server in front of the api function. Names come from
 
 Differences from AWS, on purpose: an upload starts the job through an S3 -> Lambda notification
 (moto cannot deliver S3 -> EventBridge -> target; the start function takes both shapes), the
-finalize function has no EventBridge rule to call it, the watchdog no schedule (it runs when
-invoked), and Batch jobs run as local processes.
+finalize function has no EventBridge rule to call it, the watchdog's schedule is a thread
+(``watchdog_every_s``), and Batch jobs run as local processes.
 """
 
 from __future__ import annotations
@@ -162,6 +162,7 @@ class LocalStack:
         worker_entrypoint: Sequence[str] = WORKER_ENTRYPOINT,
         api_key: str | None = None,
         quiet: bool = True,
+        watchdog_every_s: float | None = 60.0,
     ) -> None:
         unknown = sorted(set(handlers or {}) - set(FUNCTIONS))
         if unknown:
@@ -181,6 +182,9 @@ class LocalStack:
         self._code_paths = [Path(p) for p in code_paths]
         self._worker_entrypoint = list(worker_entrypoint)
         self._quiet = quiet
+        self._watchdog_every_s = watchdog_every_s
+        self._ticking = threading.Event()
+        self._ticker: threading.Thread | None = None
         key = api_key or os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
         self._api_keys: dict[str, str] = {key: DEFAULT_API_KEY_ID}
         self._aws: LocalAws | None = None
@@ -254,6 +258,10 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop the API, every job process and Lambda worker, and discard all state."""
+        self._ticking.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=30)
+            self._ticker = None
         if self._api is not None:
             self._api.stop()
             self._api = None
@@ -360,6 +368,13 @@ class LocalStack:
             api_keys=self._api_keys,
         )
         self._api.start()
+        if self._watchdog_every_s:
+            # The schedule AWS runs it on (EventBridge): queue backlogs, abandoned uploads.
+            self._ticking.clear()
+            self._ticker = threading.Thread(
+                target=self._tick_every, args=(self._watchdog_every_s,), name="watchdog-schedule", daemon=True
+            )
+            self._ticker.start()
 
     def _pipeline_settings(self, names: ResourceNames, account: str, region: str) -> PipelineSettings:
         assert self._tmp is not None
@@ -386,6 +401,23 @@ class LocalStack:
             runtime=runtime,
             **self._overrides,
         )
+
+    def tick_watchdog(self) -> dict[str, Any]:
+        """Invoke the watchdog function once (the schedule's tick in AWS); returns its answer."""
+        answer = self.client("lambda").invoke(
+            FunctionName=self._names.function("watchdog"), InvocationType="RequestResponse", Payload=b"{}"
+        )
+        result: dict[str, Any] = json.loads(answer["Payload"].read() or b"{}")
+        if answer.get("FunctionError"):
+            raise RuntimeError(f"the watchdog failed: {result}")
+        return result
+
+    def _tick_every(self, every_s: float) -> None:
+        while not self._ticking.wait(every_s):
+            try:
+                self.tick_watchdog()
+            except Exception:  # the next tick tries again, as the schedule would
+                logger.exception("local watchdog tick failed")
 
     def in_flight(self) -> int:
         """Lambda invocations and Batch jobs not finished yet (0: nothing of any job runs)."""

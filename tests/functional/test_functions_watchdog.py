@@ -21,9 +21,9 @@ import posereel_functions
 from posereel.aws import BatchQueues, CloudWatchMetrics
 from posereel.errors import TransientError
 from posereel.pipeline.ports import MetricDatum, WorkerJob
-from posereel.resources import METRICS_NAMESPACE, OLDEST_WAIT_METRIC, WAITING_JOBS_METRIC
+from posereel.resources import JOBS_TABLE, METRICS_NAMESPACE, OLDEST_WAIT_METRIC, WAITING_JOBS_METRIC
 from posereel_functions import watchdog
-from tests.builders import ACCOUNT, NAMES, REGION, LambdaContext, scheduled_event
+from tests.builders import ACCOUNT, NAMES, REGION, TABLE, LambdaContext, scheduled_event
 from tests.functional.moto_pipeline import use_settings
 
 GPU_QUEUE, CPU_QUEUE = NAMES.job_queue("gpu"), NAMES.job_queue("cpu")
@@ -99,6 +99,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkerAws]:
                 "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
             },
         )["jobDefinitionArn"]
+        # The jobs table: the watchdog also ends jobs whose upload never came (none here).
+        boto3.client("dynamodb", region_name=REGION).create_table(**JOBS_TABLE.create_table_request(TABLE))
         stack = WorkerAws(monkeypatch=monkeypatch, job_definition=definition)
         use_settings(monkeypatch)
         try:

@@ -17,6 +17,7 @@ import pytest
 
 from posereel.aws.jobstore import JobStore
 from posereel.jobs import JobRecord, JobStatus, Stage, upload_key
+from posereel_local.client import ApiClient
 from posereel_local.stack import LocalStack
 from tests.support import wait_until
 
@@ -34,6 +35,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         handlers={name: f"scripted_stages.{name}" for name in STAGES},
         code_paths=[FIXTURES],
         worker_entrypoint=[sys.executable, str(FIXTURES / "scripted_worker.py")],
+        # Upload links that expire at once, and a watchdog that looks often: abandoned uploads end
+        # (and multipart from 1 MB, whose links last as long as 500 kB/s needs: 3 s for 1.5 MB).
+        settings={"upload_link_expiry_s": 1, "upload_grace_s": 0, "multipart_threshold_bytes": 1_000_000},
+        watchdog_every_s=0.3,
     ) as local:
         yield local
 
@@ -182,3 +187,27 @@ def test_a_job_that_already_ended_is_never_overwritten(stack: LocalStack) -> Non
     assert job.status == "FAILED"
     assert "Validate" not in job.entered()
     assert (job.record.status, job.record.stage, job.record.error) == (JobStatus.SUCCEEDED, Stage.DONE, None)
+
+
+@pytest.mark.parametrize("size_bytes", [1_000, 1_500_000], ids=["form", "multipart"])
+def test_an_upload_that_never_comes_ends_rejected_with_its_own_code(
+    stack: LocalStack, size_bytes: int
+) -> None:
+    # Given an announced upload whose file is never sent (its link expires after 1 s here)
+    client = ApiClient(stack.api_url, api_key=stack.api_key)
+    answer = client._json(
+        "POST",
+        "/uploads",
+        {"files": [{"filename": "never.mp4", "size_bytes": size_bytes, "content_type": "video/mp4"}]},
+    )
+    job_id = answer["uploads"][0]["job_id"]
+    # When the watchdog's schedule comes by after the deadline
+    view = wait_until(
+        lambda: (v := client.get_job(job_id)).status.terminal and v, what=f"job {job_id} to end", timeout_s=30
+    )
+    # Then the job is REJECTED with a code and words that say what to do, and nothing waits
+    assert view.status == JobStatus.REJECTED
+    assert view.error is not None and (view.error.code, view.error.stage) == ("UPLOAD_EXPIRED", "UPLOAD")
+    assert "announce the upload again" in view.error.message
+    uploads = stack.client("s3").list_multipart_uploads(Bucket=stack.settings.uploads_bucket)
+    assert [u for u in uploads.get("Uploads", []) if job_id in u["Key"]] == []

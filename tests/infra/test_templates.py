@@ -146,11 +146,17 @@ def test_jobs_table(synth, env):
     )
     props = table["Properties"]
     assert props["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]
-    (gsi,) = props["GlobalSecondaryIndexes"]
-    assert gsi["IndexName"] == "by_owner"
-    assert gsi["KeySchema"] == [
+    by_owner, awaiting = props["GlobalSecondaryIndexes"]
+    assert by_owner["IndexName"] == "by_owner"
+    assert by_owner["KeySchema"] == [
         {"AttributeName": "owner", "KeyType": "HASH"},
         {"AttributeName": "created_at", "KeyType": "RANGE"},
+    ]
+    # Sparse: only jobs awaiting their upload carry these, so the watchdog reads just those.
+    assert awaiting["IndexName"] == "awaiting_upload"
+    assert awaiting["KeySchema"] == [
+        {"AttributeName": "awaiting", "KeyType": "HASH"},
+        {"AttributeName": "upload_deadline", "KeyType": "RANGE"},
     ]
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     (replica,) = props["Replicas"]
@@ -311,7 +317,7 @@ def test_the_watchdog_watches_the_batch_queues(synth, env, monkeypatch):
     assert settings.worker_queues == {"gpu": f"posereel-{env}-gpu", "cpu": f"posereel-{env}-cpu"}
 
 
-def test_the_watchdog_may_list_jobs_and_publish_its_metrics_only(synth, env):
+def test_the_watchdog_may_list_jobs_publish_its_metrics_and_end_abandoned_uploads_only(synth, env):
     actions = role_actions(synth.template(env, "pipeline"), f"posereel-{env}-watchdog-fn")
     assert set(actions) == {
         "logs:CreateLogStream",
@@ -321,6 +327,17 @@ def test_the_watchdog_may_list_jobs_and_publish_its_metrics_only(synth, env):
         "sqs:SendMessage",  # its failed runs go to the dead-letter queue
         "batch:ListJobs",
         "cloudwatch:PutMetricData",
+        # jobs whose upload never came: the awaiting index, their records and uploads/ prefix;
+        # one whose file came without its notification is started
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "s3:GetObject*",
+        "s3:GetBucket*",
+        "s3:List*",
+        "s3:DeleteObject*",
+        "s3:AbortMultipartUpload",
+        "states:StartExecution",
     }
     (listing,) = actions["batch:ListJobs"]
     assert listing["Resource"] == "*" and "Condition" not in listing  # ListJobs has no resource type

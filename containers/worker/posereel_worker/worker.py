@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from posereel.errors import GpuUnavailableError, InputError, JobDeletedError, PoseReelError
 from posereel.jobs import is_job_id
-from posereel.pipeline.deletion import remove_if_plan_gone
+from posereel.pipeline.deletion import plan_present, raise_if_deleted
 from posereel.pipeline.files import PlanFile, chunk_key, plan_key
 from posereel.pipeline.ports import MediaStorePort
 from posereel.resources import WORKER_EXIT_INPUT, WORKER_EXIT_NO_GPU
@@ -134,7 +134,10 @@ def run_chunk(
     )
     result = analyze_chunk(source, spec, info=plan.video, settings=settings, runtime=runtime)
     store.write_model(result, task.bucket, key)
-    remove_if_plan_gone(task.job_id, [key], bucket=task.bucket, media=store)
+    wanted = plan_present(task.job_id, bucket=task.bucket, media=store)
+    raise_if_deleted(
+        task.job_id, wanted=wanted, media=store, bucket=task.bucket, keys=[key], stage="the worker"
+    )
     return result
 
 

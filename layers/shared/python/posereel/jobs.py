@@ -57,6 +57,9 @@ STAGE_ORDER = list(STAGE_WEIGHTS)
 _JOB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{7,63}$")
 
 
+AWAITING = "upload"  # the value of ``awaiting`` on every waiting record
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex
 
@@ -131,6 +134,10 @@ class JobRecord(BaseModel):
     error: JobError | None = None
     result: JobResult | None = None
     expires_at: int | None = Field(None, description="epoch seconds; the table's TTL attribute")
+    # Only while AWAITING_UPLOAD (the sparse index resources.AWAITING_UPLOAD_INDEX): a constant
+    # partition value, and the ISO time after which the watchdog stops waiting.
+    awaiting: str | None = None
+    upload_deadline: str | None = None
     deleted_at: str | None = Field(
         None, description="the owner deleted the job: its objects are being removed, then this record"
     )

@@ -122,9 +122,15 @@ class TableSpec:
 
 
 BY_OWNER_INDEX = "by_owner"
+# A sparse index of the jobs that wait for their upload, by when that wait ends (the upload
+# link's expiry plus a grace): only such records carry its two attributes.
+AWAITING_UPLOAD_INDEX = "awaiting_upload"
 JOBS_TABLE = TableSpec(
     partition_key="job_id",
-    indexes=(IndexSpec(BY_OWNER_INDEX, partition_key="owner", sort_key="created_at"),),
+    indexes=(
+        IndexSpec(BY_OWNER_INDEX, partition_key="owner", sort_key="created_at"),
+        IndexSpec(AWAITING_UPLOAD_INDEX, partition_key="awaiting", sort_key="upload_deadline"),
+    ),
     ttl_attribute="expires_at",
 )
 

@@ -168,6 +168,10 @@ class PipelineSettings(BaseSettings):
     # this size (S3: parts of 5 MiB to 5 GiB, at most 10,000 of them).
     multipart_threshold_bytes: int = Field(64 * 1024**2, gt=0)
     multipart_part_bytes: int = Field(16 * 1024**2, ge=5 * 1024**2)
+    # How long an announced upload's form (or, for small files, part URLs) works, and how much
+    # longer its job waits for the file before the watchdog ends it REJECTED (UPLOAD_EXPIRED).
+    upload_link_expiry_s: int = Field(15 * 60, ge=1, le=7 * 24 * 3600)
+    upload_grace_s: int = Field(5 * 60, ge=0)
     # How long the presigned links of GET /jobs/{id}/results work.
     results_link_expiry_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
     # The web client's origins, for the CORS headers of the api function's answers.

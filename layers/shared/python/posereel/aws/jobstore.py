@@ -20,14 +20,16 @@ from botocore.exceptions import ClientError
 
 from posereel.aws._errors import error_code, transient_errors
 from posereel.errors import ObjectNotFoundError
-from posereel.jobs import JobError, JobRecord, JobResult, JobStatus, SourceObject, utc_now
+from posereel.jobs import AWAITING, JobError, JobRecord, JobResult, JobStatus, SourceObject, utc_now
 from posereel.pipeline.causes import job_error
-from posereel.resources import BY_OWNER_INDEX
+from posereel.resources import AWAITING_UPLOAD_INDEX, BY_OWNER_INDEX, JOBS_TABLE
 
 # Attributes derived from others (never stored) and the nested error (stored flat).
 _NOT_STORED = {"percent", "stage_seconds", "error"}
 _TERMINAL = [s.value for s in JobStatus if s.terminal]
 
+# The sparse index's attributes, present only while a job awaits its upload.
+_AWAITING_ATTRIBUTES = ("awaiting", "upload_deadline")
 _MAX_PAGE_READS = 5  # index pages read for one filtered page of jobs
 
 _serializer = TypeSerializer()
@@ -110,6 +112,36 @@ class JobStore:
             {"status": JobStatus.QUEUED.value, "source": source.model_dump(exclude_none=True)},
             condition="#status = :expected",
             values={":expected": JobStatus.AWAITING_UPLOAD.value},
+            remove=_AWAITING_ATTRIBUTES,
+        )
+
+    def awaiting_past(self, deadline: str, *, limit: int = 100) -> list[JobRecord]:
+        index = next(i for i in JOBS_TABLE.indexes if i.name == AWAITING_UPLOAD_INDEX)
+        with transient_errors("listing the jobs awaiting an upload"):
+            response = self._client.query(
+                TableName=self.table_name,
+                IndexName=AWAITING_UPLOAD_INDEX,
+                KeyConditionExpression="#p = :p AND #d <= :d",
+                ExpressionAttributeNames={"#p": index.partition_key, "#d": index.sort_key},
+                ExpressionAttributeValues={":p": {"S": AWAITING}, ":d": {"S": deadline}},
+                Limit=limit,
+            )
+        return [record_from_item(item) for item in response.get("Items", [])]
+
+    def mark_expired(self, job_id: str, error: JobError, *, finished_at: str) -> bool:
+        fields = {
+            "status": JobStatus.REJECTED.value,
+            "finished_at": finished_at,
+            "error_code": error.code,
+            "error_message": error.message,
+            "error_stage": error.stage,
+        }
+        return self._update(
+            job_id,
+            fields,
+            condition="#status = :expected",
+            values={":expected": JobStatus.AWAITING_UPLOAD.value},
+            remove=_AWAITING_ATTRIBUTES,
         )
 
     def set_execution_arn(self, job_id: str, execution_arn: str) -> bool:
@@ -157,6 +189,7 @@ class JobStore:
         *,
         condition: str | None = None,
         values: Mapping[str, str] | None = None,
+        remove: tuple[str, ...] = (),
     ) -> bool:
         fields = {**fields, "updated_at": utc_now()}
         names = {f"#f{i}": name for i, name in enumerate(fields)}
@@ -170,7 +203,7 @@ class JobStore:
                 self._client.update_item(
                     TableName=self.table_name,
                     Key={"job_id": {"S": job_id}},
-                    UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+                    UpdateExpression=_update_expression(len(fields), names, remove),
                     ConditionExpression=" AND ".join(f"({c})" for c in conditions),
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues=attr_values,
@@ -185,6 +218,19 @@ class JobStore:
     def _require(job_id: str, updated: bool) -> None:
         if not updated:
             raise ObjectNotFoundError(f"job {job_id} has no record in the jobs table")
+
+
+def _update_expression(count: int, names: dict[str, str], remove: tuple[str, ...]) -> str:
+    """SET #f0 = :v0, ... for ``count`` fields, and REMOVE the ``remove`` attributes (their
+    placeholders are added to ``names``)."""
+    expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(count))
+    if remove:
+        placeholders = []
+        for i, name in enumerate(remove):
+            names[f"#r{i}"] = name
+            placeholders.append(f"#r{i}")
+        expression += " REMOVE " + ", ".join(placeholders)
+    return expression
 
 
 # --- cursors: the index's LastEvaluatedKey, opaque to clients ------------------------------

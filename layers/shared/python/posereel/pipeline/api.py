@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import UTC, datetime, timedelta
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +30,7 @@ from posereel.errors import (
     TooLargeError,
 )
 from posereel.jobs import (
+    AWAITING,
     JobError,
     JobRecord,
     JobResult,
@@ -36,6 +38,7 @@ from posereel.jobs import (
     SourceObject,
     Stage,
     is_job_id,
+    iso_utc,
     new_job_id,
     upload_key,
     utc_now,
@@ -50,7 +53,6 @@ from posereel.settings import PipelineSettings
 
 log = logging.getLogger(__name__)
 
-UPLOAD_EXPIRES_IN_S = 15 * 60
 # A large file's part URLs must outlive a slow upload: sized for 500 kB/s, at most 6 hours (the
 # signing credentials of a Lambda function do not last much longer).
 SLOW_UPLOAD_BYTES_PER_S = 500_000
@@ -227,7 +229,6 @@ def create_uploads(
     settings: PipelineSettings,
     jobs: JobStorePort,
     media: MediaStorePort,
-    expires_in_s: int = UPLOAD_EXPIRES_IN_S,
 ) -> CreateUploadsResponse:
     """A job and an upload per file. Every file is checked before any job is made, so a refused
     request leaves nothing behind."""
@@ -238,10 +239,7 @@ def create_uploads(
                 f"at most {settings.max_upload_bytes / 1e6:.0f} MB is accepted"
             )
     tickets = [
-        _create_upload(
-            file, owner=owner, settings=settings, jobs=jobs, media=media, expires_in_s=expires_in_s
-        )
-        for file in request.files
+        _create_upload(file, owner=owner, settings=settings, jobs=jobs, media=media) for file in request.files
     ]
     return CreateUploadsResponse(uploads=tickets)
 
@@ -251,6 +249,15 @@ def part_size(size_bytes: int, settings: PipelineSettings) -> int:
     return max(settings.multipart_part_bytes, math.ceil(size_bytes / MAX_PARTS))
 
 
+def upload_expiry_s(size_bytes: int, settings: PipelineSettings) -> int:
+    """How long an upload's form or part URLs work: the configured time, longer for big files
+    (at SLOW_UPLOAD_BYTES_PER_S, up to MAX_UPLOAD_EXPIRES_IN_S)."""
+    if size_bytes <= settings.multipart_threshold_bytes:
+        return settings.upload_link_expiry_s
+    slow = min(MAX_UPLOAD_EXPIRES_IN_S, math.ceil(size_bytes / SLOW_UPLOAD_BYTES_PER_S))
+    return max(settings.upload_link_expiry_s, slow)
+
+
 def _create_upload(
     file: UploadFile,
     *,
@@ -258,13 +265,14 @@ def _create_upload(
     settings: PipelineSettings,
     jobs: JobStorePort,
     media: MediaStorePort,
-    expires_in_s: int,
 ) -> UploadTicket:
     job_id = new_job_id()
     bucket, key = settings.uploads_bucket, upload_key(job_id, file.filename)
     multipart = file.size_bytes > settings.multipart_threshold_bytes
     upload_id = media.create_multipart(bucket, key, content_type=file.content_type) if multipart else None
-    now = utc_now()
+    expires_in_s = upload_expiry_s(file.size_bytes, settings)
+    created = datetime.now(UTC)
+    now = iso_utc(created)
     record = JobRecord(
         job_id=job_id,
         owner=owner,
@@ -281,6 +289,8 @@ def _create_upload(
         ),
         upload_id=upload_id,
         expires_at=expires_at(settings),
+        awaiting=AWAITING,
+        upload_deadline=iso_utc(created + timedelta(seconds=expires_in_s + settings.upload_grace_s)),
     )
     if not jobs.create_if_absent(record):
         raise RuntimeError(f"a fresh job id {job_id} exists already")  # uuid4: never in practice
@@ -292,13 +302,10 @@ def _create_upload(
         return ticket.model_copy(update={"post": UploadForm(url=post.url, fields=post.fields)})
     size = part_size(file.size_bytes, settings)
     count = math.ceil(file.size_bytes / size)
-    expires_in_s = max(
-        expires_in_s, min(MAX_UPLOAD_EXPIRES_IN_S, math.ceil(file.size_bytes / SLOW_UPLOAD_BYTES_PER_S))
-    )
     urls = media.presigned_part_urls(bucket, key, upload_id=upload_id, parts=count, expires_in_s=expires_in_s)
     parts = [UploadPart(part_number=n, url=url) for n, url in enumerate(urls, start=1)]
     upload = MultipartUpload(upload_id=upload_id, part_size_bytes=size, parts=parts)
-    return ticket.model_copy(update={"multipart": upload, "expires_in_s": expires_in_s})
+    return ticket.model_copy(update={"multipart": upload})
 
 
 def complete_upload(

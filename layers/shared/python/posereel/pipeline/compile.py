@@ -73,7 +73,7 @@ def compile_job(
         )
         upload_tree(media, out_dir, bucket, prefix)
     wanted = job_wanted(event.job_id, jobs=jobs)
-    raise_if_deleted(event.job_id, wanted=wanted, settings=settings, media=media, stage="compile")
+    raise_if_deleted(event.job_id, wanted=wanted, media=media, bucket=bucket, prefix=prefix, stage="compile")
     jobs.set_result(
         event.job_id,
         JobResult(

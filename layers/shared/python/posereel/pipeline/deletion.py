@@ -6,19 +6,21 @@ So the delete and the writers follow one order:
 
 1. the delete marks the record (``deleted_at``), then removes work/{job}/plan.json, then every
    object of the job, and the record last;
-2. a writer checks, after its writes, that the job is still wanted: the Lambdas by the record
-   (present and not marked), the chunk worker, which has no table access, by the plan. When it is
-   not, the writer deletes the job's objects itself.
+2. a writer checks, after its writes, that the job is still wanted: scan, plan and compile by
+   the record (present and not marked), merge and the chunk worker by the plan. When it is not,
+   the writer removes what it wrote.
 
 Either the check ran before the mark (or the plan's removal), and then the delete's listing,
-which comes after, sees what was written; or it ran after, and the writer cleans up. S3 and
-the table's reads are strongly consistent, so no third case exists. The scanner's evidence in
-quarantine is not the owner's to delete and stays.
+which comes after, sees what was written; or it ran after, and the writer removes its own
+writes (each writer its own, so none needs access beyond what it writes). S3 and the table's
+reads are strongly consistent, so no third case exists. The scanner's evidence in quarantine is
+not the owner's to delete and stays.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from posereel.errors import JobDeletedError
 from posereel.jobs import results_prefix, upload_prefix, work_prefix
@@ -44,28 +46,29 @@ def job_wanted(job_id: str, *, jobs: JobStorePort) -> bool:
     return record is not None and record.deleted_at is None
 
 
-def plan_present(job_id: str, *, settings: PipelineSettings, media: MediaStorePort) -> bool:
-    return media.head(settings.results_bucket, plan_key(job_id)) is not None
+def plan_present(job_id: str, *, bucket: str, media: MediaStorePort) -> bool:
+    """For the stages without table access: the delete removes the plan before anything else."""
+    return media.head(bucket, plan_key(job_id)) is not None
 
 
 def raise_if_deleted(
-    job_id: str, *, wanted: bool, settings: PipelineSettings, media: MediaStorePort, stage: str
+    job_id: str,
+    *,
+    wanted: bool,
+    media: MediaStorePort,
+    bucket: str,
+    keys: Sequence[str] = (),
+    prefix: str | None = None,
+    stage: str,
 ) -> None:
-    """Call after a stage's writes with the answer of job_wanted or plan_present, asked after
-    them. When the job is no longer wanted, delete its objects and raise JobDeletedError."""
+    """Call after a stage's writes (``keys``, or everything under ``prefix``, in ``bucket``) with
+    the answer of job_wanted or plan_present, asked after them. When the job is no longer wanted,
+    remove those writes (the delete's listing may have missed them; all else it saw) and raise
+    JobDeletedError."""
     if wanted:
-        return
-    count = delete_job_objects(job_id, settings=settings, media=media)
-    log.warning("job %s was deleted while %s ran: removed %d objects it left", job_id, stage, count)
-    raise JobDeletedError(f"job {job_id} was deleted while {stage} ran")
-
-
-def remove_if_plan_gone(job_id: str, keys: list[str], *, bucket: str, media: MediaStorePort) -> None:
-    """The chunk worker's check (it has neither the table nor the other buckets): after writing
-    ``keys`` to ``bucket``, remove them when the job's plan is gone and raise JobDeletedError."""
-    if media.head(bucket, plan_key(job_id)) is not None:
         return
     for key in keys:
         media.delete(bucket, key)
-    log.warning("job %s was deleted while its chunk worker ran: removed %s", job_id, ", ".join(keys))
-    raise JobDeletedError(f"job {job_id} was deleted while its chunk was analysed")
+    removed = len(keys) + (media.delete_prefix(bucket, prefix) if prefix is not None else 0)
+    log.warning("job %s was deleted while %s ran: removed the %d objects it wrote", job_id, stage, removed)
+    raise JobDeletedError(f"job {job_id} was deleted while {stage} ran")

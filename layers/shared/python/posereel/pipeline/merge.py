@@ -36,6 +36,6 @@ def merge_job(event: MergeEvent, *, settings: PipelineSettings, media: MediaStor
     media.write_model(
         MergedFile(job_id=event.job_id, result=merged_run.result, tracks=merged_run.tracks), bucket, out_key
     )
-    wanted = plan_present(event.job_id, settings=settings, media=media)
-    raise_if_deleted(event.job_id, wanted=wanted, settings=settings, media=media, stage="merge")
+    wanted = plan_present(event.job_id, bucket=bucket, media=media)
+    raise_if_deleted(event.job_id, wanted=wanted, media=media, bucket=bucket, keys=[out_key], stage="merge")
     return MergeResult(segments=len(merged_run.result.segments), tracks=len(merged_run.result.tracks))

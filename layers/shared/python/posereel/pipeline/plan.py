@@ -95,7 +95,7 @@ def plan_job(
         )
         media.write_model(plan, bucket, key)
     wanted = job_wanted(event.job_id, jobs=jobs)
-    raise_if_deleted(event.job_id, wanted=wanted, settings=settings, media=media, stage="plan")
+    raise_if_deleted(event.job_id, wanted=wanted, media=media, bucket=bucket, keys=[key], stage="plan")
     jobs.set_chunks_total(event.job_id, len(plan.chunks))
     return PlanResult(plan_key=key, chunks=[ChunkRef(index=c.index) for c in plan.chunks])
 

@@ -89,6 +89,15 @@ class JobStorePort(Protocol):
         """AWAITING_UPLOAD -> QUEUED with the uploaded object; False when the job was not awaiting."""
         ...
 
+    def awaiting_past(self, deadline: str, *, limit: int = 100) -> list[JobRecord]:
+        """Jobs still AWAITING_UPLOAD whose upload deadline is at or before ``deadline`` (an ISO
+        time), at most ``limit`` of them."""
+        ...
+
+    def mark_expired(self, job_id: str, error: JobError, *, finished_at: str) -> bool:
+        """AWAITING_UPLOAD -> REJECTED with the error; False when the job was not awaiting."""
+        ...
+
     def set_execution_arn(self, job_id: str, execution_arn: str) -> bool:
         """Record the job's workflow execution; False when another execution is recorded."""
         ...

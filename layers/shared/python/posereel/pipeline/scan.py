@@ -197,7 +197,9 @@ def scan_upload(
             verdict = scanner.scan(path)
     if verdict.clean:
         wanted = job_wanted(event.job_id, jobs=jobs)
-        raise_if_deleted(event.job_id, wanted=wanted, settings=settings, media=media, stage="scan")
+        raise_if_deleted(
+            event.job_id, wanted=wanted, media=media, bucket=pinned.bucket, keys=[pinned.key], stage="scan"
+        )
         return ScanResult(clean=True, engine=scanner.engine, source=pinned)
     threat = verdict.signature or "unknown signature"
     media.move(
