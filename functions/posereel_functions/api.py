@@ -250,6 +250,12 @@ def invalid_request(exc: RequestValidationError) -> Response[Any]:
     )
 
 
+@router.exception_handler(RecursionError)
+def too_deep(exc: RecursionError) -> Response[Any]:
+    # json.loads gives up on bodies nested some thousand levels deep; no request of ours nests 5.
+    return error_response(HTTPStatus.BAD_REQUEST, "INVALID_REQUEST", "the JSON body is nested too deeply")
+
+
 @router.exception_handler(InvalidFieldError)
 def invalid_field(exc: InvalidFieldError) -> Response[Any]:
     return error_response(

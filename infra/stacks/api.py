@@ -18,7 +18,7 @@ from constructs import Construct
 from infra.common import REPO, log_group, removal_policy, suppress
 from infra.config import EnvironmentConfig
 from infra.stacks.web import WebStack
-from posereel.resources import ResourceNames
+from posereel.resources import GATEWAY_ERRORS, ResourceNames
 
 WEB_DIR = REPO / "web"
 
@@ -44,22 +44,6 @@ ROUTES: tuple[Route, ...] = (
 CORS_METHODS = ["GET", "POST", "DELETE", "OPTIONS"]
 CORS_HEADERS = ["Content-Type", "Authorization", "X-Api-Key"]
 
-# API Gateway's own answers (no key, unknown route, throttled, ...) in the API's error shape
-# {"code", "message"}: response type -> (status, code); status None keeps API Gateway's.
-GATEWAY_ERRORS: dict[str, tuple[str | None, str]] = {
-    "DEFAULT_4XX": (None, "INVALID_REQUEST"),
-    "DEFAULT_5XX": (None, "INTERNAL"),
-    "MISSING_AUTHENTICATION_TOKEN": ("404", "NOT_FOUND"),  # what REST APIs answer for an unknown route
-    "INVALID_API_KEY": ("403", "FORBIDDEN"),
-    "ACCESS_DENIED": ("403", "FORBIDDEN"),
-    "UNAUTHORIZED": ("401", "UNAUTHORIZED"),
-    "EXPIRED_TOKEN": ("401", "UNAUTHORIZED"),
-    "THROTTLED": ("429", "THROTTLED"),
-    "QUOTA_EXCEEDED": ("429", "QUOTA_EXCEEDED"),
-    "REQUEST_TOO_LARGE": ("413", "TOO_LARGE"),
-    "UNSUPPORTED_MEDIA_TYPE": ("415", "UNSUPPORTED_MEDIA_TYPE"),
-    "INTEGRATION_TIMEOUT": ("504", "TIMEOUT"),
-}
 # A gateway response's headers are static: they cannot pick one of several allowed origins the
 # way the preflight does. These bodies are fixed messages carrying no data, and the API takes its
 # credentials from headers, never cookies, so a wildcard origin exposes nothing.

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from posereel.resources import API_KEY_HEADER, API_PUBLIC_ROUTES
+from posereel.resources import API_KEY_HEADER, API_PUBLIC_ROUTES, GATEWAY_ERRORS
 
 logger = logging.getLogger("posereel.local")
 
@@ -127,7 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > _MAX_BODY_BYTES:
-            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "Request Too Long"})
+            self.close_connection = True  # the body is not read
+            self._gateway_error("REQUEST_TOO_LARGE", f"the request body is over {_MAX_BODY_BYTES} bytes")
             return
         body = self.rfile.read(length) if length else b""
         if self.command in ("GET", "HEAD") and self._serve_static():
@@ -155,11 +156,26 @@ class _Handler(BaseHTTPRequestHandler):
             response = self.server.invoke(event)
         except FunctionError as exc:
             logger.warning("local API: the api function failed: %s", exc)
-            self._reply(HTTPStatus.BAD_GATEWAY, {"message": "Internal server error"})
+            self._gateway_error("DEFAULT_5XX", "internal error", status=HTTPStatus.BAD_GATEWAY)
             return
         self._send_function_response(response)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's own refusals (an unknown method, a bad request line, headers too long)
+        in the API's error shape, not its HTML page. An unknown method gets what API Gateway
+        answers for a method no route has: 404 NOT_FOUND."""
+        self.close_connection = True  # a body, if any, was not read
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            self._gateway_error("MISSING_AUTHENTICATION_TOKEN", f"no such resource (method {self.command})")
+            return
+        self._gateway_error("DEFAULT_4XX", message or HTTPStatus(code).phrase, status=HTTPStatus(code))
+
+    def _gateway_error(self, response_type: str, message: str, *, status: HTTPStatus | None = None) -> None:
+        """What API Gateway answers itself, as infra declares it (resources.GATEWAY_ERRORS)."""
+        declared, code = GATEWAY_ERRORS[response_type]
+        self._reply(status or HTTPStatus(int(declared or 500)), {"code": code, "message": message})
 
     def _api_key(self) -> tuple[str, str] | None:
         keys = self.server.api_keys
@@ -231,6 +247,8 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The stdlib listens with a backlog of 5: a burst of connections beyond it is reset.
+    request_queue_size = 1024
 
     def __init__(
         self,

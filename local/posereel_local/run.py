@@ -45,11 +45,12 @@ class RunOutcome:
 def download_results(stack: LocalStack, record: JobView, out_dir: Path) -> tuple[Path, ...]:
     """Copy every object under the job's results prefix into ``out_dir``, keeping sub-folders."""
     from posereel.aws.mediastore import MediaStore
+    from posereel.jobs import results_prefix
 
     if record.result is None:
         raise ValueError(f"job {record.job_id} has no result")
     media = MediaStore(client=stack.client("s3"))
-    bucket, prefix = stack.settings.results_bucket, record.result.prefix
+    bucket, prefix = stack.settings.results_bucket, results_prefix(record.job_id)
     files = []
     for key in sorted(media.list_keys(bucket, prefix)):
         relative = PurePosixPath(key).relative_to(prefix)

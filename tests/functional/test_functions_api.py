@@ -103,7 +103,7 @@ def test_post_uploads_returns_a_presigned_post_limited_to_the_declared_size(aws:
     assert post["fields"]["key"] == key and post["fields"]["Content-Type"] == "video/quicktime"
     conditions = json.loads(base64.b64decode(post["fields"]["policy"]))["conditions"]
     assert ["content-length-range", 1, 123_456] in conditions
-    assert ["starts-with", "$Content-Type", "video/"] in conditions
+    assert ["eq", "$Content-Type", "video/quicktime"] in conditions
     assert {"key": key} in conditions and {"bucket": UPLOADS} in conditions
     assert post["fields"]["x-amz-algorithm"] == "AWS4-HMAC-SHA256"
     # and the job waits for its upload
@@ -132,6 +132,12 @@ def files_body(n: int = 1, **changes: Any) -> dict[str, Any]:
         (files_body(filename=""), "files.0.filename"),
         (files_body(filename=None), "files.0.filename"),
         (files_body(size_bytes="ten"), "files.0.size_bytes"),
+        (files_body(size_bytes="1000"), "files.0.size_bytes"),
+        (files_body(size_bytes=True), "files.0.size_bytes"),
+        (files_body(filename="a\x00.mp4"), "files.0.filename"),
+        (files_body(filename="line\nbreak.mp4"), "files.0.filename"),
+        (files_body(content_type="video/html"), "files.0.content_type"),
+        (files_body(filename=7), "files.0.filename"),
         (files_body(owner="me"), "files.0.owner"),
         ({**files_body(), "owner": "me"}, "owner"),
         ({"files": []}, "files"),
@@ -144,6 +150,12 @@ def files_body(n: int = 1, **changes: Any) -> dict[str, Any]:
         "empty-name",
         "no-name",
         "size-not-int",
+        "size-a-string-of-digits",
+        "size-a-bool",
+        "nul-in-name",
+        "newline-in-name",
+        "video-html",
+        "name-a-number",
         "unknown-file-field",
         "unknown-field",
         "no-files",
@@ -155,6 +167,12 @@ def test_bad_bodies_get_422_naming_the_field(aws: PipelineAws, body: dict[str, A
     status, payload = call(api_request("POST", "/uploads", body))
     assert status == 422 and payload["code"] == "INVALID_REQUEST"
     assert field in [f["field"] for f in payload["fields"]] and field in payload["message"]
+
+
+@pytest.mark.parametrize("depth", [100, 100_000], ids=["100-deep", "100k-deep"])
+def test_a_deeply_nested_body_gets_a_4xx_in_the_api_shape(aws: PipelineAws, depth: int) -> None:
+    status, payload = call(api_request("POST", "/uploads", "[" * depth + "]" * depth))
+    assert 400 <= status < 500 and payload["code"] == "INVALID_REQUEST", payload
 
 
 def test_a_body_that_is_no_json_gets_422(aws: PipelineAws) -> None:
@@ -217,7 +235,8 @@ def test_a_large_file_goes_up_in_parts_and_completes_into_the_upload(aws: Pipeli
     status, body = complete(upload["job_id"], etags)
     # Then the whole file is the job's upload
     assert status == 200 and body["job_id"] == upload["job_id"]
-    key = body["source"]["key"]
+    assert body["source"] == {"name": "big.mp4", "size_bytes": size, "content_type": "video/mp4"}
+    key = f"uploads/{upload['job_id']}/big.mp4"
     s3 = aws.client("s3")
     assert s3.head_object(Bucket=UPLOADS, Key=key)["ContentLength"] == size
     assert s3.get_object(Bucket=UPLOADS, Key=key)["Body"].read() == data

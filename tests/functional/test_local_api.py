@@ -8,7 +8,9 @@ import base64
 import email.parser
 import email.policy
 import json
+import socket
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +132,48 @@ def test_a_failing_or_malformed_function_is_a_502(server: ApiServer, path: str) 
     with pytest.raises(ApiError) as failed:
         ApiClient(server.url)._json("GET", path)
     assert failed.value.status == 502
+
+
+def raw_http(server: ApiServer, request: bytes) -> tuple[int, dict[str, Any]]:
+    """Send raw bytes (what no well-behaved client sends) and read the status and JSON body."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(request)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    assert b"Content-Type: application/json" in head, head
+    return status, json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (b"TRACE /jobs HTTP/1.1\r\nHost: x\r\n\r\n", 404, "NOT_FOUND"),
+        (b"FROB /jobs HTTP/1.1\r\nHost: x\r\n\r\n", 404, "NOT_FOUND"),
+        (b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400, "INVALID_REQUEST"),
+        (b"POST /uploads HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n", 413, "TOO_LARGE"),
+    ],
+    ids=["trace", "unknown-method", "bad-request-line", "too-large"],
+)
+def test_the_servers_own_refusals_are_in_the_api_shape(
+    server: ApiServer, request_bytes: bytes, status: int, code: str
+) -> None:
+    answered, body = raw_http(server, request_bytes)
+    assert (answered, body["code"]) == (status, code) and body["message"]
+
+
+def test_a_burst_of_60_concurrent_requests_is_answered_in_full(server: ApiServer) -> None:
+    client = ApiClient(server.url)
+
+    def announce(_: int) -> str:
+        return client.create_upload(Path(__file__), content_type="video/mp4").job_id
+
+    with ThreadPoolExecutor(max_workers=60) as pool:
+        answers = list(pool.map(announce, range(60)))
+    assert answers == ["job-0001"] * 60
 
 
 def test_binary_responses_are_decoded(server: ApiServer) -> None:

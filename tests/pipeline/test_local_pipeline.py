@@ -18,7 +18,7 @@ import pytest
 
 from posereel import engine
 from posereel.aws.jobstore import JobStore
-from posereel.jobs import STAGE_ORDER, JobStatus, Stage, upload_key
+from posereel.jobs import STAGE_ORDER, JobStatus, Stage, results_prefix, upload_key
 from posereel.pipeline.api import JobView
 from posereel.pipeline.files import chunk_key, plan_key
 from posereel.settings import AnalysisSettings, ChunkSettings, RuntimeSettings
@@ -170,8 +170,9 @@ def test_results_are_in_s3_and_downloaded(stack: LocalStack, walk: RunOutcome) -
     assert record.result is not None and walk.out_dir is not None
     s3 = stack.client("s3")
     bucket = stack.settings.results_bucket
-    listed = s3.list_objects_v2(Bucket=bucket, Prefix=record.result.prefix)["Contents"]
-    keys = {o["Key"].removeprefix(record.result.prefix) for o in listed}
+    prefix = results_prefix(record.job_id)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+    keys = {o["Key"].removeprefix(prefix) for o in listed}
     for name in ("reel.mp4", "overlay.mp4", "result.json", "tracks.json", "segments.json", "timeline.png"):
         assert name in keys
     assert {p.relative_to(walk.out_dir).as_posix() for p in walk.files} == keys

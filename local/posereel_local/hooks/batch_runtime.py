@@ -272,9 +272,10 @@ class BatchRunner:
                 last = number == spec.attempts or attempt.final
                 if attempt.success or last or retry_action(spec.evaluate_on_exit, attempt) == "exit":
                     break
-                job.latest_attempt["stoppedAt"] = int(time.time() * 1000)
-                job.latest_attempt["statusReason"] = attempt.reason
-                job.latest_attempt["container"]["exitCode"] = attempt.exit_code
+                record = job.latest_attempt or {}
+                record["stoppedAt"] = int(time.time() * 1000)
+                record["statusReason"] = attempt.reason
+                record.setdefault("container", {})["exitCode"] = attempt.exit_code
                 logger.info(
                     "local Batch: job %s attempt %d failed (exit %s): retrying",
                     job.job_name, number, attempt.exit_code,
@@ -330,7 +331,7 @@ class BatchRunner:
             gpus = _gpus_requested(properties.get("resourceRequirements") or []) or 0
         timeout = job.timeout or job.job_definition.timeout or {}
         duration = timeout.get("attemptDurationSeconds")
-        retry = job.job_definition.retry_strategy or {}
+        retry: Mapping[str, Any] = job.job_definition.retry_strategy or {}
         return _JobSpec(
             argv,
             env,

@@ -274,22 +274,49 @@ class LambdaRunner:
         code_paths: Sequence[str | os.PathLike[str]] = (),
         layer_paths: Sequence[str | os.PathLike[str]] = (),
         init_timeout_s: float = 60.0,
+        max_concurrent: int | None = None,
+        max_idle_per_function: int = 2,
+        idle_ttl_s: float = 60.0,
     ) -> None:
         """code_paths: the function code (/var/task), first on the path; layer_paths: the layers'
-        python/ folders (/opt/python), after it."""
+        python/ folders (/opt/python), after it. The pool is bounded: at most ``max_concurrent``
+        invocations run at once (more wait, as Lambda's concurrency limit would throttle them;
+        default 4 per core, at least 8), and at most ``max_idle_per_function`` warm workers stay
+        per function, each for ``idle_ttl_s`` after its last call (then it is stopped), so a
+        burst leaves no crowd of idle processes behind."""
         self._endpoint = endpoint
         self._code_paths = [str(Path(p).resolve()) for p in code_paths]
         self._layer_paths = [str(Path(p).resolve()) for p in layer_paths]
         self._init_timeout_s = init_timeout_s
-        self._idle: dict[_FunctionSpec, list[_LambdaWorker]] = {}
+        self._idle: dict[_FunctionSpec, list[tuple[_LambdaWorker, float]]] = {}  # (worker, idle since)
         self._busy: set[_LambdaWorker] = set()
         self._lock = threading.Lock()
         self._closed = False
+        self._calls = threading.BoundedSemaphore(max_concurrent or max(8, 4 * (os.cpu_count() or 1)))
+        self._max_idle = max_idle_per_function
+        self._idle_ttl_s = idle_ttl_s
 
     def in_flight(self) -> int:
         """How many invocations are running now."""
         with self._lock:
             return len(self._busy)
+
+    def workers(self) -> int:
+        """How many worker processes are alive now, busy or idle."""
+        with self._lock:
+            return len(self._busy) + sum(len(pool) for pool in self._idle.values())
+
+    def _expired_idle(self, now: float) -> list[_LambdaWorker]:
+        """Take the idle workers past their time out of the pool (call with the lock held)."""
+        expired = []
+        for spec, pool in list(self._idle.items()):
+            keep = [(w, since) for w, since in pool if now - since <= self._idle_ttl_s]
+            expired += [w for w, since in pool if now - since > self._idle_ttl_s]
+            if keep:
+                self._idle[spec] = keep
+            else:
+                del self._idle[spec]
+        return expired
 
     def _spec(self, fn: LambdaFunction) -> _FunctionSpec:
         handler = fn.handler or next(iter(fn.image_config.cmd or []), "")
@@ -317,17 +344,17 @@ class LambdaRunner:
         return env
 
     def _acquire(self, fn: LambdaFunction, spec: _FunctionSpec) -> _LambdaWorker:
-        stale: list[_LambdaWorker] = []
         with self._lock:
             if self._closed:
                 raise _WorkerGone("the local AWS is shutting down")
+            stale = self._expired_idle(time.monotonic())
             # A reconfigured function gets fresh environments, as after UpdateFunctionConfiguration.
             for other in [s for s in self._idle if s.function_arn == spec.function_arn and s != spec]:
-                stale.extend(self._idle.pop(other))
+                stale.extend(w for w, _ in self._idle.pop(other))
             idle = self._idle.get(spec, [])
             worker = None
             while idle and worker is None:
-                candidate = idle.pop()  # most recently used first, like Lambda
+                candidate, _ = idle.pop()  # most recently used first, like Lambda
                 if candidate.alive():
                     worker = candidate
                 else:
@@ -342,12 +369,19 @@ class LambdaRunner:
         return worker
 
     def _release(self, spec: _FunctionSpec, worker: _LambdaWorker, reusable: bool) -> None:
+        now = time.monotonic()
         with self._lock:
             self._busy.discard(worker)
+            stale = self._expired_idle(now)
             if reusable and not self._closed and worker.alive():
-                self._idle.setdefault(spec, []).append(worker)
-                return
-        worker.kill()
+                pool = self._idle.setdefault(spec, [])
+                pool.append((worker, now))
+                while len(pool) > self._max_idle:  # the least recently used go
+                    stale.append(pool.pop(0)[0])
+            else:
+                stale.append(worker)
+        for old in stale:
+            old.kill()
 
     def prewarm(self, fn: LambdaFunction) -> None:
         """Start one worker for ``fn`` and leave it idle, its handler imported: the local
@@ -378,6 +412,12 @@ class LambdaRunner:
             "log_group_name": fn.logs_group_name,
             "log_stream_name": stream,
         }
+        with self._calls:
+            return self._invoke(fn, spec, request, request_id)
+
+    def _invoke(
+        self, fn: LambdaFunction, spec: _FunctionSpec, request: dict[str, Any], request_id: str
+    ) -> tuple[str, bool, str]:
         started = time.monotonic()
         try:
             worker = self._acquire(fn, spec)
@@ -415,7 +455,7 @@ class LambdaRunner:
         """Stop every worker, idle or busy (a busy call then fails with Runtime.ExitError)."""
         with self._lock:
             self._closed = True
-            workers = [w for pool in self._idle.values() for w in pool] + list(self._busy)
+            workers = [w for pool in self._idle.values() for w, _ in pool] + list(self._busy)
             self._idle.clear()
         for worker in workers:
             worker.kill()

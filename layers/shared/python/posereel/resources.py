@@ -28,6 +28,24 @@ QUEUE_DIMENSION = "Queue"
 API_PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({("GET", "/health")})
 API_KEY_HEADER = "x-api-key"
 
+# API Gateway's own answers (no key, unknown route or method, throttled, too large, ...) in the
+# API's error shape {"code", "message"}: response type -> (status, code); status None keeps
+# API Gateway's. The local API answers the same (posereel_local.api_server).
+GATEWAY_ERRORS: dict[str, tuple[str | None, str]] = {
+    "DEFAULT_4XX": (None, "INVALID_REQUEST"),
+    "DEFAULT_5XX": (None, "INTERNAL"),
+    "MISSING_AUTHENTICATION_TOKEN": ("404", "NOT_FOUND"),  # what REST APIs answer for an unknown route
+    "INVALID_API_KEY": ("403", "FORBIDDEN"),
+    "ACCESS_DENIED": ("403", "FORBIDDEN"),
+    "UNAUTHORIZED": ("401", "UNAUTHORIZED"),
+    "EXPIRED_TOKEN": ("401", "UNAUTHORIZED"),
+    "THROTTLED": ("429", "THROTTLED"),
+    "QUOTA_EXCEEDED": ("429", "QUOTA_EXCEEDED"),
+    "REQUEST_TOO_LARGE": ("413", "TOO_LARGE"),
+    "UNSUPPORTED_MEDIA_TYPE": ("415", "UNSUPPORTED_MEDIA_TYPE"),
+    "INTEGRATION_TIMEOUT": ("504", "TIMEOUT"),
+}
+
 
 # --- names ----------------------------------------------------------------------------------
 

@@ -34,6 +34,17 @@ log = logging.getLogger(__name__)
 # ffprobe's name for demuxers of single pictures ("png_pipe", "jpeg_pipe", ...) and image sequences.
 _IMAGE_FORMATS = ("image2",)
 _IMAGE_FORMAT_SUFFIX = "_pipe"
+# The content types an upload may declare: the containers sniff_container knows, under the names
+# browsers and operating systems give them. The upload form requires exactly the declared one.
+VIDEO_CONTENT_TYPES = frozenset(
+    {
+        "video/mp4", "video/x-m4v", "video/quicktime", "video/3gpp", "video/3gpp2",
+        "video/webm", "video/x-matroska",
+        "video/x-msvideo", "video/avi", "video/msvideo",
+        "video/mp2t", "video/mpeg",
+        "video/x-flv", "video/ogg", "video/x-ms-wmv", "video/x-ms-asf",
+    }
+)  # fmt: skip
 # Enough leading bytes for every container signature of sniff_container (MPEG-TS: five packets).
 SNIFF_BYTES = 1024
 _TS_PACKET = 188

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from posereel.aws._errors import error_code, transient_errors
 from posereel.errors import ObjectNotFoundError, TransientError
 from posereel.pipeline.ports import ObjectInfo, PresignedPost, UploadedPart
+from posereel.video import VIDEO_CONTENT_TYPES
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -28,8 +29,6 @@ _REFUSED_PARTS = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall",
 # A conditional request whose condition no longer holds (the object was replaced).
 _CHANGED = frozenset({"PreconditionFailed", "412"})
 _DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
-# Browser uploads must declare a video type; the validate stage checks the bytes anyway.
-UPLOAD_CONTENT_TYPE_PREFIX = "video/"
 
 
 class MediaStore:
@@ -92,10 +91,9 @@ class MediaStore:
     def presigned_post(
         self, bucket: str, key: str, *, size_bytes: int, content_type: str, expires_in_s: int
     ) -> PresignedPost:
-        """A form upload of exactly this key, at most ``size_bytes`` long (and not empty), whose
-        Content-Type must start with video/."""
-        if not content_type.startswith(UPLOAD_CONTENT_TYPE_PREFIX):
-            raise ValueError(f"an upload's content type must start with {UPLOAD_CONTENT_TYPE_PREFIX}")
+        """A form upload of exactly this key, at most ``size_bytes`` long (and not empty), with
+        exactly this Content-Type (one of video.VIDEO_CONTENT_TYPES)."""
+        _require_video_type(content_type)
         with transient_errors(f"signing an upload to s3://{bucket}/{key}"):
             post = self._client.generate_presigned_post(
                 Bucket=bucket,
@@ -103,7 +101,7 @@ class MediaStore:
                 Fields={"Content-Type": content_type},
                 Conditions=[
                     ["content-length-range", 1, size_bytes],
-                    ["starts-with", "$Content-Type", UPLOAD_CONTENT_TYPE_PREFIX],
+                    ["eq", "$Content-Type", content_type],
                 ],
                 ExpiresIn=expires_in_s,
             )
@@ -180,8 +178,7 @@ class MediaStore:
         return len(keys)
 
     def create_multipart(self, bucket: str, key: str, *, content_type: str) -> str:
-        if not content_type.startswith(UPLOAD_CONTENT_TYPE_PREFIX):
-            raise ValueError(f"an upload's content type must start with {UPLOAD_CONTENT_TYPE_PREFIX}")
+        _require_video_type(content_type)
         with transient_errors(f"starting an upload to s3://{bucket}/{key}"):
             response = self._client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)
         return str(response["UploadId"])
@@ -235,6 +232,11 @@ class MediaStore:
         except ClientError as exc:
             if error_code(exc) not in _MISSING:
                 raise
+
+
+def _require_video_type(content_type: str) -> None:
+    if content_type not in VIDEO_CONTENT_TYPES:
+        raise ValueError(f"an upload's content type must be one of {sorted(VIDEO_CONTENT_TYPES)}")
 
 
 @contextmanager

@@ -21,7 +21,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from posereel.errors import (
     ConflictError,
@@ -33,7 +33,6 @@ from posereel.jobs import (
     AWAITING,
     JobError,
     JobRecord,
-    JobResult,
     JobStatus,
     SourceObject,
     Stage,
@@ -47,9 +46,11 @@ from posereel.outputs import RESULT_FILES, RESULT_NAME, THUMBNAILS_DIR, content_
 from posereel.pipeline.deletion import delete_job_objects
 from posereel.pipeline.finalize import reconcile_job
 from posereel.pipeline.ports import JobStorePort, MediaStorePort, WorkflowPort
+from posereel.pipeline.public import public_error
 from posereel.pipeline.start import expires_at
 from posereel.schemas import AnalysisResult, Segment
 from posereel.settings import PipelineSettings
+from posereel.video import VIDEO_CONTENT_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +67,31 @@ TIMELINE_MAX_POINTS = 1000
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """A request body: no unknown fields, and no coercion ("12" is no number, 1 no string)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class UploadFile(_Body):
-    filename: str = Field(min_length=1, max_length=255)
+    filename: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="the file's name, without control characters",
+    )
     size_bytes: int = Field(gt=0, description="the file's exact size; the upload may not exceed it")
-    content_type: str = Field(pattern=r"^video/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$", max_length=127)
+    content_type: str = Field(
+        json_schema_extra={"enum": list[JsonValue](sorted(VIDEO_CONTENT_TYPES))},
+        max_length=127,
+        description="a video type; the form requires exactly this one",
+    )
+
+    @field_validator("content_type")
+    @classmethod
+    def _a_video_type(cls, value: str) -> str:
+        if value not in VIDEO_CONTENT_TYPES:
+            raise ValueError(f"not a video type this service takes: {', '.join(sorted(VIDEO_CONTENT_TYPES))}")
+        return value
 
 
 class CreateUploadsRequest(_Body):
@@ -127,8 +146,22 @@ class CompleteUploadRequest(_Body):
     parts: list[CompletedPart] = Field(min_length=1, max_length=MAX_PARTS)
 
 
+class SourceView(BaseModel):
+    """The uploaded file as its owner named it (never where it is stored)."""
+
+    name: str
+    size_bytes: int | None
+    content_type: str | None
+
+
+class ResultView(BaseModel):
+    segments: int
+    reel_duration_s: float
+    primary_track_id: int | None
+
+
 class JobView(BaseModel):
-    """A job as its owner sees it."""
+    """A job as its owner sees it: the project's own codes and plain words, no internals."""
 
     job_id: str
     status: JobStatus
@@ -141,13 +174,16 @@ class JobView(BaseModel):
     updated_at: str
     finished_at: str | None
     stage_seconds: dict[str, float] = Field(description="how long each stage took (the running one: so far)")
-    source: SourceObject | None
+    source: SourceView | None
     error: JobError | None
-    result: JobResult | None
+    result: ResultView | None
 
     @classmethod
     def of(cls, record: JobRecord) -> Self:
-        return cls.model_validate(record.model_dump(include=set(cls.model_fields)))
+        view = record.model_dump(include=set(cls.model_fields))
+        if record.error is not None:
+            view["error"] = public_error(record.error).model_dump()
+        return cls.model_validate(view)
 
 
 class JobPage(BaseModel):
