@@ -27,7 +27,7 @@ APT_PACKAGES := ffmpeg clamav libegl1 libgles2 chromium chromium-driver
 
 SUITES := unit functional pipeline infra browser
 
-.PHONY: help setup models system-deps demo analyze up test $(SUITES:%=test-%) typecheck lint format bench bench-tracking openapi lock clean
+.PHONY: help setup models system-deps demo analyze up test $(SUITES:%=test-%) typecheck lint format bench bench-tracking stress fuzz openapi lock clean
 
 help:
 	@echo "make demo     a real clip through the whole serverless pipeline on this machine, results in $(OUT)/demo"
@@ -38,6 +38,8 @@ help:
 	@echo "make typecheck  mypy on the domain package, the functions and the worker"
 	@echo "make bench    speed and memory of the engine against a naive baseline"
 	@echo "make bench-tracking  recall, precision, id switches, IDF1 and speed on the labelled clips"
+	@echo "make stress   100 concurrent uploads through the local API: terminal states, none lost, peak memory"
+	@echo "make fuzz     schemathesis (every check) against the local API's OpenAPI document"
 	@echo "make openapi  regenerate web/openapi.json from the API's code"
 	@echo "make lock     re-pin what the Lambda layer and the images install (after a dependency change)"
 
@@ -107,6 +109,15 @@ bench: setup
 # Recall, precision, id switches, IDF1 and ms per frame on the labelled clips (tests/data/tracking).
 bench-tracking: setup
 	$(PY) tests/bench/bench_tracking.py --media $(SHARED)/media --out $(OUT)/bench-tracking
+
+# 100 concurrent uploads through the local API: how many reach each terminal state, none lost or
+# stuck, peak memory of the stack. Not in CI (minutes).
+stress: setup
+	$(PY) tests/bench/stress.py --media $(SHARED)/media --uploads $(or $(UPLOADS),100)
+
+# schemathesis against the local API (its OpenAPI document, every check); not in CI.
+fuzz: setup
+	$(PY) tests/bench/fuzz_api.py
 
 # The pinned requirements of the Lambda layer and of the images, from the versions the tests ran
 # with; a test fails when one is stale.

@@ -34,9 +34,15 @@ from constructs import Construct
 from infra.common import CODE_EXCLUDE, DOCKER_CONTEXT_EXCLUDE, REPO, log_group
 from infra.config import EnvironmentConfig
 from infra.stacks.storage import function_role_name
-from posereel.resources import FUNCTIONS, ResourceNames, function_environment
+from posereel.resources import (
+    FUNCTIONS,
+    IMAGE_BUILD_ARGS,
+    LAMBDA_PYTHON,
+    ResourceNames,
+    function_environment,
+)
 
-RUNTIME = lambda_.Runtime.PYTHON_3_11
+RUNTIME: lambda_.Runtime = getattr(lambda_.Runtime, "PYTHON_" + LAMBDA_PYTHON.replace(".", "_"))
 ARCHITECTURE = lambda_.Architecture.X86_64
 
 
@@ -74,7 +80,7 @@ class PipLayerBundler:
                 "--implementation",
                 "cp",
                 "--python-version",
-                "3.11",
+                LAMBDA_PYTHON,
                 "--only-binary=:all:",
                 "--no-deps",
                 *self._requirements,
@@ -120,7 +126,7 @@ class FunctionFactory:
                 asset_hash=hashlib.sha256("\n".join(requirements).encode()).hexdigest(),
                 bundling=BundlingOptions(
                     # Only used where local bundling fails; tests synthesize without bundling.
-                    image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.11"),
+                    image=DockerImage.from_registry(f"public.ecr.aws/sam/build-python{LAMBDA_PYTHON}"),
                     command=[
                         "bash",
                         "-c",
@@ -175,6 +181,7 @@ class FunctionFactory:
                     str(REPO),
                     file="containers/lambda/Dockerfile",
                     target="functions",
+                    build_args=IMAGE_BUILD_ARGS,
                     cmd=[handler],
                     exclude=DOCKER_CONTEXT_EXCLUDE,
                 ),

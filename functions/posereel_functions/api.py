@@ -167,7 +167,10 @@ def complete_upload(job_id: JobId, body: CompleteUploadRequest) -> Response[JobV
 def list_jobs(
     status: Annotated[JobStatus | None, Query(description="only jobs with this status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=1024, description="next_cursor of the last page")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=1024, pattern=r"^[A-Za-z0-9_-]+$", description="next_cursor of the last page"),
+    ] = None,
 ) -> JobPage:
     return ops.list_jobs(caller=caller(), status=status, limit=limit, cursor=cursor, jobs=job_store())
 
@@ -253,7 +256,22 @@ def invalid_request(exc: RequestValidationError) -> Response[Any]:
 @router.exception_handler(RecursionError)
 def too_deep(exc: RecursionError) -> Response[Any]:
     # json.loads gives up on bodies nested some thousand levels deep; no request of ours nests 5.
-    return error_response(HTTPStatus.BAD_REQUEST, "INVALID_REQUEST", "the JSON body is nested too deeply")
+    return error_response(
+        HTTPStatus.UNPROCESSABLE_ENTITY, "INVALID_REQUEST", "the JSON body is nested too deeply"
+    )
+
+
+@router.exception_handler(ValueError)
+def unreadable_body(exc: ValueError) -> Response[Any]:
+    """A body the request validation could not even read: form data without its boundary (a
+    JSON API takes none), or bytes that are not UTF-8. Anything else is ours."""
+    if router.current_event.body and body_media_type() not in (JSON, ""):
+        return not_json()
+    if isinstance(exc, UnicodeDecodeError):
+        return error_response(
+            HTTPStatus.UNPROCESSABLE_ENTITY, "INVALID_REQUEST", "the body is not UTF-8 JSON"
+        )
+    return internal(exc)
 
 
 @router.exception_handler(InvalidFieldError)

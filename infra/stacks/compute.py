@@ -25,6 +25,7 @@ from infra.common import DOCKER_CONTEXT_EXCLUDE, REPO, log_group, suppress
 from infra.config import EnvironmentConfig
 from infra.stacks.storage import StorageStack
 from posereel.resources import (
+    IMAGE_BUILD_ARGS,
     WORKER_ATTEMPTS,
     WORKER_COMMAND,
     WORKER_RETRY_RULES,
@@ -108,6 +109,7 @@ class ComputeStack(Stack):
                 f"{device.capitalize()}Image",
                 directory=str(REPO),
                 file=spec.image,
+                build_args=IMAGE_BUILD_ARGS,
                 exclude=DOCKER_CONTEXT_EXCLUDE,
                 platform=Platform.LINUX_AMD64,
             )

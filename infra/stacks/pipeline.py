@@ -41,6 +41,8 @@ from posereel.resources import (
     AWAITING_UPLOAD_INDEX,
     BY_OWNER_INDEX,
     FUNCTIONS,
+    IMAGE_BUILD_ARGS,
+    LAMBDA_PYTHON,
     METRICS_NAMESPACE,
     WORKFLOW_FILE,
     WORKFLOW_FUNCTIONS,
@@ -299,6 +301,7 @@ class PipelineStack(Stack):
             directory=str(REPO),
             file="containers/lambda/Dockerfile",
             target="clamav-refresh",
+            build_args=IMAGE_BUILD_ARGS,
             exclude=DOCKER_CONTEXT_EXCLUDE,
             platform=Platform.LINUX_AMD64,
         )
@@ -338,9 +341,9 @@ class PipelineStack(Stack):
                 "limited to the PoseReel namespace by the cloudwatch:namespace condition).",
                 "AwsSolutions-IAM4": "The Fargate execution role of the ClamAV refresh uses AWS's "
                 "AmazonECSTaskExecutionRolePolicy.",
-                "AwsSolutions-L1": "Python 3.11 is the runtime the code is built and tested for (pyproject "
-                "requires-python, "
-                "the container images); moving runtimes is a separate change.",
+                "AwsSolutions-L1": f"Python {LAMBDA_PYTHON} (posereel.resources.LAMBDA_PYTHON) is the "
+                "runtime the layer's wheels and the images are resolved for; a newer one is a change of "
+                "that one value, checked by the runtime-wheels test.",
             },
         )
 

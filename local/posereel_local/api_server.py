@@ -194,7 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = int(response["statusCode"])
         except (KeyError, TypeError, ValueError):
             logger.warning("local API: malformed Lambda proxy response: %.500r", response)
-            self._reply(HTTPStatus.BAD_GATEWAY, {"message": "Internal server error"})
+            self._gateway_error("DEFAULT_5XX", "internal error", status=HTTPStatus.BAD_GATEWAY)
             return
         raw = response.get("body") or ""
         payload = base64.b64decode(raw) if response.get("isBase64Encoded") else str(raw).encode("utf-8")
@@ -206,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in headers:
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                 self.send_header(name, value)
-        if "content-type" not in names:
+        if "content-type" not in names and payload:  # 204 and other empty answers carry no type
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()

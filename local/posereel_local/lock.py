@@ -24,6 +24,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from posereel.resources import LAMBDA_PYTHON
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -57,10 +59,10 @@ SHIPMENTS = (
         leaves=NO_DEPS,
     ),
 )
-# Marker environment of the Lambda runtime and the images: Linux, CPython 3.11.
+# Marker environment of the Lambda runtime and the images: Linux, CPython resources.LAMBDA_PYTHON.
 _MARKERS = {
-    "python_version": "3.11",
-    "python_full_version": "3.11.0",
+    "python_version": LAMBDA_PYTHON,
+    "python_full_version": f"{LAMBDA_PYTHON}.0",
     "sys_platform": "linux",
     "platform_system": "Linux",
     "os_name": "posix",

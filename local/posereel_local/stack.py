@@ -34,6 +34,7 @@ from typing import Any, Self
 from posereel.resources import (
     FUNCTIONS,
     JOBS_TABLE,
+    LAMBDA_PYTHON,
     WORKER_COMMAND,
     WORKER_ENTRYPOINT,
     WORKERS,
@@ -53,7 +54,8 @@ logger = logging.getLogger("posereel.local")
 DEFAULT_API_PORT = 8321
 API_KEY_ENV = "POSEREEL_LOCAL_API_KEY"  # fixes the local API key (default: a new one per start)
 DEFAULT_API_KEY_ID = "local-user"
-LOCAL_RUNTIME = "python3.11"  # what the local Lambda functions say they run on
+# What the local Lambda functions say they run on, as in AWS (they run on this machine's Python).
+LOCAL_RUNTIME = f"python{LAMBDA_PYTHON}"
 # What a local job definition asks for (Batch needs numbers; the jobs run as local processes).
 LOCAL_WORKER_VCPUS = "1"
 LOCAL_WORKER_MEMORY_MIB = "4096"

@@ -172,7 +172,27 @@ def test_bad_bodies_get_422_naming_the_field(aws: PipelineAws, body: dict[str, A
 @pytest.mark.parametrize("depth", [100, 100_000], ids=["100-deep", "100k-deep"])
 def test_a_deeply_nested_body_gets_a_4xx_in_the_api_shape(aws: PipelineAws, depth: int) -> None:
     status, payload = call(api_request("POST", "/uploads", "[" * depth + "]" * depth))
-    assert 400 <= status < 500 and payload["code"] == "INVALID_REQUEST", payload
+    assert (status, payload["code"]) == (422, "INVALID_REQUEST"), payload
+
+
+def test_an_integer_written_with_a_zero_fraction_is_an_integer(aws: PipelineAws) -> None:
+    status, _ = call(api_request("POST", "/uploads", {"files": [file(size_bytes=1000.0)]}))  # type: ignore[arg-type]
+    assert status == 201  # JSON Schema's integer: what the OpenAPI document promises
+
+
+def test_form_data_without_its_boundary_gets_415(aws: PipelineAws) -> None:
+    event = api_request("POST", "/uploads", files_body())
+    event["headers"] = {"Content-Type": "multipart/form-data"}
+    status, payload = call(event)
+    assert (status, payload["code"]) == (415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_a_body_that_is_not_utf8_gets_422(aws: PipelineAws) -> None:
+    event = api_request("POST", "/uploads", "x")
+    event["body"] = base64.b64encode(b"\\\xd9\x9b8\x8f{0").decode()
+    event["isBase64Encoded"] = True
+    status, payload = call(event)
+    assert (status, payload["code"]) == (422, "INVALID_REQUEST")
 
 
 def test_a_body_that_is_no_json_gets_422(aws: PipelineAws) -> None:

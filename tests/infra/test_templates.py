@@ -12,6 +12,7 @@ import pytest
 
 from posereel.resources import (
     FUNCTIONS,
+    LAMBDA_PYTHON,
     SUBSTITUTION_KEYS,
     WORKER_COMMAND,
     WORKER_ENTRYPOINT,
@@ -186,7 +187,7 @@ def test_functions_come_from_one_factory_with_their_own_role(synth, env, name):
         assert props["ImageConfig"]["Command"] == [FUNCTIONS[name].handler]
     else:
         assert props["Handler"] == FUNCTIONS[name].handler
-        assert props["Runtime"] == "python3.11"
+        assert props["Runtime"] == f"python{LAMBDA_PYTHON}" == "python3.13"
         assert len(props["Layers"]) == 2  # the shared package and its dependencies
 
 

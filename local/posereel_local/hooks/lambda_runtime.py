@@ -280,10 +280,10 @@ class LambdaRunner:
     ) -> None:
         """code_paths: the function code (/var/task), first on the path; layer_paths: the layers'
         python/ folders (/opt/python), after it. The pool is bounded: at most ``max_concurrent``
-        invocations run at once (more wait, as Lambda's concurrency limit would throttle them;
-        default 4 per core, at least 8), and at most ``max_idle_per_function`` warm workers stay
-        per function, each for ``idle_ttl_s`` after its last call (then it is stopped), so a
-        burst leaves no crowd of idle processes behind."""
+        invocations of one function run at once (more wait, as a function's reserved concurrency
+        would throttle them; default 2 per core, at least 4), and at most
+        ``max_idle_per_function`` warm workers stay per function, each for ``idle_ttl_s`` after
+        its last call (then it is stopped), so a burst leaves no crowd of idle processes behind."""
         self._endpoint = endpoint
         self._code_paths = [str(Path(p).resolve()) for p in code_paths]
         self._layer_paths = [str(Path(p).resolve()) for p in layer_paths]
@@ -292,7 +292,8 @@ class LambdaRunner:
         self._busy: set[_LambdaWorker] = set()
         self._lock = threading.Lock()
         self._closed = False
-        self._calls = threading.BoundedSemaphore(max_concurrent or max(8, 4 * (os.cpu_count() or 1)))
+        self._max_concurrent = max_concurrent or max(4, 2 * (os.cpu_count() or 1))
+        self._calls: dict[str, threading.BoundedSemaphore] = {}  # function ARN -> its slots
         self._max_idle = max_idle_per_function
         self._idle_ttl_s = idle_ttl_s
 
@@ -412,7 +413,11 @@ class LambdaRunner:
             "log_group_name": fn.logs_group_name,
             "log_stream_name": stream,
         }
-        with self._calls:
+        with self._lock:
+            slots = self._calls.setdefault(
+                spec.function_arn, threading.BoundedSemaphore(self._max_concurrent)
+            )
+        with slots:
             return self._invoke(fn, spec, request, request_id)
 
     def _invoke(

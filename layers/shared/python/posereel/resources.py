@@ -13,6 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# The Python the Lambda functions and the images run (the layer's wheels are resolved for it; the
+# CDK app passes it to every image build as PYTHON_VERSION).
+LAMBDA_PYTHON = "3.13"
+IMAGE_BUILD_ARGS = {"PYTHON_VERSION": LAMBDA_PYTHON}
+
 WorkerDevice = Literal["gpu", "cpu"]
 WORKER_DEVICES: tuple[WorkerDevice, ...] = ("gpu", "cpu")
 

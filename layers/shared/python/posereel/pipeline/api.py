@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, field_validator
 
 from posereel.errors import (
     ConflictError,
@@ -66,10 +66,21 @@ TIMELINE_MAX_POINTS = 1000
 # --- request and response bodies --------------------------------------------------------------
 
 
+def _json_integer(value: object) -> object:
+    """JSON's integers only: 12 and 12.0 (JSON Schema's integer), never "12" or true."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("a JSON number is required")
+    return value
+
+
+# An integer field of a request body (pydantic alone would take "12", or refuse 12.0).
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+
+
 class _Body(BaseModel):
     """A request body: no unknown fields, and no coercion ("12" is no number, 1 no string)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class UploadFile(_Body):
@@ -79,7 +90,7 @@ class UploadFile(_Body):
         pattern=r"^[^\x00-\x1f\x7f]+$",
         description="the file's name, without control characters",
     )
-    size_bytes: int = Field(gt=0, description="the file's exact size; the upload may not exceed it")
+    size_bytes: JsonInt = Field(gt=0, description="the file's exact size; the upload may not exceed it")
     content_type: str = Field(
         json_schema_extra={"enum": list[JsonValue](sorted(VIDEO_CONTENT_TYPES))},
         max_length=127,
@@ -136,7 +147,7 @@ class CreateUploadsResponse(BaseModel):
 
 
 class CompletedPart(_Body):
-    part_number: int = Field(ge=1, le=MAX_PARTS)
+    part_number: JsonInt = Field(ge=1, le=MAX_PARTS)
     etag: str = Field(min_length=1, max_length=128)
 
 
