@@ -70,10 +70,15 @@ def run_job(stack: LocalStack, scenario: str) -> Ended:
 def ended(stack: LocalStack, job_id: str) -> Ended:
     sfn = stack.client("stepfunctions")
     arn = f"{stack.resources.state_machine_arn.replace(':stateMachine:', ':execution:')}:{job_id}"
-    status = wait_until(
-        lambda: (s := sfn.describe_execution(executionArn=arn)["status"]) != "RUNNING" and s,
-        what=f"execution {job_id}",
-    )
+
+    def stopped() -> str | None:
+        try:  # the upload's notification arrives asynchronously, as in AWS
+            status = str(sfn.describe_execution(executionArn=arn)["status"])
+        except sfn.exceptions.ExecutionDoesNotExist:
+            return None
+        return status if status != "RUNNING" else None
+
+    status = wait_until(stopped, what=f"execution {job_id}")
     history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     record = JobStore(stack.settings.jobs_table, client=stack.client("dynamodb")).get(job_id)
     assert record is not None

@@ -7,6 +7,7 @@ and its Step Functions interpreter leaves some of AWS's behaviour out. One modul
 - ``batch_runtime``: a Batch job's command as a local process;
 - ``stepfunctions``: service-integration casing, stop semantics, execution names, Map errors;
 - ``s3_post_policy``: browser form POSTs checked against their policy, as S3 does;
+- ``s3_notifications``: S3 -> Lambda notifications delivered asynchronously, as S3 does;
 - ``moto_check``: the start-up check of every moto internal the others rely on.
 
 All of these are private, so moto is pinned and ``check_moto_internals()`` fails loudly at
@@ -20,12 +21,19 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from posereel_local.hooks import batch_runtime, lambda_runtime, moto_check, s3_post_policy, stepfunctions
+from posereel_local.hooks import (
+    batch_runtime,
+    lambda_runtime,
+    moto_check,
+    s3_notifications,
+    s3_post_policy,
+    stepfunctions,
+)
 from posereel_local.hooks.batch_runtime import BatchRunner
 from posereel_local.hooks.lambda_runtime import LambdaRunner
 from posereel_local.hooks.moto_check import MOTO_VERSION, MotoInternalsChangedError
 
-_PIECES = (lambda_runtime, batch_runtime, stepfunctions, s3_post_policy)
+_PIECES = (lambda_runtime, batch_runtime, stepfunctions, s3_post_policy, s3_notifications)
 
 __all__ = [
     "MOTO_VERSION",
@@ -97,4 +105,5 @@ def install_hooks(*, lambda_runner: LambdaRunner, batch_runner: BatchRunner) -> 
     batch_runtime.install(patcher, batch_runner)
     stepfunctions.install(patcher)
     s3_post_policy.install(patcher)
+    s3_notifications.install(patcher)
     return _installed
