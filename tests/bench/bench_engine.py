@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from proctree import tree_rss_bytes
 
 CLIPS = [
     "hybrik_taiji",
@@ -35,30 +36,6 @@ CLIPS = [
 HERE = Path(__file__).resolve().parent
 
 
-def _tree_rss_bytes(root_pid: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            ppid, pages = int(fields[1]), int(fields[21])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-        rss[int(entry)] = pages * page
-    total, stack = 0, [root_pid]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
-    return total
-
-
 def run_measured(cmd: list[str], *, env: dict[str, str] | None = None) -> tuple[float, int]:
     """Run a command; return (wall seconds, peak RSS of its process tree in bytes)."""
     peak = 0
@@ -69,7 +46,7 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None) -> tuple[
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, _tree_rss_bytes(proc.pid))
+            peak = max(peak, tree_rss_bytes(proc.pid)[0])
             done.wait(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)

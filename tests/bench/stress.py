@@ -21,6 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from proctree import tree_rss_bytes
+
 from posereel_local.client import ApiClient, ApiError
 from posereel_local.stack import LocalStack
 
@@ -45,31 +47,6 @@ def short_clip(media: Path, out: Path) -> Path:
         ]
         subprocess.run([*cut, str(target)], check=True)
     return target
-
-
-def tree_rss_bytes(root: int) -> tuple[int, int]:
-    """(resident bytes, process count) of ``root`` and all its descendants, from /proc."""
-    children: dict[int, list[int]] = collections.defaultdict(list)
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            statm = Path(f"/proc/{entry}/statm").read_text().split()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children[ppid].append(int(entry))
-        rss[int(entry)] = int(statm[1]) * page
-    total, count, pending = 0, 0, [root]
-    while pending:
-        pid = pending.pop()
-        total += rss.get(pid, 0)
-        count += 1
-        pending.extend(children.get(pid, []))
-    return total, count
 
 
 class PeakMemory:

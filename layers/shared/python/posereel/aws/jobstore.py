@@ -129,16 +129,9 @@ class JobStore:
         return [record_from_item(item) for item in response.get("Items", [])]
 
     def mark_expired(self, job_id: str, error: JobError, *, finished_at: str) -> bool:
-        fields = {
-            "status": JobStatus.REJECTED.value,
-            "finished_at": finished_at,
-            "error_code": error.code,
-            "error_message": error.message,
-            "error_stage": error.stage,
-        }
         return self._update(
             job_id,
-            fields,
+            _ended_fields(JobStatus.REJECTED, error, finished_at),
             condition="#status = :expected",
             values={":expected": JobStatus.AWAITING_UPLOAD.value},
             remove=_AWAITING_ATTRIBUTES,
@@ -160,14 +153,7 @@ class JobStore:
         self._require(job_id, self._update(job_id, {"result": result.model_dump()}))
 
     def mark_failed(self, job_id: str, error: JobError, *, finished_at: str) -> bool:
-        fields: dict[str, Any] = {
-            "status": JobStatus.FAILED.value,
-            "finished_at": finished_at,
-            "error_code": error.code,
-            "error_message": error.message,
-        }
-        if error.stage is not None:
-            fields["error_stage"] = error.stage
+        fields = _ended_fields(JobStatus.FAILED, error, finished_at)
         values = {f":t{i}": status for i, status in enumerate(_TERMINAL)}
         return self._update(job_id, fields, condition=f"NOT #status IN ({', '.join(values)})", values=values)
 
@@ -218,6 +204,19 @@ class JobStore:
     def _require(job_id: str, updated: bool) -> None:
         if not updated:
             raise ObjectNotFoundError(f"job {job_id} has no record in the jobs table")
+
+
+def _ended_fields(status: JobStatus, error: JobError, finished_at: str) -> dict[str, Any]:
+    """A terminal status with its error, stored flat as the workflow stores it."""
+    fields: dict[str, Any] = {
+        "status": status.value,
+        "finished_at": finished_at,
+        "error_code": error.code,
+        "error_message": error.message,
+    }
+    if error.stage is not None:
+        fields["error_stage"] = error.stage
+    return fields
 
 
 def _update_expression(count: int, names: dict[str, str], remove: tuple[str, ...]) -> str:

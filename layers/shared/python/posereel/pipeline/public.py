@@ -4,6 +4,7 @@ names). The stored record keeps the full detail for the operators (the logs and 
 
 from __future__ import annotations
 
+import functools
 import re
 
 from posereel.errors import PoseReelError
@@ -27,6 +28,7 @@ _INTERNALS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+@functools.cache
 def _own_codes() -> frozenset[str]:
     codes = {UPLOAD_EXPIRED, FAILED_CODE, ANALYSIS_FAILED_CODE}
     codes |= {f"EXECUTION_{status}" for status in ENDED_BADLY}

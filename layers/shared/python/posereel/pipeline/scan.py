@@ -179,22 +179,25 @@ def scan_upload(
     name = PurePosixPath(event.source.key).name or "video"
     pinned = SourceRef(bucket=settings.results_bucket, key=source_key(event.job_id, name))
     dest_key = quarantine_key(event.job_id, name)
-    if media.head(pinned.bucket, pinned.key) is None:
-        _take_upload(event.source, pinned, name=name, settings=settings, media=media)
     stored = media.head(pinned.bucket, pinned.key)
+    if stored is None:  # the first run (a re-run finds the copy, or the quarantined file)
+        _take_upload(event.source, pinned, name=name, settings=settings, media=media)
+        stored = media.head(pinned.bucket, pinned.key)
     if stored is None:
         if media.head(settings.quarantine_bucket, dest_key) is not None:
             threat = media.get_tags(settings.quarantine_bucket, dest_key).get(THREAT_TAG, "unknown")
             raise MalwareError(_malware_message(name, threat))
         raise VideoNotFoundError(f"the upload {name} is gone")
-    with discard_when_rejected(media, pinned):
-        check_size(name, stored.size_bytes, settings)
-        with tempfile.TemporaryDirectory(prefix="scan-", dir=workdir) as tmp:
-            try:
-                path = media.download(pinned.bucket, pinned.key, Path(tmp) / name)
-            except ObjectNotFoundError:
-                raise VideoNotFoundError(f"the upload {name} is gone") from None
-            verdict = scanner.scan(path)
+    # The copy is the upload whose size _take_upload checked (the copy is conditional on its ETag).
+    with (
+        discard_when_rejected(media, pinned),
+        tempfile.TemporaryDirectory(prefix="scan-", dir=workdir) as tmp,
+    ):
+        try:
+            path = media.download(pinned.bucket, pinned.key, Path(tmp) / name)
+        except ObjectNotFoundError:
+            raise VideoNotFoundError(f"the upload {name} is gone") from None
+        verdict = scanner.scan(path)
     if verdict.clean:
         wanted = job_wanted(event.job_id, jobs=jobs)
         raise_if_deleted(
