@@ -148,19 +148,7 @@ def test_one_person_clips_keep_one_id(perceive, name: str) -> None:
 # --- the same answer however the video is chunked ---------------------------------------------------
 
 
-# Known open defect (issue 10): in the PETS crowd two walkers side by side at 8.4-8.7 s are told
-# apart differently when a chunk starts at 8 s (5 s chunks) than in one pass, and the primary
-# subject follows the longer of the two tracks; every other clip and plan agrees.
-CROWD_CHUNKING = pytest.mark.xfail(
-    reason="PETS, 5 s chunks: an id swap between two walkers side by side resolves differently",
-    strict=False,
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=CROWD_CHUNKING) if n.startswith("pets") else n for n in CLIPS],
-)
+@pytest.mark.parametrize("name", CLIPS)
 def test_chunking_does_not_change_the_answer(perceive, name: str) -> None:
     # Given the clip analysed in one chunk, in the chunks of two workers, and in 5 s chunks
     runs = {plan: perceive(name, plan) for plan in PLANS}

@@ -52,3 +52,7 @@ def test_a_chunk_of_real_footage_is_analysed_and_stored(
     assert result.chunk == chunks[1] and result.device == "cpu"
     assert result.frames and {f.index for f in result.frames} <= set(range(60, 135))
     assert any(f.persons for f in result.frames)
+    # And each track's look is noted over the frames the chunk owns (from 7.0 s) only, so that the
+    # overlap the chunk before also saw is not counted twice in the merge
+    owned = sum(1 for f in result.frames if f.index >= 70 for _ in f.persons)
+    assert result.tracks and 0 < sum(t.seen for t in result.tracks) <= owned

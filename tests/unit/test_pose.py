@@ -83,3 +83,13 @@ def test_two_people_side_by_side_are_not_taken_for_copies() -> None:
     right = raw_pose(120, 100, 220, 400)
     right[:, 1] = right[::-1, 1]  # another body: its points elsewhere in the overlap
     assert _distinct([0, 1], np.stack([left, right])) == [0, 1]
+
+
+def test_two_crops_of_one_person_are_one_even_when_one_holds_an_arm_out() -> None:
+    # Given one person twice: the same torso and legs, but one crop puts the right arm out
+    # sideways, so the two boxes overlap at well under half
+    first = raw_pose(100, 100, 160, 400)
+    copy = first.copy()
+    copy[[14, 16, 18, 20, 22], 0] += 120
+    # Then the copy goes
+    assert _distinct([0, 1], np.stack([first, copy])) == [0]

@@ -82,7 +82,8 @@ Device = Literal["cpu", "gpu"]
 
 class TrackAppearance(Model):
     """What one chunk-local track looked like: the sum of its people's colour histograms
-    (posereel.appearance) over the ``seen`` frames they were visible in."""
+    (posereel.appearance) over the ``seen`` frames they were visible in, of the frames the chunk
+    owns (a track seen only in the overlap the next chunk owns has none)."""
 
     track_id: int
     histogram: list[float]

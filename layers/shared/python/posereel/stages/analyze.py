@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posereel import appearance, tracking
+from posereel import appearance, grid, tracking
 from posereel.modelstore import DETECTOR, resolve_model
 from posereel.pose import ModelFiles, PersonFinder
 from posereel.schemas import Box, ChunkResult, ChunkSpec, FramePoses, PersonPose, TrackAppearance, VideoInfo
@@ -39,7 +39,12 @@ def analyze_chunk(
     fps = settings.sampling.target_fps
     tracker = tracking.Tracker(settings.tracking, fps=fps)
     frames: list[FramePoses] = []
-    # What each person found looks like, until their frame is tracked (one frame later).
+    # What each person found looks like, until their frame is tracked (one frame later). Looks are
+    # noted on the frames the chunk owns only: the merge keeps those, so a person's look over the
+    # whole video is the same however the video was chunked (the overlap is not counted twice).
+    owned = range(
+        grid.index_at_or_after(chunk.own_start_s, fps), grid.index_at_or_after(chunk.own_end_s, fps)
+    )
     described: dict[int, dict[Box, np.ndarray]] = {}
     looks: dict[int, tuple[np.ndarray, int]] = {}
     t_decode = t_pose = t_track = 0.0
@@ -66,7 +71,7 @@ def analyze_chunk(
                     break
                 persons = finder.find(sampled.rgb, sampled.index)
                 t2 = time.perf_counter()
-                described[sampled.index] = _describe(sampled.rgb, persons)
+                described[sampled.index] = _describe(sampled.rgb, persons) if sampled.index in owned else {}
                 done = tracker.update(FramePoses(index=sampled.index, t_s=sampled.t_s, persons=persons))
                 if done is not None:
                     _note_looks(looks, described.pop(done.index), done)
