@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from pydantic import BaseModel
 
@@ -225,8 +226,11 @@ class FakeMediaStore:
             fields={"key": key, "Content-Type": content_type, "max": str(size_bytes)},
         )
 
-    def presigned_get(self, bucket: str, key: str, *, expires_in_s: int) -> str:
-        return f"https://{bucket}.example/{key}"
+    def presigned_get(
+        self, bucket: str, key: str, *, expires_in_s: int, download_as: str | None = None
+    ) -> str:
+        url = f"https://{bucket}.example/{key}"
+        return url if download_as is None else f"{url}?download-as={quote(download_as)}"
 
     def copy(self, bucket: str, key: str, *, dest_bucket: str, dest_key: str, if_match: str | None) -> None:
         obj = self._get(bucket, key)

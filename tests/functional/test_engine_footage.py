@@ -151,6 +151,23 @@ def test_reel_is_the_sum_of_its_windows_and_decodes_cleanly(analyse):
         text=True,
     ).stderr
     assert errors == ""
+    # And the EDL is the reel as cut: one event per window, back to back, as long as the reel
+    events = [
+        line.split() for line in run.outputs.segments_edl.read_text().splitlines() if line[:3].isdigit()
+    ]
+    assert len(events) == len(windows)
+    base = round(run.result.video.fps)
+
+    def seconds(tc: str) -> float:
+        hh, mm, ss, ff = (int(part) for part in tc.split(":"))
+        return hh * 3600 + mm * 60 + ss + ff / base
+
+    assert [(seconds(e[4]), seconds(e[5])) for e in events] == [
+        pytest.approx((w.start_s, w.end_s), abs=frame) for w in windows
+    ]
+    assert seconds(events[-1][7]) == pytest.approx(
+        _ffprobe_duration(run.outputs.reel), abs=frame * len(windows)
+    )
 
 
 def test_every_artefact_is_written_and_readable(analyse):

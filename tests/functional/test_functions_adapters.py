@@ -128,6 +128,19 @@ def test_a_presigned_get_downloads_the_object(aws: PipelineAws) -> None:
     url = media.presigned_get(RESULTS, "results/j/reel.mp4", expires_in_s=60)
     response = requests.get(url, timeout=10)
     assert (response.status_code, response.content) == (200, b"reel bytes")
+    # Inline unless asked: the page's player may stream it either way
+    assert "Content-Disposition" not in response.headers
+
+
+def test_a_presigned_download_link_answers_as_an_attachment_of_that_name(aws: PipelineAws) -> None:
+    media = MediaStore()
+    media.put_bytes(b"reel bytes", RESULTS, "results/j/reel.mp4", content_type="video/mp4")
+    url = media.presigned_get(RESULTS, "results/j/reel.mp4", expires_in_s=60, download_as="Tänze-reel.mp4")
+    response = requests.get(url, timeout=10)
+    assert (response.status_code, response.content) == (200, b"reel bytes")
+    assert response.headers["Content-Disposition"] == (
+        "attachment; filename=\"T_nze-reel.mp4\"; filename*=UTF-8''T%C3%A4nze-reel.mp4"
+    )
 
 
 def test_starting_an_execution_twice_is_not_an_error(aws: PipelineAws) -> None:

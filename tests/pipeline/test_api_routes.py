@@ -262,6 +262,15 @@ def test_results_link_every_file_and_place_segments_in_the_reel(
         check=True,
     )
     assert abs(float(probed.stdout) - results["reel_duration_s"]) < 0.1
+    # Every link downloads (the page's links would otherwise replace the page with the file),
+    # saved under the video's name
+    stem = CLIP  # the uploaded file is CLIP.mp4
+    links = [f["url"] for f in results["files"].values()] + [t["url"] for t in results["thumbnails"]]
+    for url in links:
+        request = Request(url, headers={"Range": "bytes=0-0"})
+        with _opener.open(request, timeout=30) as response:
+            disposition = response.headers["Content-Disposition"]
+        assert disposition.startswith("attachment;") and f'filename="{stem}-' in disposition, disposition
     # Each segment starts inside the reel; the timeline covers the analysed range
     for segment in results["segments"]:
         assert 0 <= segment["reel_start_s"] < results["reel_duration_s"]

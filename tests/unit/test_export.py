@@ -1,5 +1,5 @@
-"""Data files: JSON round-trips every model, the CSV reads back with the csv module, and the EDL's
-timecodes are right at the usual frame rates."""
+"""Data files: JSON round-trips every model, the reel's cuts as a CSV read back with the csv
+module, and the EDL's timecodes are right at the usual frame rates."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ import pytest
 from pydantic import ValidationError
 
 from posereel.export import (
-    SEGMENTS_CSV_HEADER,
+    CUTS_CSV_HEADER,
+    Cut,
     atomic_writer,
+    cuts_csv,
+    cuts_edl,
     frame_number,
     frames_to_timecode,
     read_json,
-    segments_csv,
-    segments_edl,
+    reel_cuts,
     timecode_base,
     write_json,
 )
@@ -144,30 +146,49 @@ def test_written_files_follow_the_umask(tmp_path):
 # --- CSV -----------------------------------------------------------------------------------------
 
 
-def test_segments_csv_reads_back(tmp_path):
-    segments = [seg(0, 1.0, 2.5, track_ids=(0, 2), parts=("left_arm", "right_leg")), seg(1, 7.0, 9.25)]
+def test_the_cuts_are_the_reel_windows_with_the_segments_they_show() -> None:
+    segments = [seg(0, 1.0, 2.5, track_ids=(0, 2)), seg(1, 4.0, 5.0), seg(2, 20.0, 21.0)]
+    windows = [
+        ReelWindow(start_s=0.0, end_s=8.0, segment_indices=[0, 1]),
+        ReelWindow(start_s=18.0, end_s=24.0, segment_indices=[2]),
+    ]
+    cuts = reel_cuts(windows, segments)
+    assert [(c.start_s, c.end_s, [s.index for s in c.segments]) for c in cuts] == [
+        (0.0, 8.0, [0, 1]),
+        (18.0, 24.0, [2]),
+    ]
+    assert cuts[0].track_ids == [0, 2]
 
-    path = segments_csv(segments, tmp_path / "segments.csv")
+
+def test_the_cuts_csv_gives_source_and_reel_times_and_reads_back(tmp_path):
+    strong = seg(1, 7.0, 9.25)
+    cuts = [
+        Cut(0.0, 4.5, (seg(0, 1.0, 2.5, track_ids=(0, 2), parts=("left_arm", "right_leg")),)),
+        Cut(5.0, 12.25, (strong,)),
+    ]
+
+    path = cuts_csv(cuts, tmp_path / "segments.csv")
 
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        assert tuple(reader.fieldnames or ()) == SEGMENTS_CSV_HEADER
+        assert tuple(reader.fieldnames or ()) == CUTS_CSV_HEADER
         rows = list(reader)
-    assert [int(r["index"]) for r in rows] == [0, 1]
-    assert [(float(r["start_s"]), float(r["end_s"]), float(r["duration_s"])) for r in rows] == [
-        (1.0, 2.5, 1.5),
-        (7.0, 9.25, 2.25),
+    assert [int(r["cut"]) for r in rows] == [1, 2]
+    assert [(float(r["source_in_s"]), float(r["source_out_s"])) for r in rows] == [(0.0, 4.5), (5.0, 12.25)]
+    # The cuts play back to back in the reel
+    assert [(float(r["reel_in_s"]), float(r["reel_out_s"]), float(r["duration_s"])) for r in rows] == [
+        (0.0, 4.5, 4.5),
+        (4.5, 11.75, 7.25),
     ]
+    assert [r["segments"] for r in rows] == ["0", "1"]
     assert [r["track_ids"].split(";") for r in rows] == [["0", "2"], ["0"]]
     assert [r["top_parts"].split(";") for r in rows] == [["left_arm", "right_leg"], ["left_arm"]]
-    assert float(rows[1]["peak_energy"]) == pytest.approx(1.2346)
-    assert float(rows[1]["mean_energy"]) == pytest.approx(0.6543)
-    assert float(rows[1]["score"]) == pytest.approx(0.6235)
+    assert float(rows[1]["peak_energy"]) == pytest.approx(strong.peak_energy, abs=1e-4)
 
 
-def test_segments_csv_without_segments_is_just_the_header(tmp_path):
-    path = segments_csv([], tmp_path / "segments.csv")
-    assert path.read_text().splitlines() == [",".join(SEGMENTS_CSV_HEADER)]
+def test_the_cuts_csv_of_a_reel_without_cuts_is_just_the_header(tmp_path):
+    path = cuts_csv([], tmp_path / "segments.csv")
+    assert path.read_text().splitlines() == [",".join(CUTS_CSV_HEADER)]
 
 
 # --- EDL -----------------------------------------------------------------------------------------
@@ -228,9 +249,9 @@ EDL_CASES = [
 
 @pytest.mark.parametrize(("fps", "spans", "expected"), EDL_CASES)
 def test_edl_timecodes(tmp_path, fps, spans, expected):
-    segments = [seg(i, a, b) for i, (a, b) in enumerate(spans)]
+    cuts = [Cut(a, b, (seg(i, a, b),)) for i, (a, b) in enumerate(spans)]
 
-    path = segments_edl(segments, tmp_path / "segments.edl", fps=fps, title="taiji demo", reel_name="source")
+    path = cuts_edl(cuts, tmp_path / "segments.edl", fps=fps, title="taiji demo", reel_name="source")
 
     lines = path.read_text().splitlines()
     assert lines[:2] == ["TITLE: taiji demo", "FCM: NON-DROP FRAME"]
@@ -242,8 +263,9 @@ def test_edl_timecodes(tmp_path, fps, spans, expected):
 
 
 def test_edl_layout_matches_cmx3600_columns(tmp_path):
-    path = segments_edl(
-        [seg(0, 1.0, 2.0)], tmp_path / "a.edl", fps=25, title="t", reel_name="clip-01.mp4",
+    cut = Cut(1.0, 2.0, (seg(0, 1.0, 2.0, track_ids=(0, 3)), seg(1, 1.2, 1.8)))
+    path = cuts_edl(
+        [cut], tmp_path / "a.edl", fps=25, title="t", reel_name="clip-01.mp4",
         clip_name="clip-01.mp4", record_start_s=3600.0, with_audio=True,
     )  # fmt: skip
     assert path.read_text().splitlines() == [
@@ -252,11 +274,12 @@ def test_edl_layout_matches_cmx3600_columns(tmp_path):
         "",
         "001  CLIP01MP B     C        00:00:01:00 00:00:02:00 01:00:00:00 01:00:01:00",
         "* FROM CLIP NAME: clip-01.mp4",
+        "* POSEREEL SEGMENTS: 0, 1; TRACKS: 0, 3",
     ]
 
 
 def test_edl_without_segments_has_only_the_header(tmp_path):
-    path = segments_edl([], tmp_path / "a.edl", fps=25, title="nothing", reel_name="")
+    path = cuts_edl([], tmp_path / "a.edl", fps=25, title="nothing", reel_name="")
     assert path.read_text() == "TITLE: nothing\nFCM: NON-DROP FRAME\n"
 
 

@@ -312,8 +312,14 @@ def test_results_link_only_the_files_that_were_stored() -> None:
     assert set(results.files) == {"reel", "result"}
     reel = results.files["reel"]
     assert (reel.name, reel.content_type, reel.size_bytes) == ("reel.mp4", "video/mp4", len(b"reel.mp4"))
-    assert reel.url.endswith(RESULT_PREFIX + "reel.mp4")
-    assert [(t.segment_index, t.url.endswith("segment_001.jpg")) for t in results.thumbnails] == [(1, True)]
+    # And every link downloads, saved under the video's name
+    source = jobs.get(JOB).source
+    stem = source.name.rsplit(".", 1)[0] if source else "video"
+    assert reel.url.endswith(f"{RESULT_PREFIX}reel.mp4?download-as={stem}-reel.mp4")
+    assert [
+        (t.segment_index, t.url.endswith(f"segment_001.jpg?download-as={stem}-segment_001.jpg"))
+        for t in results.thumbnails
+    ] == [(1, True)]
     assert (results.reel_duration_s, results.primary_track_id) == (6.5, 1)
     assert results.expires_in_s == settings.results_link_expiry_s
     assert [s.reel_start_s for s in results.segments] == [0.5, 4.0, None]

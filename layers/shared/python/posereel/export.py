@@ -1,4 +1,6 @@
-"""Data files of an analysis: JSON of the models, a CSV of segments and a CMX3600 EDL.
+"""Data files of an analysis: JSON of the models, and the reel's cuts as a CSV and a CMX3600 EDL
+(one row or event per window of the reel, as cut: importing the EDL into an editor rebuilds
+reel.mp4; each names the segments it shows).
 
 Every writer replaces its file atomically: it writes a temporary file in the same folder and
 renames it over the target, so a reader (or a re-run after a crash) never sees half a file.
@@ -13,18 +15,19 @@ import re
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
 
 from pydantic import BaseModel
 
-from posereel.schemas import Segment
+from posereel.schemas import ReelWindow, Segment
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-SEGMENTS_CSV_HEADER = (
-    "index", "start_s", "end_s", "duration_s", "track_ids",
-    "peak_energy", "mean_energy", "score", "top_parts",
+CUTS_CSV_HEADER = (
+    "cut", "source_in_s", "source_out_s", "reel_in_s", "reel_out_s", "duration_s",
+    "segments", "track_ids", "peak_energy", "top_parts",
 )  # fmt: skip
 # Frame rates within this of an NTSC rate (N * 1000/1001) count as that rate.
 _NTSC_TOLERANCE_FPS = 0.01
@@ -67,27 +70,61 @@ def read_json(path: Path | str, model_type: type[ModelT]) -> ModelT:
     return model_type.model_validate_json(Path(path).read_bytes())
 
 
-def segments_csv(segments: Sequence[Segment], path: Path | str) -> Path:
-    """One row per segment under ``SEGMENTS_CSV_HEADER``. Times in seconds (3 decimals), energies in
-    body lengths per second and score (4 decimals); track ids and body parts joined with ';'."""
+@dataclass(frozen=True)
+class Cut:
+    """One window of the reel: the source span it plays and the segments it shows."""
+
+    start_s: float
+    end_s: float
+    segments: tuple[Segment, ...]
+
+    @property
+    def track_ids(self) -> list[int]:
+        return sorted({t for seg in self.segments for t in seg.track_ids})
+
+    @property
+    def top_parts(self) -> list[str]:
+        """The body parts that moved most, strongest segment's first, each once."""
+        strongest = sorted(self.segments, key=lambda s: -s.peak_energy)
+        return list(dict.fromkeys(part for seg in strongest for part in seg.top_parts))
+
+
+def reel_cuts(windows: Sequence[ReelWindow], segments: Sequence[Segment]) -> list[Cut]:
+    """The reel's windows in play order, each with the segments it shows."""
+    by_index = {seg.index: seg for seg in segments}
+    return [
+        Cut(w.start_s, w.end_s, tuple(by_index[i] for i in w.segment_indices if i in by_index))
+        for w in windows
+    ]
+
+
+def cuts_csv(cuts: Sequence[Cut], path: Path | str) -> Path:
+    """One row per cut under ``CUTS_CSV_HEADER``: where it is in the source and in the reel (the
+    cuts back to back), in seconds (3 decimals); the segments it shows, their tracks and body parts
+    joined with ';'; the strongest segment's peak energy (body lengths per second, 4 decimals)."""
     path = Path(path)
+    played = 0.0
     with atomic_writer(path, newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(SEGMENTS_CSV_HEADER)
-        for seg in segments:
+        writer.writerow(CUTS_CSV_HEADER)
+        for number, cut in enumerate(cuts, start=1):
+            duration = cut.end_s - cut.start_s
+            peak = max((seg.peak_energy for seg in cut.segments), default=0.0)
             writer.writerow(
                 [
-                    seg.index,
-                    f"{seg.start_s:.3f}",
-                    f"{seg.end_s:.3f}",
-                    f"{seg.duration_s:.3f}",
-                    ";".join(str(t) for t in seg.track_ids),
-                    f"{seg.peak_energy:.4f}",
-                    f"{seg.mean_energy:.4f}",
-                    f"{seg.score:.4f}",
-                    ";".join(seg.top_parts),
+                    number,
+                    f"{cut.start_s:.3f}",
+                    f"{cut.end_s:.3f}",
+                    f"{played:.3f}",
+                    f"{played + duration:.3f}",
+                    f"{duration:.3f}",
+                    ";".join(str(seg.index) for seg in cut.segments),
+                    ";".join(str(t) for t in cut.track_ids),
+                    f"{peak:.4f}",
+                    ";".join(cut.top_parts),
                 ]
             )
+            played += duration
     return path
 
 
@@ -121,8 +158,8 @@ def frames_to_timecode(frames: int, *, base: int) -> str:
     return f"{hh:02d}:{mm:02d}:{ss:02d}:{ff:02d}"
 
 
-def segments_edl(
-    segments: Sequence[Segment],
+def cuts_edl(
+    cuts: Sequence[Cut],
     path: Path | str,
     *,
     fps: float,
@@ -132,15 +169,15 @@ def segments_edl(
     record_start_s: float = 0.0,
     with_audio: bool = False,
 ) -> Path:
-    """A CMX3600 EDL with one cut event per segment, in the order given.
+    """A CMX3600 EDL with one cut event per cut of the reel, in the order given.
 
-    Source in/out are the segment's start/end as source frames (``frame_number``) written as NDF
+    Source in/out are the cut's start/end as source frames (``frame_number``) written as NDF
     timecode at ``timecode_base(fps)`` (29.97 -> 30 NDF, 23.976 -> 24 NDF); the out point is
     exclusive, as CMX3600 wants. Record timecodes start at ``record_start_s`` and accumulate the
     events' lengths, so the events play back to back. ``reel_name`` goes in the reel column
     (upper-cased, characters other than letters, digits and _ dropped, at most 8, "AX" if nothing
-    is left); each event is followed by ``* FROM CLIP NAME: <clip_name or title>``. The track is V,
-    or B (audio and video) with ``with_audio``.
+    is left); each event is followed by ``* FROM CLIP NAME: <clip_name or title>`` and a comment
+    naming the segments it shows. The track is V, or B (audio and video) with ``with_audio``.
     """
     base = timecode_base(fps)
     reel = re.sub(r"[^A-Z0-9_]", "", reel_name.upper())[:_EDL_REEL_CHARS] or "AX"
@@ -149,9 +186,9 @@ def segments_edl(
     record = frame_number(record_start_s, fps=fps)
     lines = [f"TITLE: {_one_line(title)}", "FCM: NON-DROP FRAME", ""]
     event = 0
-    for seg in segments:
-        src_in = frame_number(seg.start_s, fps=fps)
-        src_out = frame_number(seg.end_s, fps=fps)
+    for cut in cuts:
+        src_in = frame_number(cut.start_s, fps=fps)
+        src_out = frame_number(cut.end_s, fps=fps)
         if src_out <= src_in:
             continue  # shorter than one frame: nothing to cut
         event += 1
@@ -161,6 +198,10 @@ def segments_edl(
         tcs = " ".join(frames_to_timecode(n, base=base) for n in (src_in, src_out, record, rec_out))
         lines.append(f"{event:03d}  {reel:<8} {track:<5} C        {tcs}")
         lines.append(f"* FROM CLIP NAME: {clip}")
+        if cut.segments:
+            shown = ", ".join(str(seg.index) for seg in cut.segments)
+            tracks = ", ".join(str(t) for t in cut.track_ids)
+            lines.append(f"* POSEREEL SEGMENTS: {shown}; TRACKS: {tracks}")
         lines.append("")
         record = rec_out
     path = Path(path)

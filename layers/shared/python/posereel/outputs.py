@@ -4,7 +4,9 @@ to them). Their names and the content types they are stored and served with, in 
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePath
+from urllib.parse import quote
 
 # kind -> file name. Every analysis writes these (reel and overlay only when there is something
 # to show); thumbnails go into THUMBNAILS_DIR as segment_NNN.jpg.
@@ -44,3 +46,19 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 def content_type(path: PurePath | str) -> str:
     return CONTENT_TYPES.get(PurePath(path).suffix.lower(), DEFAULT_CONTENT_TYPE)
+
+
+def download_name(source_name: str, file_name: str) -> str:
+    """What a result file is saved as: the video's name before the file's, so that the reels
+    of several videos do not all land as reel.mp4 ("dance class.mov", "reel.mp4" ->
+    "dance class-reel.mp4"); a thumbnail keeps its own name, without its folder."""
+    name = PurePath(source_name).name
+    stem = (name.rsplit(".", 1)[0] if "." in name else name).strip() or "video"
+    return f"{stem[:80]}-{PurePath(file_name).name}"
+
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition that makes a browser save the file as ``filename`` (RFC 6266: an
+    ASCII fallback, and the UTF-8 name for browsers that read it)."""
+    fallback = re.sub(r"[^A-Za-z0-9._ -]+", "_", filename).strip() or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from posereel.aws._errors import error_code, transient_errors
 from posereel.errors import ObjectNotFoundError, TransientError
+from posereel.outputs import attachment
 from posereel.pipeline.ports import ObjectInfo, PresignedPost, UploadedPart
 from posereel.video import VIDEO_CONTENT_TYPES
 
@@ -107,12 +108,15 @@ class MediaStore:
             )
         return PresignedPost(url=post["url"], fields={k: str(v) for k, v in post["fields"].items()})
 
-    def presigned_get(self, bucket: str, key: str, *, expires_in_s: int) -> str:
+    def presigned_get(
+        self, bucket: str, key: str, *, expires_in_s: int, download_as: str | None = None
+    ) -> str:
+        params = {"Bucket": bucket, "Key": key}
+        if download_as is not None:
+            params["ResponseContentDisposition"] = attachment(download_as)
         with transient_errors(f"signing a download of s3://{bucket}/{key}"):
             return str(
-                self._client.generate_presigned_url(
-                    "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in_s
-                )
+                self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in_s)
             )
 
     def copy(self, bucket: str, key: str, *, dest_bucket: str, dest_key: str, if_match: str | None) -> None:

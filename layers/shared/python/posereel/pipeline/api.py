@@ -42,7 +42,7 @@ from posereel.jobs import (
     upload_key,
     utc_now,
 )
-from posereel.outputs import RESULT_FILES, RESULT_NAME, THUMBNAILS_DIR, content_type
+from posereel.outputs import RESULT_FILES, RESULT_NAME, THUMBNAILS_DIR, content_type, download_name
 from posereel.pipeline.deletion import delete_job_objects
 from posereel.pipeline.finalize import reconcile_job
 from posereel.pipeline.ports import JobStorePort, MediaStorePort, WorkflowPort
@@ -203,7 +203,9 @@ class JobPage(BaseModel):
 
 
 class ResultFile(BaseModel):
-    url: str
+    url: str = Field(
+        description="answers as an attachment (Content-Disposition), saved under the video's name"
+    )
     name: str
     content_type: str
     size_bytes: int
@@ -444,7 +446,8 @@ def job_results(
     analysis = media.read_model(bucket, prefix + RESULT_NAME, AnalysisResult)
 
     def link(name: str) -> str:
-        return media.presigned_get(bucket, prefix + name, expires_in_s=expiry)
+        saved_as = download_name(record.source.name if record.source else "video", name)
+        return media.presigned_get(bucket, prefix + name, expires_in_s=expiry, download_as=saved_as)
 
     files = {
         kind: ResultFile(

@@ -150,7 +150,12 @@ class MediaStorePort(Protocol):
         self, bucket: str, key: str, *, size_bytes: int, content_type: str, expires_in_s: int
     ) -> PresignedPost: ...
 
-    def presigned_get(self, bucket: str, key: str, *, expires_in_s: int) -> str: ...
+    def presigned_get(
+        self, bucket: str, key: str, *, expires_in_s: int, download_as: str | None = None
+    ) -> str:
+        """A GET link; with ``download_as`` S3 answers it as an attachment of that name (a
+        browser saves it rather than showing it in the page's place)."""
+        ...
 
     def copy(self, bucket: str, key: str, *, dest_bucket: str, dest_key: str, if_match: str | None) -> None:
         """Server-side copy. ``if_match``: the ETag the source must still have (TransientError

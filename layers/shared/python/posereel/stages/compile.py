@@ -135,8 +135,7 @@ def render_results(
     export.write_json(merged.tracks, paths.tracks)
     export.write_json(SegmentsFile.of(result), paths.segments_json)
     export.write_json(MetricsFile.of(result), paths.metrics_json)
-    export.segments_csv(result.segments, paths.segments_csv)
-    export.segments_edl(
-        result.segments, paths.segments_edl, fps=info.fps, title=info.name, reel_name="SOURCE"
-    )
+    cuts = export.reel_cuts(result.reel_windows, result.segments)
+    export.cuts_csv(cuts, paths.segments_csv)
+    export.cuts_edl(cuts, paths.segments_edl, fps=info.fps, title=info.name, reel_name="SOURCE")
     return result, paths
