@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import mimetypes
+import sys
 import threading
 import time
 import uuid
@@ -261,6 +262,14 @@ class _Server(ThreadingHTTPServer):
         self.invoke = invoke
         self.static_dir = static_dir
         self.api_keys = api_keys
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away before its answer (it gave up waiting, or closed the page) is
+        one log line, as for API Gateway; anything else keeps the stdlib's traceback."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            logger.info("local API: %s:%s went away before its answer", *client_address[:2])
+            return
+        super().handle_error(request, client_address)
 
 
 class ApiServer:

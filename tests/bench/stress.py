@@ -23,7 +23,7 @@ from pathlib import Path
 
 from proctree import tree_rss_bytes
 
-from posereel_local.client import ApiClient, ApiError
+from posereel_local.client import ApiClient, ApiError, JobTimeout
 from posereel_local.stack import LocalStack
 
 CLIP = "sports2d_walk_in_out"
@@ -78,8 +78,10 @@ def one_client(api: ApiClient, clip: Path, timeout_s: float) -> str:
     except (ApiError, OSError) as exc:
         return f"LOST (upload: {type(exc).__name__})"
     try:
-        return api.wait(job_id, timeout_s=timeout_s, poll_s=5.0).status.value
-    except TimeoutError:
+        job = api.wait(job_id, timeout_s=timeout_s, poll_s=5.0)
+        # A job that did not succeed says why, so that a run shows what failed, not only how many
+        return job.status.value if job.error is None else f"{job.status.value} ({job.error.code})"
+    except JobTimeout:
         return "STUCK"
     except (ApiError, OSError) as exc:
         return f"LOST (poll: {type(exc).__name__})"
@@ -107,7 +109,8 @@ def main() -> int:
         _, processes = tree_rss_bytes(os.getpid())
         peak = memory.peak
     counts = collections.Counter(outcomes)
-    terminal = sum(n for status, n in counts.items() if status in ("SUCCEEDED", "FAILED", "REJECTED"))
+    ended = ("SUCCEEDED", "FAILED", "REJECTED")
+    terminal = sum(n for status, n in counts.items() if status.split()[0] in ended)
     lost = sum(n for status, n in counts.items() if status.startswith("LOST"))
     print(f"stress: {args.uploads} concurrent uploads of a {CLIP_S} s clip through the local API")
     for status, n in sorted(counts.items()):

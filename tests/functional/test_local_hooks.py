@@ -557,3 +557,30 @@ def test_startup_check_refuses_another_moto_version(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(moto, "__version__", "5.3.0")
     with pytest.raises(MotoInternalsChangedError, match=re.escape("'5.3.0', expected '5.2.5'")):
         check_moto_internals()
+
+
+# --- process groups ------------------------------------------------------------------------------
+
+
+def test_a_process_group_is_signalled_only_while_its_leader_is_not_reaped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Process ids wrap within minutes of a burst (pid_max 32768 here): once a worker is reaped
+    # its id may lead a new process's group, which a late kill must not hit.
+    import signal
+    import subprocess
+
+    from posereel_local.hooks import common
+
+    proc = subprocess.Popen(["true"], start_new_session=True)
+    wait_until(lambda: common.has_exited(proc), what="the process to end")
+    # Ended but not reaped: its id is still its own, so its group may be signalled
+    assert proc.returncode is None
+    signalled: list[int] = []
+    monkeypatch.setattr(common.os, "killpg", lambda pgid, sig: signalled.append(pgid))
+    common.kill_group(proc, signal.SIGKILL)
+    assert signalled == [proc.pid]
+    # Reaped: the id is free for anyone, nothing is signalled any more
+    assert proc.wait() == 0
+    common.kill_group(proc, signal.SIGKILL)
+    assert signalled == [proc.pid]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from posereel_local.hooks.common import LOGS_LOCK, LocalEndpoint, kill_group, logger
+from posereel_local.hooks.common import LOGS_LOCK, LocalEndpoint, has_exited, kill_group, logger
 from posereel_local.hooks.moto_check import Attributes, Signature
 
 if TYPE_CHECKING:
@@ -368,7 +368,7 @@ class BatchRunner:
         reason: str | None = None
         next_flush = time.monotonic() + _LOG_FLUSH_S
         try:
-            while proc.poll() is None:
+            while not has_exited(proc):  # not reaped, so that its group can still be signalled
                 if job.stop or self._closed:
                     reason = job.job_stopped_reason or "Terminated"
                 elif deadline is not None and time.monotonic() > deadline:
@@ -379,10 +379,9 @@ class BatchRunner:
                 if time.monotonic() >= next_flush:
                     self._flush_logs(job, lines, lines_lock)
                     next_flush = time.monotonic() + _LOG_FLUSH_S
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=0.1)
-            rc = proc.wait()
+                time.sleep(0.1)
             kill_group(proc, signal.SIGKILL)  # a container's leftover processes end with it
+            rc = proc.wait()
             reader.join(timeout=5)
             self._flush_logs(job, lines, lines_lock)
         finally:
@@ -400,11 +399,12 @@ class BatchRunner:
         )
 
     def _stop_process(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGTERM, then SIGKILL after the grace time; the caller reaps the process."""
         kill_group(proc, signal.SIGTERM)
-        try:
-            proc.wait(timeout=self._kill_grace_s)
-        except subprocess.TimeoutExpired:
-            kill_group(proc, signal.SIGKILL)
+        deadline = time.monotonic() + self._kill_grace_s
+        while not has_exited(proc) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        kill_group(proc, signal.SIGKILL)
 
     @staticmethod
     def _read_output(

@@ -53,7 +53,24 @@ class LocalEndpoint:
         }
 
 
+def has_exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether ``proc`` ended, without reaping it: until it is reaped its id cannot go to a new
+    process, so its process group can still be signalled safely (see ``kill_group``)."""
+    if proc.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
 def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    """Signal the process group ``proc`` leads (it was started with ``start_new_session``)."""
+    """Signal the process group ``proc`` leads (it was started with ``start_new_session``),
+    only while ``proc`` is not reaped: a reaped process's id may be a new process's already (ids
+    wrap at the kernel's pid_max, 32768 on this machine, within minutes of a burst), and the
+    signal would kill that one; a 100-upload stress run lost a compile worker that way. So wait
+    for a process (``proc.wait``) only after its group was signalled."""
+    if proc.returncode is not None:
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from posereel_local.hooks.common import LOGS_LOCK, LocalEndpoint, kill_group, logger
+from posereel_local.hooks.common import LOGS_LOCK, LocalEndpoint, has_exited, kill_group, logger
 from posereel_local.hooks.moto_check import Attributes, Signature
 
 if TYPE_CHECKING:
@@ -211,7 +211,7 @@ class _LambdaWorker:
             raise TimeoutError
         line = self.proc.stdout.readline()
         if not line:
-            raise _WorkerGone(f"worker exited with status {self.proc.wait()}")
+            raise _WorkerGone(f"worker exited with status {self._reap()}")
         return json.loads(line)
 
     def call(self, request: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -220,7 +220,7 @@ class _LambdaWorker:
             self.proc.stdin.write(json.dumps(request).encode() + b"\n")
             self.proc.stdin.flush()
         except BrokenPipeError as exc:
-            raise _WorkerGone(f"worker exited with status {self.proc.wait()}") from exc
+            raise _WorkerGone(f"worker exited with status {self._reap()}") from exc
         return self._read_reply(timeout_s)
 
     def read_output(self) -> str:
@@ -230,7 +230,12 @@ class _LambdaWorker:
             return ""
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return not has_exited(self.proc)  # not reaped: kill() may still signal its group
+
+    def _reap(self) -> int:
+        """The exit status of a worker that ended on its own; what it started ends with it."""
+        kill_group(self.proc, signal.SIGKILL)
+        return self.proc.wait()
 
     def kill(self) -> None:
         kill_group(self.proc, signal.SIGKILL)
