@@ -447,6 +447,35 @@ function drawTimeline(timeline, segments) {
   box.replaceChildren(root, legend);
 }
 
+const JITTER_WORDS = {
+  low: "steady: the skeleton holds still between frames",
+  medium: "some shake from frame to frame",
+  high: "shaky: the person is small, blurred or half hidden, or moves very suddenly",
+};
+
+function personWords(person) {
+  const gaps = person.gaps === 0 ? "Never lost"
+    : `Lost ${person.gaps === 1 ? "once" : `${person.gaps} times`}, the longest for ${person.longest_gap_s.toFixed(1)} s`;
+  return [
+    `On screen ${Math.round(person.on_screen_pct)} % of the time (${fmtTime(person.first_s)}–${fmtTime(person.last_s)})`,
+    gaps,
+    `Moved ${person.moved_body_lengths.toFixed(person.moved_body_lengths < 10 ? 1 : 0)} body lengths`,
+  ];
+}
+
+function renderPeople(people, timeline) {
+  const order = (timeline?.tracks || []).map((t) => t.track_id);
+  const colour = (p) => (p.primary ? "primary" : `other c${Math.max(0, order.indexOf(p.track_id)) % 4}`);
+  $("#people").replaceChildren(...people.map((p) => el("li", {
+    class: "person", "data-testid": "person-card", "data-track": p.track_id, "data-jitter": p.jitter_level,
+  },
+  el("span", { class: `key ${colour(p)} person-name` }, `Person ${p.track_id}${p.primary ? " (main)" : ""}`),
+  el("ul", {}, ...personWords(p).map((line) => el("li", {}, line)),
+    el("li", { title: `jitter ${p.jitter.toFixed(3)} body lengths per frame` },
+      el("span", { class: `jitter ${p.jitter_level}` }, `Jitter ${p.jitter_level}`), `: ${JITTER_WORDS[p.jitter_level]}`)))));
+  if (!people.length) $("#people").replaceChildren(el("li", { class: "hint" }, "No person was tracked."));
+}
+
 function renderResults(results) {
   const files = results.files || {};
   const reel = $("#reel-video");
@@ -461,6 +490,7 @@ function renderResults(results) {
     $("#timeline").drawn = null;
     $("#timeline").replaceChildren(el("p", { class: "hint" }, "No person was tracked."));
   }
+  renderPeople(results.people || [], results.timeline);
   const thumbs = Object.fromEntries((results.thumbnails || []).map((t) => [t.segment_index, t.url]));
   $("#segments").replaceChildren(...(results.segments || []).map((seg) => el("li", {},
     el("button", { type: "button", class: "segment", "data-testid": "segment-row", "data-segment": seg.index, onclick: () => seek(seg) },

@@ -39,6 +39,10 @@ class ApiError(Exception):
         self.message = message
 
 
+class JobTimeout(TimeoutError):
+    """The job did not end within the time a caller waited for it."""
+
+
 @dataclass(frozen=True)
 class Upload:
     """One upload of POST /uploads' answer: the job, and either the form to POST the file to
@@ -131,14 +135,21 @@ class ApiClient:
         _, payload = self._request(Request(self.base_url + path, data=data, method=method, headers=headers))
         return json.loads(payload) if payload else None
 
-    def create_upload(self, path: Path, *, content_type: str, size_bytes: int | None = None) -> Upload:
-        """Announce ``path`` (``size_bytes``: another size to announce than the file's)."""
+    def create_upload(
+        self,
+        path: Path,
+        *,
+        content_type: str,
+        size_bytes: int | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> Upload:
+        """Announce ``path`` (``size_bytes``: another size to announce than the file's; ``options``:
+        the choices for its analysis and first reel)."""
         size = path.stat().st_size if size_bytes is None else size_bytes
-        answer = self._json(
-            "POST",
-            "/uploads",
-            {"files": [{"filename": path.name, "size_bytes": size, "content_type": content_type}]},
-        )
+        file: dict[str, Any] = {"filename": path.name, "size_bytes": size, "content_type": content_type}
+        if options is not None:
+            file["options"] = options
+        answer = self._json("POST", "/uploads", {"files": [file]})
         return Upload.from_ticket(answer["uploads"][0])
 
     def upload_file(self, upload: Upload, path: Path, *, content_type: str) -> None:
@@ -194,18 +205,25 @@ class ApiClient:
         poll_s: float = 0.5,
         on_update: Callable[[JobView], None] | None = None,
     ) -> JobView:
-        """Poll the job until it ends; raises TimeoutError after ``timeout_s``."""
+        """Poll the job until it ends; raises JobTimeout after ``timeout_s``. A poll that fails on
+        the way (no answer in time, a dropped connection, a 5xx) is tried again at the next one, as
+        the web page does, until the deadline."""
         deadline = time.monotonic() + timeout_s
         while True:
-            record = self.get_job(job_id)
+            try:
+                record = self.get_job(job_id)
+            except (OSError, ApiError) as exc:
+                if (isinstance(exc, ApiError) and exc.status < 500) or time.monotonic() > deadline:
+                    raise
+                time.sleep(poll_s)
+                continue
             if on_update is not None:
                 on_update(record)
             if record.status.terminal:
                 return record
             if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"job {job_id} still {record.status} ({record.stage}) after {timeout_s:.0f} s"
-                )
+                still = f"{record.status} ({record.stage})"
+                raise JobTimeout(f"job {job_id} still {still} after {timeout_s:.0f} s")
             time.sleep(poll_s)
 
 

@@ -146,6 +146,14 @@ def test_upload_follow_watch_and_seek(
     links = {a.text for a in page.find_elements(By.CSS_SELECTOR, "#downloads a")}
     assert links == {file["name"] for file in results["files"].values()}
     assert page.find_elements(By.CSS_SELECTOR, "#timeline svg path.energy.primary")
+    # And a card per person says in words how long they were seen, how far they moved and how
+    # steady their skeleton is, the main subject first
+    cards = page.find_elements(By.CSS_SELECTOR, "[data-testid=person-card]")
+    assert [int(c.get_attribute("data-track")) for c in cards] == [p["track_id"] for p in results["people"]]
+    main = results["people"][0]
+    assert main["primary"] and "(main)" in cards[0].text
+    assert f"On screen {round(main['on_screen_pct'])} % of the time" in cards[0].text
+    assert "body lengths" in cards[0].text and f"Jitter {main['jitter_level']}" in cards[0].text
 
     # When a segment's band on the timeline is clicked (the reel paused, as a user would look)
     page.execute_script("document.getElementById('reel-video').pause()")

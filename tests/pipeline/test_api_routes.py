@@ -18,6 +18,7 @@ from urllib.request import ProxyHandler, Request, build_opener
 import pytest
 
 from posereel.jobs import JobStatus
+from posereel.settings import JobOptions
 from posereel_local.client import ApiClient, ApiError, Upload
 from posereel_local.stack import LocalStack
 from tests.support import wait_until
@@ -277,6 +278,24 @@ def test_results_link_every_file_and_place_segments_in_the_reel(
     timeline = results["timeline"]
     assert timeline["tracks"] and all(len(t["energy"]) <= 1000 for t in timeline["tracks"])
     assert sum(t["primary"] for t in timeline["tracks"]) == 1
+
+
+def test_the_choices_an_upload_carries_shape_its_reel(alice: ApiClient, clip: Any) -> None:
+    # Given the clip announced with no buffers around the segments
+    path = clip(CLIP)
+    options = {"buffer_before_s": 0, "buffer_after_s": 0, "min_segment_s": 1.0}
+    upload = alice.create_upload(path, content_type="video/mp4", options=options)
+    alice.upload_file(upload, path, content_type="video/mp4")
+    record = alice.wait(upload.job_id, timeout_s=TIMEOUT_S)
+    assert record.status == JobStatus.SUCCEEDED, record.error
+    # Then the job shows the choices, and the reel is the segments alone
+    assert alice.get_job(upload.job_id).options == JobOptions.model_validate(options)
+    results = alice.results(upload.job_id)
+    segments = results["segments"]
+    assert segments and all(s["end_s"] - s["start_s"] >= 1.0 for s in segments)
+    assert results["reel_duration_s"] == pytest.approx(
+        sum(s["end_s"] - s["start_s"] for s in segments), abs=0.2
+    )
 
 
 def test_results_of_an_unfinished_job_are_not_ready(alice: ApiClient) -> None:

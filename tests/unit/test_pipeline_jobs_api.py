@@ -10,11 +10,13 @@ import pytest
 
 from posereel.errors import ConflictError, InvalidFieldError, TooLargeError
 from posereel.jobs import JobRecord, JobResult, JobStatus, Stage
+from posereel.metrics import jitter_level
 from posereel.pipeline.api import (
     MAX_PARTS,
     CompletedPart,
     CompleteUploadRequest,
     CreateUploadsRequest,
+    JobView,
     UploadFile,
     UploadTicket,
     complete_upload,
@@ -24,13 +26,22 @@ from posereel.pipeline.api import (
     job_results,
     list_jobs,
     part_size,
+    people,
     segments_in_reel,
     timeline,
 )
 from posereel.pipeline.events import ExecutionStatusChange, ExecutionStatusEvent
 from posereel.pipeline.finalize import finalize_execution, reconcile_job
-from posereel.schemas import AnalysisResult, EnergySeries, ReelWindow, Segment, VideoInfo
-from posereel.settings import PipelineSettings
+from posereel.schemas import (
+    AnalysisResult,
+    EnergySeries,
+    ReelWindow,
+    Segment,
+    TrackMetrics,
+    TrackSummary,
+    VideoInfo,
+)
+from posereel.settings import JobOptions, PipelineSettings
 from tests import builders
 from tests.builders import RESULTS, UPLOADS, pipeline_settings
 from tests.fakes import FakeJobStore, FakeMediaStore, FakeWorkflow
@@ -54,6 +65,18 @@ def announce(
 
 
 # --- announcing uploads -----------------------------------------------------------------------
+
+
+def test_the_choices_an_upload_carries_are_kept_on_its_job_and_shown() -> None:
+    # Given a file announced with choices for its first reel, and one without
+    jobs, media = FakeJobStore(), FakeMediaStore()
+    options = JobOptions(min_still_s=0.4, buffer_before_s=0.0)
+    chosen = UploadFile(filename="a.mp4", size_bytes=5_000, content_type="video/mp4", options=options)
+    with_options, plain = announce(chosen, video_file("b.mp4"), jobs=jobs, media=media)
+    # Then the job keeps them (the plan stage reads them there), and its view shows them
+    assert jobs.records[with_options.job_id].options == options
+    assert JobView.of(jobs.records[with_options.job_id]).options == options
+    assert jobs.records[plain.job_id].options is None
 
 
 def test_announcing_files_creates_an_awaiting_job_and_a_form_per_file() -> None:
@@ -561,3 +584,40 @@ def test_every_time_of_a_record_reads_utc_with_z() -> None:
         "2026-11-21T02:26:58.131Z",
     )
     assert record.stage_started == {"VALIDATE": "2026-11-21T02:26:49.500Z"}
+
+
+def test_the_people_are_shown_in_plain_numbers_the_main_subject_first() -> None:
+    # Given two tracked people, the main one (1) steady, the other (0) seen briefly and shaky
+    summary = {"first_s": 0.5, "last_s": 19.0, "frames": 180, "mean_energy": 0.4, "score": 0.9}
+    result = analysis().model_copy(
+        update={
+            "tracks": [
+                TrackSummary(track_id=0, is_primary=False, **summary),
+                TrackSummary(track_id=1, is_primary=True, **summary),
+            ],
+            "metrics": [
+                TrackMetrics(track_id=0, coverage_pct=12.345, gaps=0, longest_gap_s=0.0,
+                             distance_body_lengths=1.04, jitter=0.21),
+                TrackMetrics(track_id=1, coverage_pct=92.04, gaps=2, longest_gap_s=0.8,
+                             distance_body_lengths=14.26, jitter=0.07),
+            ],
+        }
+    )  # fmt: skip
+    # Then
+    main, other = people(result)
+    assert (main.track_id, main.primary, other.track_id, other.primary) == (1, True, 0, False)
+    assert (main.on_screen_pct, main.gaps, main.longest_gap_s, main.moved_body_lengths) == (
+        92.0,
+        2,
+        0.8,
+        14.3,
+    )
+    assert (main.jitter_level, other.jitter_level) == ("low", "high")
+    assert other.on_screen_pct == 12.3
+
+
+@pytest.mark.parametrize(
+    ("jitter", "level"), [(0.0, "low"), (0.089, "low"), (0.09, "medium"), (0.15, "high")]
+)
+def test_jitter_in_words(jitter: float, level: str) -> None:
+    assert jitter_level(jitter) == level

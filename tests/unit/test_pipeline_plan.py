@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from itertools import pairwise
+from unittest.mock import patch
 
 import pytest
 
@@ -14,7 +15,7 @@ from posereel.pipeline.events import PlanEvent, SourceRef
 from posereel.pipeline.files import PlanFile, plan_key
 from posereel.pipeline.plan import plan_job
 from posereel.schemas import ChunkSpec, VideoInfo
-from posereel.settings import AnalysisSettings
+from posereel.settings import AnalysisSettings, JobOptions
 from tests.builders import RESULTS, UPLOADS, pipeline_settings
 from tests.fakes import FakeJobStore, FakeMediaStore
 
@@ -95,3 +96,23 @@ def test_a_stored_plan_for_the_same_source_is_reused() -> None:
     assert [c.index for c in result.chunks] == [0, 1]
     assert jobs.records[JOB].chunks_total == 2
     assert media.downloads == []
+
+
+def test_the_plan_analyses_with_the_choices_the_upload_carried() -> None:
+    # Given a job announced with a shorter rest and no buffers, and a stored plan made without them
+    source = SourceRef(bucket=UPLOADS, key=f"uploads/{JOB}/v.mp4")
+    options = JobOptions(min_still_s=0.4, buffer_before_s=0.0, buffer_after_s=0.0)
+    settings = pipeline_settings()
+    media = FakeMediaStore()
+    media.put(UPLOADS, source.key, b"not read: probe is replaced")
+    jobs = FakeJobStore(JobRecord(job_id=JOB, status=JobStatus.RUNNING, options=options))
+    info = VideoInfo(
+        name="v.mp4", duration_s=8.0, fps=25.0, width=640, height=360, codec="h264", has_audio=False
+    )
+    # When the plan is made
+    with patch("posereel.pipeline.plan.probe", return_value=info):
+        plan_job(PlanEvent(job_id=JOB, source=source), settings=settings, media=media, jobs=jobs)
+    # Then the plan (which the workers, the merge and the compile read) carries them
+    plan = media.read_model(RESULTS, plan_key(JOB), PlanFile)
+    assert plan.settings == options.applied_to(AnalysisSettings(chunks=settings.chunks))
+    assert plan.settings.segments.min_still_s == 0.4 and plan.settings.reel.buffer_after_s == 0.0

@@ -15,6 +15,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from posereel.schemas import SCHEMA_VERSION
+from posereel.settings import JobOptions
 
 
 class JobStatus(StrEnum):
@@ -122,6 +123,9 @@ class JobRecord(BaseModel):
     created_at: str = Field(default_factory=utc_now)
     updated_at: str = Field(default_factory=utc_now)
     source: SourceObject | None = None
+    options: JobOptions | None = Field(
+        None, description="the owner's choices for the analysis and first reel"
+    )
     execution_arn: str | None = None
     upload_id: str | None = Field(
         None, description="the S3 multipart upload of a large file, until it completes"

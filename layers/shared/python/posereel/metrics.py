@@ -19,6 +19,7 @@ Definitions (grid frames are the analysed frames, index = t * fps; the range is 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -37,6 +38,18 @@ from posereel.schemas import FramePoses, TrackMetrics
 
 # The hip path is smoothed over this many seconds before its length is measured.
 DISTANCE_SMOOTH_S = 0.5
+# Jitter in words, calibrated on the shared clips (make bench-tracking, 2026-12-02): people walking
+# in full view 0.065-0.09, the PETS walkers 30-60 px tall 0.066-0.11, fast basketball players
+# 0.075-0.10, a player seen for a second behind the other 0.20.
+JITTER_STEADY = 0.09
+JITTER_SHAKY = 0.15
+JitterLevel = Literal["low", "medium", "high"]
+
+
+def jitter_level(jitter: float) -> JitterLevel:
+    """low: the skeleton holds steady; medium: some shake from frame to frame; high: the points
+    shake a lot (a small, blurred or half-hidden person, or very sudden movement)."""
+    return "low" if jitter < JITTER_STEADY else "medium" if jitter < JITTER_SHAKY else "high"
 
 
 def range_indices(range_s: tuple[float, float], fps: float) -> tuple[int, int]:

@@ -111,6 +111,46 @@ class AnalysisSettings(_Knobs):
     chunks: ChunkSettings = ChunkSettings()
 
 
+class JobOptions(_Knobs):
+    """What the owner of an upload chose for its analysis and first reel (each file of
+    ``POST /uploads`` may carry them); what is not set keeps the defaults. JSON numbers only
+    ("2" is no number)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    min_still_s: float | None = Field(
+        None, ge=0.1, le=30, description="a rest at least this long ends a segment (default 2 s)"
+    )
+    min_segment_s: float | None = Field(
+        None, ge=0, le=60, description="movement shorter than this is no segment (default 0.6 s)"
+    )
+    buffer_before_s: float | None = Field(
+        None, ge=0, le=30, description="the reel shows this much before each segment (default 2 s)"
+    )
+    buffer_after_s: float | None = Field(
+        None, ge=0, le=30, description="the reel shows this much after each segment (default 3 s)"
+    )
+    model: PoseModelName | None = Field(
+        None, description="the landmark model: lite (default, fastest), full or heavy (most precise)"
+    )
+
+    def applied_to(self, analysis: AnalysisSettings) -> AnalysisSettings:
+        """``analysis`` with these choices. A shorter rest also caps the gap over which segments
+        are joined again, or the rests it now sees would be merged away."""
+        segments, reel, pose = analysis.segments, analysis.reel, analysis.pose
+        if self.min_still_s is not None:
+            merge_gap = min(segments.merge_gap_s, self.min_still_s)
+            segments = segments.model_copy(update={"min_still_s": self.min_still_s, "merge_gap_s": merge_gap})
+        if self.min_segment_s is not None:
+            segments = segments.model_copy(update={"min_segment_s": self.min_segment_s})
+        for name in ("buffer_before_s", "buffer_after_s"):
+            if (value := getattr(self, name)) is not None:
+                reel = reel.model_copy(update={name: value})
+        if self.model is not None:
+            pose = pose.model_copy(update={"model": self.model})
+        return analysis.model_copy(update={"segments": segments, "reel": reel, "pose": pose})
+
+
 def default_model_dir() -> Path:
     return Path.home() / ".cache" / "posereel" / "models"
 

@@ -42,6 +42,7 @@ from posereel.jobs import (
     upload_key,
     utc_now,
 )
+from posereel.metrics import JitterLevel, jitter_level
 from posereel.outputs import RESULT_FILES, RESULT_NAME, THUMBNAILS_DIR, content_type, download_name
 from posereel.pipeline.deletion import delete_job_objects
 from posereel.pipeline.finalize import reconcile_job
@@ -49,7 +50,7 @@ from posereel.pipeline.ports import JobStorePort, MediaStorePort, WorkflowPort
 from posereel.pipeline.public import public_error
 from posereel.pipeline.start import expires_at
 from posereel.schemas import AnalysisResult, Segment
-from posereel.settings import PipelineSettings
+from posereel.settings import JobOptions, PipelineSettings
 from posereel.video import VIDEO_CONTENT_TYPES
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ class UploadFile(_Body):
         max_length=127,
         description="a video type; the form requires exactly this one",
     )
+
+    options: JobOptions | None = Field(None, description="choices for the analysis and the first reel")
 
     @field_validator("content_type")
     @classmethod
@@ -186,6 +189,7 @@ class JobView(BaseModel):
     finished_at: str | None
     stage_seconds: dict[str, float] = Field(description="how long each stage took (the running one: so far)")
     source: SourceView | None
+    options: JobOptions | None = Field(description="what the owner chose at upload; null: the defaults")
     error: JobError | None
     result: ResultView | None
 
@@ -234,8 +238,25 @@ class Timeline(BaseModel):
     tracks: list[TimelineTrack]
 
 
+class PersonView(BaseModel):
+    """One tracked person in plain numbers, for people who look rather than read."""
+
+    track_id: int
+    primary: bool = Field(description="the main subject: seen longest and moving most")
+    first_s: float
+    last_s: float
+    on_screen_pct: float = Field(description="share of the analysed time the person is seen")
+    gaps: int = Field(description="times the person is lost between first and last sighting")
+    longest_gap_s: float
+    moved_body_lengths: float = Field(description="how far the hips travelled, in the person's own heights")
+    jitter: float = Field(description="frame-to-frame shake of the landmarks, in body lengths")
+    jitter_level: JitterLevel = Field(
+        description="low: steady; medium: some shake; high: small, blurred or half-hidden, or very sudden"
+    )
+
+
 class JobResults(BaseModel):
-    """A finished job's files as presigned links, its segments and a light timeline."""
+    """A finished job's files as presigned links, its segments, its people and a light timeline."""
 
     job_id: str
     expires_in_s: int
@@ -247,6 +268,7 @@ class JobResults(BaseModel):
     )
     thumbnails: list[Thumbnail]
     segments: list[SegmentView]
+    people: list[PersonView] = Field(description="every tracked person, the main subject first")
     timeline: Timeline
 
 
@@ -336,6 +358,7 @@ def _create_upload(
             size_bytes=file.size_bytes,
             content_type=file.content_type,
         ),
+        options=file.options,
         upload_id=upload_id,
         expires_at=expires_at(settings),
         awaiting=AWAITING,
@@ -469,8 +492,31 @@ def job_results(
         files=files,
         thumbnails=thumbnails,
         segments=segments_in_reel(analysis),
+        people=people(analysis),
         timeline=timeline(analysis),
     )
+
+
+def people(analysis: AnalysisResult) -> list[PersonView]:
+    """Every tracked person's metrics, the main subject first, then by id."""
+    summaries = {t.track_id: t for t in analysis.tracks}
+    views = [
+        PersonView(
+            track_id=m.track_id,
+            primary=m.track_id == analysis.primary_track_id,
+            first_s=summaries[m.track_id].first_s,
+            last_s=summaries[m.track_id].last_s,
+            on_screen_pct=round(m.coverage_pct, 1),
+            gaps=m.gaps,
+            longest_gap_s=round(m.longest_gap_s, 2),
+            moved_body_lengths=round(m.distance_body_lengths, 1),
+            jitter=round(m.jitter, 4),
+            jitter_level=jitter_level(m.jitter),
+        )
+        for m in analysis.metrics
+        if m.track_id in summaries
+    ]
+    return sorted(views, key=lambda v: (not v.primary, v.track_id))
 
 
 def segments_in_reel(analysis: AnalysisResult) -> list[SegmentView]:

@@ -70,6 +70,9 @@ def plan_job(
     plan = _existing_plan(media, bucket, key, event)
     if plan is None:
         analysis = AnalysisSettings(chunks=settings.chunks)
+        record = jobs.get(event.job_id)
+        if record is not None and record.options is not None:
+            analysis = record.options.applied_to(analysis)
         name = PurePosixPath(event.source.key).name or "video"
         with (
             discard_when_rejected(media, event.source),
