@@ -213,7 +213,7 @@ def read_results(job_id: JobId) -> Response[JobResults]:
     summary="Stop a job and delete its upload, files and record",
     tags=["jobs"],
     security=SECURED,
-    responses={204: {"description": "deleted"}, **errors(*COMMON, HTTPStatus.NOT_FOUND)},
+    responses={204: {"description": "deleted", "content": {}}, **errors(*COMMON, HTTPStatus.NOT_FOUND)},
 )
 def delete_job(job_id: JobId) -> Response[None]:
     deleted = ops.delete_job(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from pydantic import ValidationError
 
 from posereel.errors import ConflictError, InvalidFieldError, TooLargeError
 from posereel.jobs import JobRecord, JobResult, JobStatus, Stage
@@ -621,3 +622,18 @@ def test_the_people_are_shown_in_plain_numbers_the_main_subject_first() -> None:
 )
 def test_jitter_in_words(jitter: float, level: str) -> None:
     assert jitter_level(jitter) == level
+
+
+def test_a_size_past_what_s3_can_store_is_no_size() -> None:
+    # S3 holds objects of at most 5 TiB: a larger size is a bad request (422), not a file too big
+    # for this environment (413)
+    with pytest.raises(ValidationError):
+        UploadFile(filename="a.mp4", size_bytes=5 * 2**40 + 1, content_type="video/mp4")
+
+
+@pytest.mark.parametrize("etag", ['"abc\u00e9"', '"ab c"', "\u0000", '"a\nb"'])
+def test_an_etag_s3_could_not_have_given_is_refused(etag: str) -> None:
+    # S3's ETags are quoted hex (visible ASCII); anything else is a bad request, never sent to S3
+    with pytest.raises(ValidationError):
+        CompletedPart(part_number=1, etag=etag)
+    assert CompletedPart(part_number=1, etag='"9b2cf535f27731c974343645a3985328"').part_number == 1

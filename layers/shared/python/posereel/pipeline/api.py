@@ -61,6 +61,7 @@ SLOW_UPLOAD_BYTES_PER_S = 500_000
 MAX_UPLOAD_EXPIRES_IN_S = 6 * 3600
 MAX_FILES_PER_REQUEST = 10
 MAX_PARTS = 10_000  # S3's limit per multipart upload
+MAX_OBJECT_BYTES = 5 * 2**40  # S3's largest object (5 TiB)
 TIMELINE_MAX_POINTS = 1000
 
 
@@ -91,7 +92,9 @@ class UploadFile(_Body):
         pattern=r"^[^\x00-\x1f\x7f]+$",
         description="the file's name, without control characters",
     )
-    size_bytes: JsonInt = Field(gt=0, description="the file's exact size; the upload may not exceed it")
+    size_bytes: JsonInt = Field(
+        gt=0, le=MAX_OBJECT_BYTES, description="the file's exact size; the upload may not exceed it"
+    )
     content_type: str = Field(
         json_schema_extra={"enum": list[JsonValue](sorted(VIDEO_CONTENT_TYPES))},
         max_length=127,
@@ -151,7 +154,12 @@ class CreateUploadsResponse(BaseModel):
 
 class CompletedPart(_Body):
     part_number: JsonInt = Field(ge=1, le=MAX_PARTS)
-    etag: str = Field(min_length=1, max_length=128)
+    etag: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="the ETag S3 answered for the part (visible ASCII, quotes included)",
+    )
 
 
 class CompleteUploadRequest(_Body):
