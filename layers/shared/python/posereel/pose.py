@@ -29,6 +29,7 @@ from scipy.optimize import linear_sum_assignment
 
 from posereel.detection import Detection, PersonDetector, box_iou
 from posereel.landmarks import LandmarkModel, Roi, roi_from_box, roi_from_landmarks
+from posereel.motion import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
 from posereel.schemas import NUM_LANDMARKS, Box, Device, Landmark, PersonPose
 from posereel.settings import PoseSettings
 
@@ -41,7 +42,7 @@ _KNOWN_IOU = 0.35
 # the other not), so the box overlap does not decide (PETS, 8.4 s: a walker's two crops overlapped
 # at IoU 0.35 with 85 % of the landmarks and all four torso points within 5 % of the body).
 _SAME_KEYPOINTS = 0.6
-_TORSO = [11, 12, 23, 24]
+_TORSO = [LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP]
 # A person's box: the extent of their landmarks visible at BOX_MIN_VISIBILITY, padded to the body's
 # outline (the head above the eyes, hands and feet beyond their landmarks) and at least MIN_WIDTH
 # as wide as tall (a body seen from the side), in fractions of the extent's height. Calibrated on
