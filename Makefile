@@ -70,8 +70,8 @@ setup: system-deps $(VENV)/.installed models
 
 models: $(VENV)/.installed
 	@if [ -f $(SHARED)/models/pose_landmarker_lite.task ]; then \
-	  $(VENV)/bin/posereel models fetch --model lite --model full --model heavy --from $(SHARED)/models >/dev/null; \
-	else $(VENV)/bin/posereel models fetch --model lite --model full --model heavy >/dev/null; fi
+	  $(VENV)/bin/posereel models fetch --model lite --model full --model heavy --model face --from $(SHARED)/models >/dev/null; \
+	else $(VENV)/bin/posereel models fetch --model lite --model full --model heavy --model face >/dev/null; fi
 	@$(VENV)/bin/posereel models fetch --model nanodet >/dev/null
 
 # The clip goes in through the local HTTP API and a presigned upload, as from the web client; the

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from pydantic import BaseModel
 
 from posereel.errors import ObjectNotFoundError, TransientError
-from posereel.jobs import JobError, JobRecord, JobResult, JobStatus, SourceObject
+from posereel.jobs import JobError, JobRecord, JobResult, JobStatus, ReelRecord, SourceObject, utc_now
 from posereel.pipeline.ports import (
     ExecutionInfo,
     MetricDatum,
@@ -120,6 +120,36 @@ class FakeJobStore:
 
     def mark_deleted(self, job_id: str, *, at: str) -> bool:
         return self._set(job_id, deleted_at=at)
+
+    def next_reel_id(self, job_id: str, *, limit: int) -> int | None:
+        record = self.records.get(job_id)
+        if (
+            record is None
+            or record.status != JobStatus.SUCCEEDED
+            or record.deleted_at
+            or record.reels_made >= limit
+        ):
+            return None
+        self._set(job_id, reels_made=record.reels_made + 1)
+        return record.reels_made + 1
+
+    def put_reel(self, job_id: str, reel: ReelRecord) -> bool:
+        record = self.records.get(job_id)
+        return record is not None and self._set(job_id, reels={**record.reels, str(reel.reel_id): reel})
+
+    def update_reel(self, job_id: str, reel_id: int, fields: Mapping[str, Any]) -> bool:
+        record = self.records.get(job_id)
+        reel = record.reels.get(str(reel_id)) if record is not None else None
+        if record is None or reel is None or reel.status.terminal:
+            return False
+        changed = ReelRecord.model_validate({**reel.model_dump(), **fields, "updated_at": utc_now()})
+        return self._set(job_id, reels={**record.reels, str(reel_id): changed})
+
+    def remove_reel(self, job_id: str, reel_id: int) -> bool:
+        record = self.records.get(job_id)
+        if record is None or str(reel_id) not in record.reels:
+            return False
+        return self._set(job_id, reels={k: v for k, v in record.reels.items() if k != str(reel_id)})
 
     def delete(self, job_id: str) -> None:
         self.records.pop(job_id, None)
@@ -343,6 +373,19 @@ class FakeWorkflow:
         for name, execution in self.executions.items():
             if execution.arn == execution_arn and execution.status == "RUNNING":
                 self.end(name, "ABORTED", cause=cause)
+
+
+class FakeFunctions:
+    """Event invocations, kept in order; ``fail`` makes the next one raise TransientError."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.fail = False
+
+    def invoke_async(self, function_name: str, payload: Mapping[str, Any]) -> None:
+        if self.fail:
+            raise TransientError("Lambda is throttling")
+        self.events.append((function_name, dict(payload)))
 
 
 class FakeScanner:

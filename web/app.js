@@ -463,17 +463,132 @@ function personWords(person) {
   ];
 }
 
+function choosePerson(trackId) {
+  const box = document.querySelector(`#recut-people input[value="${trackId}"]`);
+  if (!box) return;
+  box.checked = !box.checked;
+  box.closest("label").scrollIntoView({ block: "nearest" });
+  document.querySelectorAll(`[data-testid="person-card"][data-track="${trackId}"]`)
+    .forEach((card) => card.classList.toggle("chosen", box.checked));
+}
+
 function renderPeople(people, timeline) {
   const order = (timeline?.tracks || []).map((t) => t.track_id);
   const colour = (p) => (p.primary ? "primary" : `other c${Math.max(0, order.indexOf(p.track_id)) % 4}`);
   $("#people").replaceChildren(...people.map((p) => el("li", {
     class: "person", "data-testid": "person-card", "data-track": p.track_id, "data-jitter": p.jitter_level,
+    tabindex: 0, role: "button", title: "Click to choose this person for a new reel",
+    onclick: () => choosePerson(p.track_id),
+    onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); choosePerson(p.track_id); } },
   },
   el("span", { class: `key ${colour(p)} person-name` }, `Person ${p.track_id}${p.primary ? " (main)" : ""}`),
   el("ul", {}, ...personWords(p).map((line) => el("li", {}, line)),
     el("li", { title: `jitter ${p.jitter.toFixed(3)} body lengths per frame` },
       el("span", { class: `jitter ${p.jitter_level}` }, `Jitter ${p.jitter_level}`), `: ${JITTER_WORDS[p.jitter_level]}`)))));
   if (!people.length) $("#people").replaceChildren(el("li", { class: "hint" }, "No person was tracked."));
+  $("#recut-people").replaceChildren(...people.map((p) => el("label", { class: "choice" },
+    el("input", { type: "checkbox", name: "track_ids", value: p.track_id, "data-testid": "recut-person" }),
+    ` Person ${p.track_id}${p.primary ? " (main)" : ""}`)));
+}
+
+// ---------------------------------------------------------------- reels
+
+const REEL_WORDS = { QUEUED: "Waiting to start…", RUNNING: "Cutting…", FAILED: "Failed" };
+
+function reelOptionsWords(options) {
+  const words = [];
+  if (options.track_ids?.length) words.push(`person ${options.track_ids.join(", ")}`);
+  if (options.min_still_s !== null && options.min_still_s !== undefined) words.push(`rests ${options.min_still_s} s`);
+  if (options.max_duration_s) words.push(`at most ${options.max_duration_s} s`);
+  if (options.order === "energy") words.push("strongest first");
+  if (options.aspect && options.aspect !== "source") words.push(options.aspect);
+  if (options.blur_faces) words.push("faces blurred");
+  return words.length ? words.join(", ") : "everyone, as filmed";
+}
+
+function playReel(reel) {
+  const video = $("#reel-video");
+  if (!reel.files?.reel) return;
+  video.src = reel.files.reel.url;
+  video.closest("figure").hidden = false;
+  $("#reel-caption").textContent = reel.reel_id === 0 ? "Highlight reel" : `Reel ${reel.reel_id}: ${reelOptionsWords(reel.options)}`;
+  video.play().catch(() => {});
+}
+
+function reelRow(reel) {
+  const row = el("li", { class: "reel", "data-testid": "reel-row", "data-reel": reel.reel_id, "data-status": reel.status });
+  const title = reel.reel_id === 0 ? "First reel" : `Reel ${reel.reel_id}`;
+  const state = reel.status === "SUCCEEDED"
+    ? (reel.duration_s ? `${reel.duration_s.toFixed(1)} s, ${reel.segment_count} segment${reel.segment_count === 1 ? "" : "s"}` : "Nothing moved as asked: no reel")
+    : reel.status === "FAILED" ? `Failed: ${reel.error?.message || "try again"}` : REEL_WORDS[reel.status];
+  row.append(el("strong", {}, title), el("span", { class: "hint" }, ` ${reelOptionsWords(reel.options)} — `), el("span", { class: "reel-state" }, state));
+  if (reel.files?.reel) row.append(el("button", { type: "button", "data-testid": "reel-play", onclick: () => playReel(reel) }, "Play"));
+  const links = Object.entries(reel.files || {}).filter(([kind]) => kind !== "cut").map(([kind, file]) =>
+    el("a", { href: file.url, download: file.name, "data-testid": `reel-download-${kind}` }, file.name));
+  if (links.length) row.append(el("span", { class: "reel-files" }, ...links));
+  if (reel.reel_id !== 0 && TERMINAL.has(reel.status)) {
+    row.append(el("button", { type: "button", class: "link", "data-testid": "reel-delete", onclick: () => deleteReel(reel) }, "Delete"));
+  }
+  return row;
+}
+
+async function loadReels(jobId, page) {
+  const listed = await api("GET", `/jobs/${encodeURIComponent(jobId)}/reels`);
+  if (jobPage !== page) return;
+  const rows = [];
+  for (const summary of listed.reels) {
+    let reel = summary;
+    if (summary.status === "SUCCEEDED") {
+      try { reel = await api("GET", `/jobs/${encodeURIComponent(jobId)}/reels/${summary.reel_id}`); } catch { /* the summary will do */ }
+    }
+    rows.push(reelRow(reel));
+  }
+  if (jobPage !== page) return;
+  $("#reels").replaceChildren(...rows);
+  if (listed.reels.some((r) => !TERMINAL.has(r.status))) {
+    clearTimeout(page.reelTimer);
+    page.reelTimer = setTimeout(() => loadReels(jobId, page).catch(() => {}), POLL_MIN_MS * 2);
+  }
+}
+
+function recutBody(form) {
+  const body = {};
+  const ids = [...form.querySelectorAll('input[name="track_ids"]:checked')].map((b) => Number(b.value));
+  if (ids.length) body.track_ids = ids;
+  for (const name of ["min_still_s", "min_segment_s", "buffer_before_s", "buffer_after_s", "max_duration_s"]) {
+    const value = form.elements[name].value;
+    if (value !== "") body[name] = Number(value);
+  }
+  for (const name of ["order", "aspect"]) if (form.elements[name].value) body[name] = form.elements[name].value;
+  if (form.elements.blur_faces.checked) body.blur_faces = true;
+  return body;
+}
+
+async function submitRecut(event) {
+  event.preventDefault();
+  const page = jobPage;
+  if (!page) return;
+  const button = $("#recut-form button[type=submit]");
+  button.disabled = true;
+  try {
+    await api("POST", `/jobs/${encodeURIComponent(page.jobId)}/reels`, recutBody(event.target));
+    await loadReels(page.jobId, page);
+  } catch (err) {
+    showError(`Could not cut the reel: ${err.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function deleteReel(reel) {
+  const page = jobPage;
+  if (!page || !confirm(`Delete reel ${reel.reel_id} and its files?`)) return;
+  try {
+    await api("DELETE", `/jobs/${encodeURIComponent(page.jobId)}/reels/${reel.reel_id}`);
+  } catch (err) {
+    if (err.status !== 404) { showError(`Could not delete the reel: ${err.message}`); return; }
+  }
+  await loadReels(page.jobId, page);
 }
 
 function renderResults(results) {
@@ -523,6 +638,7 @@ async function showJobPage(jobId) {
     try {
       const results = await api("GET", `/jobs/${encodeURIComponent(jobId)}/results`);
       if (jobPage === page) renderResults(results);
+      if (jobPage === page) await loadReels(jobId, page);
     } catch (err) {
       showError(`Could not load the results: ${err.message}`);
     }
@@ -547,6 +663,7 @@ async function deleteJob() {
 
 function route() {
   jobPage?.poller?.stop();
+  clearTimeout(jobPage?.reelTimer);
   jobPage = null;
   for (const video of [$("#reel-video"), $("#overlay-video")]) video.pause();
   const match = /^#\/jobs\/([^/?]+)/.exec(location.hash);
@@ -570,6 +687,7 @@ async function start() {
   $("#error-close").addEventListener("click", () => { $("#error").hidden = true; });
   $("#jobs-more").addEventListener("click", () => loadJobs(true));
   $("#delete-job").addEventListener("click", deleteJob);
+  $("#recut-form").addEventListener("submit", submitRecut);
   setUpDropZone();
   await loadConfig();
   if (!key) $("#settings").open = true;

@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from posereel.aws import JobStore, MediaStore, Workflow
+from posereel.aws import Functions, JobStore, MediaStore, Workflow
 from posereel.settings import PipelineSettings
 
 T = TypeVar("T")
@@ -44,6 +44,11 @@ def media_store() -> MediaStore:
 @per_container
 def workflow() -> Workflow:
     return Workflow(settings().state_machine_arn)
+
+
+@per_container
+def functions() -> Functions:
+    return Functions()
 
 
 def reset() -> None:

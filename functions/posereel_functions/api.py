@@ -28,7 +28,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     ResponseValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from posereel.errors import (
@@ -44,6 +44,7 @@ from posereel.errors import (
 from posereel.jobs import JobStatus
 from posereel.observability import lambda_boundary, logger
 from posereel.pipeline import api as ops
+from posereel.pipeline import reels
 from posereel.pipeline.api import (
     CompleteUploadRequest,
     CreateUploadsRequest,
@@ -54,8 +55,10 @@ from posereel.pipeline.api import (
     JobResults,
     JobView,
 )
+from posereel.pipeline.reels import ReelList, ReelView
 from posereel.resources import API_KEY_HEADER
-from posereel_functions import job_store, media_store, per_container, settings, workflow
+from posereel.settings import ReelRequest
+from posereel_functions import functions, job_store, media_store, per_container, settings, workflow
 
 router = APIGatewayRouter()
 
@@ -227,6 +230,85 @@ def delete_job(job_id: JobId) -> Response[None]:
     if not deleted:
         raise JobNotFoundError(job_id)
     logger.info("job deleted", extra={"job_id": job_id})
+    return Response(status_code=HTTPStatus.NO_CONTENT.value, body=None)
+
+
+# --- reels ------------------------------------------------------------------------------------
+
+ReelId = Annotated[int, Path(ge=0, le=1_000_000, description="0: the first reel; 1, 2, ...: re-cuts")]
+
+
+@router.post(
+    "/jobs/<job_id>/reels",
+    summary="Cut another reel from a finished job's tracks (no pose estimation again)",
+    tags=["reels"],
+    security=SECURED,
+    responses={
+        **answer(HTTPStatus.ACCEPTED, ReelView),
+        **errors(*COMMON, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+    },
+)
+def post_reel(job_id: JobId, body: Annotated[ReelRequest | None, Body()] = None) -> Response[ReelView]:
+    created = reels.create_reel(
+        job_id,
+        body or ReelRequest(),
+        caller=caller(),
+        settings=settings(),
+        jobs=job_store(),
+        media=media_store(),
+        functions=functions(),
+    )
+    if created is None:
+        raise JobNotFoundError(job_id)
+    logger.info("re-cut queued", extra={"job_id": job_id, "reel_id": created.reel_id})
+    return json_response(HTTPStatus.ACCEPTED, created.model_dump(mode="json"))
+
+
+@router.get(
+    "/jobs/<job_id>/reels",
+    summary="A job's reels: the first, then its re-cuts",
+    tags=["reels"],
+    security=SECURED,
+    responses={**answer(HTTPStatus.OK, ReelList), **errors(*COMMON, HTTPStatus.NOT_FOUND)},
+)
+def read_reels(job_id: JobId) -> Response[ReelList]:
+    listed = reels.list_reels(job_id, caller=caller(), jobs=job_store())
+    if listed is None:
+        raise JobNotFoundError(job_id)
+    return json_response(HTTPStatus.OK, listed.model_dump(mode="json"))
+
+
+@router.get(
+    "/jobs/<job_id>/reels/<reel_id>",
+    summary="One reel: status, segments (where each starts in it), length and file links",
+    tags=["reels"],
+    security=SECURED,
+    responses={**answer(HTTPStatus.OK, ReelView), **errors(*COMMON, HTTPStatus.NOT_FOUND)},
+)
+def read_reel(job_id: JobId, reel_id: ReelId) -> Response[ReelView]:
+    view = reels.get_reel(
+        job_id, reel_id, caller=caller(), settings=settings(), jobs=job_store(), media=media_store()
+    )
+    if view is None:
+        raise JobNotFoundError(job_id)
+    return json_response(HTTPStatus.OK, view.model_dump(mode="json"))
+
+
+@router.delete(
+    "/jobs/<job_id>/reels/<reel_id>",
+    summary="Delete a re-cut and its files (the first reel goes with its job)",
+    tags=["reels"],
+    security=SECURED,
+    responses={
+        204: {"description": "deleted", "content": {}},
+        **errors(*COMMON, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+    },
+)
+def delete_reel(job_id: JobId, reel_id: ReelId) -> Response[None]:
+    if not reels.delete_reel(
+        job_id, reel_id, caller=caller(), settings=settings(), jobs=job_store(), media=media_store()
+    ):
+        raise JobNotFoundError(job_id)
     return Response(status_code=HTTPStatus.NO_CONTENT.value, body=None)
 
 

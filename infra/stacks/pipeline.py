@@ -44,6 +44,7 @@ from posereel.resources import (
     IMAGE_BUILD_ARGS,
     LAMBDA_PYTHON,
     METRICS_NAMESPACE,
+    RECUT_RETRIES,
     WORKFLOW_FILE,
     WORKFLOW_FUNCTIONS,
     ResourceNames,
@@ -149,6 +150,15 @@ class PipelineStack(Stack):
         results.grant_read(roles["compile"], "work/*")
         results.grant_read_write(roles["compile"], "results/*")
         jobs.grant(roles["compile"], "dynamodb:GetItem", "dynamodb:UpdateItem")
+        # Re-cuts: the api starts them with an event; the recut function reads the job's plan,
+        # source copy and results, and writes its reel under results/{job}/reels/.
+        fns["recut"].grant_invoke(roles["api"])
+        fns["recut"].configure_async_invoke(retry_attempts=RECUT_RETRIES)
+        results.grant_read(roles["recut"], "work/*")
+        results.grant_read(roles["recut"], "results/*")
+        results.grant_put(roles["recut"], "results/*")
+        results.grant_delete(roles["recut"], "results/*")  # a reel deleted while it was cut
+        jobs.grant(roles["recut"], "dynamodb:GetItem", "dynamodb:UpdateItem")
         compute.workers.grant_watchdog(roles["watchdog"])
         # The watchdog also ends jobs whose upload never came (or starts them when it came but
         # its notification did not): the awaiting index, their records, their uploads/ prefix.

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from posereel.errors import InputError, PoseReelError
+from posereel.modelstore import MODELS
 from posereel.settings import (
     AnalysisSettings,
     ChunkSettings,
+    ReelRequest,
     ReelSettings,
     RuntimeSettings,
     SamplingSettings,
@@ -99,8 +101,39 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recut(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from posereel import engine
+
+    chosen = {
+        "track_ids": args.track,
+        "min_still_s": args.min_still,
+        "min_segment_s": args.min_segment,
+        "buffer_before_s": args.buffer_before,
+        "buffer_after_s": args.buffer_after,
+        "max_duration_s": args.max_duration,
+        "order": args.order,
+        "aspect": args.aspect,
+        "blur_faces": True if args.blur_faces else None,
+    }
+    try:
+        request = ReelRequest.model_validate({k: v for k, v in chosen.items() if v is not None})
+    except ValidationError as exc:
+        raise InputError(f"not a re-cut: {exc}") from exc
+    folder, reel = engine.recut_folder(Path(args.folder), request, runtime=_runtime(args))
+    if not reel.windows:
+        print(f"{folder}: nothing moved as asked; no reel (see {folder / 'reel.json'})")
+        return 0
+    print(
+        f"{folder / 'reel.mp4'}: {reel.duration_s:.2f} s, {len(reel.segments)} segments in "
+        f"{len(reel.windows)} windows, {reel.size_px[0]}x{reel.size_px[1]}"
+    )
+    return 0
+
+
 def cmd_models_fetch(args: argparse.Namespace) -> int:
-    from posereel.modelstore import MODELS, fetch_models
+    from posereel.modelstore import fetch_models
 
     runtime = _runtime(args)
     paths = fetch_models(
@@ -261,15 +294,33 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=cmd_analyze)
 
-    m = sub.add_parser("models", help="pose model bundles").add_subparsers(
+    r = sub.add_parser(
+        "recut", help="cut another reel from an analyze output folder (no pose estimation again)"
+    )
+    r.add_argument("folder", help="the folder posereel analyze wrote")
+    r.add_argument(
+        "--track", type=int, action="append", help="only this person (repeatable; default everyone)"
+    )
+    r.add_argument("--min-still", type=float, metavar="S", help="a rest this long ends a segment")
+    r.add_argument("--min-segment", type=float, metavar="S", help="shorter movement is no segment")
+    r.add_argument("--buffer-before", type=float, metavar="S", help="shown before each segment")
+    r.add_argument("--buffer-after", type=float, metavar="S", help="shown after each segment")
+    r.add_argument("--max-duration", type=float, metavar="S", help="the strongest segments that fit")
+    r.add_argument("--order", choices=["time", "energy"], help="as they happened, or strongest first")
+    r.add_argument("--aspect", choices=["source", "9:16", "1:1"], help="a crop that follows the people")
+    r.add_argument("--blur-faces", action="store_true", help="blur every face")
+    r.add_argument("--model-dir", default=None, help="model directory (default: $POSEREEL_MODEL_DIR)")
+    r.set_defaults(func=cmd_recut)
+
+    m = sub.add_parser("models", help="the perception models").add_subparsers(
         dest="models_command", required=True
     )
     f = m.add_parser("fetch", help="download the official bundles (sha256-checked) into the model directory")
     f.add_argument(
         "--model",
         action="append",
-        choices=["lite", "full", "heavy", "nanodet"],
-        help="repeatable; default all (the landmark bundles and the person detector)",
+        choices=sorted(MODELS),
+        help="repeatable; default all (the landmark bundles, the person detector, the face detector)",
     )
     f.add_argument("--model-dir", default=None, help="target directory (default: $POSEREEL_MODEL_DIR)")
     f.add_argument(

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 from urllib.request import ProxyHandler, Request, build_opener
 
 from posereel.pipeline.api import JobView
+from posereel.pipeline.reels import ReelView
 from posereel.resources import API_KEY_HEADER
 
 _CHUNK_BYTES = 1 << 20
@@ -189,6 +190,30 @@ class ApiClient:
 
     def delete_job(self, job_id: str) -> None:
         self._json("DELETE", f"/jobs/{job_id}")
+
+    def create_reel(self, job_id: str, **options: Any) -> ReelView:
+        """Ask for a re-cut of a finished job (``options``: those of ``POST /jobs/{id}/reels``)."""
+        return ReelView.model_validate(self._json("POST", f"/jobs/{job_id}/reels", options))
+
+    def reels(self, job_id: str) -> list[ReelView]:
+        return [ReelView.model_validate(r) for r in self._json("GET", f"/jobs/{job_id}/reels")["reels"]]
+
+    def reel(self, job_id: str, reel_id: int) -> ReelView:
+        return ReelView.model_validate(self._json("GET", f"/jobs/{job_id}/reels/{reel_id}"))
+
+    def delete_reel(self, job_id: str, reel_id: int) -> None:
+        self._json("DELETE", f"/jobs/{job_id}/reels/{reel_id}")
+
+    def wait_reel(self, job_id: str, reel_id: int, *, timeout_s: float, poll_s: float = 0.5) -> ReelView:
+        """Poll a re-cut until it ends; raises JobTimeout after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            view = self.reel(job_id, reel_id)
+            if view.status.terminal:
+                return view
+            if time.monotonic() > deadline:
+                raise JobTimeout(f"reel {reel_id} of job {job_id} still {view.status} after {timeout_s:.0f} s")
+            time.sleep(poll_s)
 
     def submit(self, path: Path) -> str:
         """Announce and upload ``path``; returns the job id."""

@@ -173,6 +173,44 @@ def test_upload_follow_watch_and_seek(
     assert overlay["currentTime"] == pytest.approx(segment["start_s"], abs=0.2)
     screenshot("job-page")
 
+    # When the main person's card is clicked and a vertical re-cut of them is asked for
+    assert [
+        r.get_attribute("data-reel") for r in page.find_elements(By.CSS_SELECTOR, "[data-testid=reel-row]")
+    ] == ["0"]
+    cards[0].click()
+    chosen = page.find_element(By.CSS_SELECTOR, f"[data-testid=recut-person][value='{main['track_id']}']")
+    assert chosen.is_selected() and "chosen" in (cards[0].get_attribute("class") or "")
+    form = page.find_element(By.CSS_SELECTOR, "[data-testid=recut-form]")
+    form.find_element(By.NAME, "min_still_s").send_keys("0.4")
+    form.find_element(By.CSS_SELECTOR, "select[name=aspect] option[value='9:16']").click()
+    form.find_element(By.CSS_SELECTOR, "[data-testid=recut-submit]").click()
+
+    # Then the new reel is listed, cut in seconds, and plays portrait in the reel player
+    def recut_row() -> Any:
+        rows = page.find_elements(By.CSS_SELECTOR, "[data-testid=reel-row][data-reel='1']")
+        return rows[0] if rows and rows[0].get_attribute("data-status") in ("SUCCEEDED", "FAILED") else None
+
+    row = wait_until(recut_row, what="the re-cut to finish", timeout_s=120)
+    assert row.get_attribute("data-status") == "SUCCEEDED", row.text
+    assert "person" in row.text and "9:16" in row.text
+    assert row.find_elements(By.CSS_SELECTOR, "[data-testid=reel-download-reel]")
+    row.find_element(By.CSS_SELECTOR, "[data-testid=reel-play]").click()
+    portrait = wait_until(
+        lambda: (
+            (state := video(page, "reel-video"))["readyState"] >= 2 and "/reels/1/" in state["src"] and state
+        ),
+        what="the re-cut to load",
+        timeout_s=30,
+    )
+    size = page.execute_script(
+        "const v = document.getElementById('reel-video'); return [v.videoWidth, v.videoHeight];"
+    )
+    assert size[1] > size[0], f"the re-cut is {size}, not portrait"
+    assert portrait["error"] is None
+    status, cut = served.api("GET", f"/jobs/{job_id}/reels/1")
+    assert status == 200 and cut["options"]["track_ids"] == [main["track_id"]]
+    screenshot("job-page-recut")
+
     # And on a phone-size screen the players take the whole width
     page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
     narrow_timeline = "return document.querySelector('#timeline svg').viewBox.baseVal.width <= 390"

@@ -1,12 +1,13 @@
-"""What an uploader may choose for the analysis and the first reel (JobOptions): how the choices
-land in the analysis settings, and which values are refused."""
+"""What an uploader may choose for the analysis and the first reel (JobOptions), and a re-cut's
+choices (ReelRequest): how the choices land in the analysis settings, and which values are
+refused."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from posereel.settings import AnalysisSettings, JobOptions
+from posereel.settings import AnalysisSettings, JobOptions, ReelRequest
 
 
 def test_no_choice_keeps_the_defaults() -> None:
@@ -42,7 +43,11 @@ def test_a_shorter_rest_also_stops_segments_being_joined_over_it() -> None:
         {"buffer_after_s": -1},
         {"buffer_after_s": 31},
         {"model": "huge"},
-        {"aspect": "9:16"},  # not a choice (yet): refused, never ignored
+        {"aspect": "4:3"},  # not a choice: refused, never ignored
+        {"order": "size"},
+        {"max_duration_s": 0.5},
+        {"blur_faces": "yes"},
+        {"track_ids": [1]},  # who is in it is a re-cut's choice: the people are not known yet
     ],
 )
 def test_values_that_are_no_choice_are_refused(body: dict[str, object]) -> None:
@@ -52,3 +57,23 @@ def test_values_that_are_no_choice_are_refused(body: dict[str, object]) -> None:
 
 def test_whole_numbers_are_numbers() -> None:
     assert JobOptions.model_validate({"buffer_before_s": 1}).buffer_before_s == 1.0
+
+
+def test_the_reel_choices_land_in_the_reel_settings() -> None:
+    options = JobOptions(max_duration_s=60.0, order="energy", aspect="9:16", blur_faces=True)
+    reel = options.applied_to(AnalysisSettings()).reel
+    assert (reel.max_duration_s, reel.order, reel.aspect, reel.blur_faces) == (60.0, "energy", "9:16", True)
+
+
+def test_a_recut_chooses_its_people_once_each_in_order() -> None:
+    applied = ReelRequest(track_ids=[3, 1, 3]).applied_to(AnalysisSettings())
+    assert applied.segments.track_ids == (1, 3)
+    # Everyone, when nobody is chosen
+    assert ReelRequest().applied_to(AnalysisSettings()).segments.track_ids is None
+
+
+@pytest.mark.parametrize("body", [{"track_ids": []}, {"track_ids": ["1"]}, {"model": "full"}])
+def test_a_recut_refuses_what_is_no_choice(body: dict[str, object]) -> None:
+    # An empty choice would make an empty reel; the model is the analysis's, done already
+    with pytest.raises(ValidationError):
+        ReelRequest.model_validate(body)

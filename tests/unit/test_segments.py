@@ -204,3 +204,60 @@ def test_reel_windows(segments, duration, range_s, expected):
 def test_reel_windows_never_exceed_the_video():
     windows = reel_windows([seg(0, 0.0, 30.0)], buffer_before_s=5, buffer_after_s=5, duration_s=10)
     assert [(w.start_s, w.end_s) for w in windows] == [(0, 10)]
+
+
+# --- a short rest ends a rep only back in the starting pose -------------------------------------
+
+
+def posture_of(offsets: np.ndarray) -> np.ndarray:
+    """A posture series whose arms (landmarks 13-22) sit ``offsets`` body lengths from their
+    start, one value per sample; every other landmark stays put (NaN: the person is not seen)."""
+    posture = np.zeros((offsets.size, 33, 2))
+    posture[:, 13:23, 1] = offsets[:, None]
+    posture[~np.isfinite(offsets)] = np.nan
+    return posture
+
+
+def test_a_short_rest_away_from_the_start_pose_does_not_end_the_movement() -> None:
+    # Given arms raised (moving), held up still for 0.8 s, lowered, then rested down for 0.8 s
+    energy = series(
+        (STILL, 1.0), (MOVE, 1.0), (STILL, 0.8), (SWAY, 1.0), (STILL, 0.8), (MOVE, 1.0), (STILL, 1.0)
+    )
+    away = series((0.0, 1.0), (0.3, 1.0), (0.3, 0.8), (0.1, 1.0), (0.0, 0.8), (0.3, 1.0), (0.0, 1.0))
+    short = RULES.model_copy(update={"min_still_s": 0.4, "merge_gap_s": 0.4, "min_segment_s": 0.0})
+    piece = track(energy)
+    with_posture = TrackEnergy(**{**piece.__dict__, "posture": posture_of(away)})
+    # Then the pause at the top belongs to the rep, and the rest with the arms down ends it
+    found = [(round(s.start_s, 1), round(s.end_s, 1)) for s in track_spans(with_posture, settings=short)]
+    assert found == [(1.0, 3.7), (4.6, 5.5)]
+    # Without the posture every short rest ends the movement, as before: the lowering, slower
+    # than what starts a movement, is lost
+    assert spans(energy, short) == [(1.0, 1.9), (4.6, 5.5)]
+
+
+def test_a_long_hold_ends_the_movement_wherever_the_body_is() -> None:
+    energy = series((STILL, 1.0), (MOVE, 1.0), (STILL, 2.5), (MOVE, 1.0), (STILL, 1.0))
+    away = series((0.0, 1.0), (0.3, 1.0), (0.3, 2.5), (0.3, 1.0), (0.3, 1.0))
+    short = RULES.model_copy(update={"min_still_s": 0.4, "merge_gap_s": 0.4, "min_segment_s": 0.0})
+    piece = TrackEnergy(**{**track(energy).__dict__, "posture": posture_of(away)})
+    assert len(track_spans(piece, settings=short)) == 2
+
+
+def test_a_person_lost_for_a_moment_is_not_resting() -> None:
+    energy = series((STILL, 1.0), (MOVE, 1.0), (NAN, 0.6), (MOVE, 1.0), (STILL, 1.0))
+    away = series((0.0, 1.0), (0.3, 1.0), (NAN, 0.6), (0.3, 1.0), (0.0, 1.0))
+    short = RULES.model_copy(update={"min_still_s": 0.4, "merge_gap_s": 0.4, "min_segment_s": 0.0})
+    piece = TrackEnergy(**{**track(energy).__dict__, "posture": posture_of(away)})
+    assert [(round(s.start_s, 1), round(s.end_s, 1)) for s in track_spans(piece, settings=short)] == [
+        (1.0, 3.5)
+    ]
+
+
+def test_a_choice_of_people_makes_segments_of_their_movement_only() -> None:
+    energies = {
+        0: track(series((MOVE, 2.0), (STILL, 4.0)), track_id=0),
+        1: track(series((STILL, 3.0), (MOVE, 2.0), (STILL, 1.0)), track_id=1),
+    }
+    chosen = RULES.model_copy(update={"track_ids": (1, 7)})  # 7: nobody, adds nothing
+    found = find_segments(energies, settings=chosen)
+    assert [s.track_ids for s in found] == [[1]]

@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 
 SIGNATURES: Final = (
     Signature("moto.awslambda.models", "LambdaFunction._invoke_lambda", ("self", "event")),
+    Signature(
+        "moto.awslambda.models",
+        "LambdaFunction.invoke",
+        ("self", "body", "request_headers", "response_headers"),
+    ),
     Signature("moto.awslambda.models", "LambdaFunction.save_logs", ("self", "output")),
 )
 ATTRIBUTES: Final = (
@@ -471,10 +476,39 @@ class LambdaRunner:
             worker.kill()
 
 
+# Event invocations run beside the caller on this many threads, as Lambda queues them.
+EVENT_THREADS: Final = 4
+
+
 def install(patcher: Patcher, runner: LambdaRunner) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     from moto.awslambda.models import LambdaFunction
+
+    invoke_sync = LambdaFunction.__dict__["invoke"]
+    events = ThreadPoolExecutor(max_workers=EVENT_THREADS, thread_name_prefix="lambda-events")
 
     def invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
         return runner.invoke(self, event)
 
+    def run_event(fn: LambdaFunction, body: str) -> None:
+        try:
+            payload = json.loads(body) if body else {}
+            _, errored, logs = runner.invoke(fn, payload)
+            if errored:
+                logger.warning(
+                    "local Lambda: event for %s failed: %s", fn.function_name, logs[-_LAMBDA_LOG_TAIL_BYTES:]
+                )
+        except Exception:
+            logger.exception("local Lambda: event for %s could not run", fn.function_name)
+
+    def invoke(self: LambdaFunction, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
+        # moto runs an event invocation inside the caller's request; Lambda queues it and
+        # answers 202 at once, so a caller (the api) never waits for the function.
+        if request_headers.get("x-amz-invocation-type") == "Event":
+            events.submit(run_event, self, body)
+            return b""
+        return invoke_sync(self, body, request_headers, response_headers)
+
     patcher.patch(LambdaFunction, "_invoke_lambda", invoke_lambda)
+    patcher.patch(LambdaFunction, "invoke", invoke)

@@ -1,6 +1,10 @@
 """The analysis of one video on this machine: plan its chunks, run stage 1 (posereel.stages.analyze)
 for each in worker threads, then stages 2 and 3 (merge, compile). A one-pass run is the same code
 with a single chunk; the serverless pipeline runs the same stages in a worker and two functions.
+
+The output folder also keeps how it was made (``ANALYSIS_FILE``: the video's path and the
+settings), so ``recut_folder`` cuts more reels from it into reels/N/, as the recut function does
+for a job.
 """
 
 from __future__ import annotations
@@ -15,18 +19,29 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from posereel import chunks as chunking
-from posereel import grid
-from posereel.errors import InputError
-from posereel.schemas import AnalysisResult, ChunkResult, ChunkSpec, VideoInfo
-from posereel.settings import AnalysisSettings, RuntimeSettings
+from posereel import export, grid
+from posereel.errors import InputError, VideoNotFoundError
+from posereel.outputs import REELS_DIR, RESULT_FILES
+from posereel.schemas import AnalysisResult, ChunkResult, ChunkSpec, Model, ReelFile, TracksFile, VideoInfo
+from posereel.settings import AnalysisSettings, ReelRequest, RuntimeSettings
 from posereel.stages.analyze import analyze_chunk
 from posereel.stages.compile import Outputs, render_results
 from posereel.stages.merge import Merged, merge_chunks
+from posereel.stages.recut import recut, render_reel
 from posereel.video import grid_indices, probe
 
 log = logging.getLogger(__name__)
 
 MIN_LOCAL_CHUNK_S = 6.0
+ANALYSIS_FILE = "analysis.json"
+
+
+class LocalAnalysis(Model):
+    """analysis.json of an ``analyze`` output folder: what was analysed, and how."""
+
+    source: Path
+    settings: AnalysisSettings
+
 
 # progress(stage, done, total): stage is "pose", "merge" or "render"
 ProgressFn = Callable[[str, float, float], None]
@@ -153,5 +168,35 @@ def analyze_video(
     result, outputs = render_results(
         source, merged, out_dir, settings=settings, runtime=runtime, overlay=overlay
     )
+    export.write_json(LocalAnalysis(source=source.resolve(), settings=settings), out_dir / ANALYSIS_FILE)
     progress("render", 1, 1)
     return result, outputs
+
+
+def recut_folder(out_dir: Path, request: ReelRequest, *, runtime: RuntimeSettings) -> tuple[Path, ReelFile]:
+    """Cut another reel from an ``analyze`` output folder (its tracks: no pose estimation) into
+    its next free reels/N/ (N from 1); returns that folder and what its reel.json holds. Raises
+    InputError when the folder is no analysis, VideoNotFoundError when its video moved."""
+    try:
+        made = export.read_json(out_dir / ANALYSIS_FILE, LocalAnalysis)
+        result = export.read_json(out_dir / RESULT_FILES["result"], AnalysisResult)
+        tracks = export.read_json(out_dir / RESULT_FILES["tracks"], TracksFile)
+    except FileNotFoundError as exc:
+        raise InputError(f"{out_dir} holds no analysis (run posereel analyze first): {exc.filename}") from exc
+    if not made.source.is_file():
+        raise VideoNotFoundError(f"the analysed video is no longer at {made.source}")
+    taken = {int(p.name) for p in (out_dir / REELS_DIR).glob("*") if p.name.isdigit()}
+    reel_id = max(taken, default=0) + 1
+    folder = out_dir / REELS_DIR / str(reel_id)
+    settings = request.applied_to(made.settings)
+    reel = render_reel(
+        made.source,
+        recut(result, tracks, settings=settings),
+        tracks,
+        folder,
+        reel_id=reel_id,
+        primary_track_id=result.primary_track_id,
+        settings=settings,
+        runtime=runtime,
+    )
+    return folder, reel

@@ -14,8 +14,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
+from posereel.outputs import reel_dir
 from posereel.schemas import SCHEMA_VERSION
-from posereel.settings import JobOptions
+from posereel.settings import JobOptions, ReelRequest
 
 
 class JobStatus(StrEnum):
@@ -110,6 +111,54 @@ class JobResult(BaseModel):
     primary_track_id: int | None = None
 
 
+class ReelStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (ReelStatus.SUCCEEDED, ReelStatus.FAILED)
+
+
+# A reel whose run never ended by its deadline (its function timed out on every attempt, or its
+# event was lost) reads FAILED with this code; the record keeps what was last written.
+REEL_TIMED_OUT = "REEL_TIMED_OUT"
+
+
+class ReelRecord(BaseModel):
+    """One re-cut of a job (``POST /jobs/{id}/reels``), kept in its job's record under
+    ``reels.N``; reel 0, the first reel, is the job's own result and has no entry."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    reel_id: int = Field(ge=1)
+    status: ReelStatus
+    request: ReelRequest
+    created_at: str = Field(default_factory=utc_now)
+    updated_at: str = Field(default_factory=utc_now)
+    deadline: str = Field(description="ISO time after which a reel that has not ended has failed")
+    finished_at: str | None = None
+    error: JobError | None = None
+    duration_s: float | None = None
+    segments: int | None = None
+
+    def seen_at(self, now: datetime) -> ReelRecord:
+        """The reel as it stands at ``now``: past its deadline without an end, it has failed."""
+        if self.status.terminal or now <= _parse_time(self.deadline):
+            return self
+        return self.model_copy(
+            update={
+                "status": ReelStatus.FAILED,
+                "finished_at": self.deadline,
+                "error": JobError(
+                    code=REEL_TIMED_OUT, message="the re-cut did not finish in time; try again", stage="REEL"
+                ),
+            }
+        )
+
+
 class JobRecord(BaseModel):
     """One item of the jobs table."""
 
@@ -145,6 +194,8 @@ class JobRecord(BaseModel):
     deleted_at: str | None = Field(
         None, description="the owner deleted the job: its objects are being removed, then this record"
     )
+    reels: dict[str, ReelRecord] = Field(default_factory=dict, description="re-cuts by reel id (1, 2, ...)")
+    reels_made: int = Field(0, description="re-cuts asked for so far: the last reel id given out")
 
     @field_validator("created_at", "updated_at", "finished_at")
     @classmethod
@@ -207,6 +258,12 @@ def upload_prefix(job_id: str) -> str:
 
 def results_prefix(job_id: str) -> str:
     return f"results/{job_id}/"
+
+
+def reel_prefix(job_id: str, reel_id: int) -> str:
+    """Where reel ``reel_id``'s files live: the results' own folder for reel 0 (the first reel),
+    results/{job_id}/reels/N/ for a re-cut."""
+    return results_prefix(job_id) + (reel_dir(reel_id) if reel_id else "")
 
 
 def work_prefix(job_id: str) -> str:

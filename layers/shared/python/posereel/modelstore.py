@@ -100,7 +100,15 @@ DETECTOR = ModelSpec(
     # The converted file, as posereel.tfjs_onnx makes it (deterministic for a given onnx release).
     product_sha256="36adbdb297b94fb5d2960fb4006a493259ef0e7b32e36097f441fa43f6359120",
 )
-MODELS: Mapping[str, ModelSpec] = {**POSE_MODELS, DETECTOR.name: DETECTOR}
+# The face detector that blurs faces in reels: MediaPipe's BlazeFace short range.
+FACE_DETECTOR = ModelSpec(
+    name="face",
+    filename="blaze_face_short_range.tflite",
+    url="https://storage.googleapis.com/mediapipe-models/face_detector/blaze_face_short_range/float16/1/blaze_face_short_range.tflite",
+    sha256="b4578f35940bf5a1a655214a1cce5cab13eba73c1297cd78e1a04c2380b0152f",
+    size_bytes=229746,
+)
+MODELS: Mapping[str, ModelSpec] = {**POSE_MODELS, DETECTOR.name: DETECTOR, FACE_DETECTOR.name: FACE_DETECTOR}
 
 # progress(filename, bytes_done, bytes_total)
 Progress = Callable[[str, int, int], None]
@@ -338,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     default) into MODEL_DIR, sha256-checked. The worker images bake their models in with it."""
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        print("usage: python -m posereel.modelstore MODEL_DIR [lite|full|heavy|nanodet ...]", file=sys.stderr)
+        print(
+            "usage: python -m posereel.modelstore MODEL_DIR [lite|full|heavy|nanodet|face ...]",
+            file=sys.stderr,
+        )
         return 2
     for path in fetch_models(args[1:] or list(MODELS), Path(args[0])):
         print(path)

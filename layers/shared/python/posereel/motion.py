@@ -61,7 +61,9 @@ class TrackEnergy:
     ``t_s[i]`` is the time of grid frame ``first_index + i``. ``energy`` and every
     ``part_energy[name]`` are in body lengths per second, smoothed, NaN where the track is absent
     (a gap). ``present`` says where the track was seen; ``body_length_px`` is the scale used per
-    frame (NaN where absent).
+    frame (NaN where absent). ``posture`` (n, 33, 2): each landmark relative to the hip centre,
+    in body lengths (NaN where absent or not visible), which says where the body is back in the
+    pose it started from (``posture_distance``).
     """
 
     track_id: int
@@ -72,6 +74,7 @@ class TrackEnergy:
     part_energy: dict[str, np.ndarray]
     present: np.ndarray
     body_length_px: np.ndarray = field(repr=False)
+    posture: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def frames_seen(self) -> int:
@@ -264,6 +267,10 @@ def energy_from_arrays(
         series = smooth(raw_parts[:, j], window=window)
         series[absent] = np.nan
         part_energy[name] = series
+    hips = arrays.xy_px[:, [LEFT_HIP, RIGHT_HIP]].mean(axis=1)
+    with np.errstate(invalid="ignore"):
+        posture = (arrays.xy_px - hips[:, None, :]) / length[:, None, None]
+    posture[~((arrays.visibility >= settings.min_visibility) & arrays.present[:, None])] = np.nan
     return TrackEnergy(
         track_id=track_id,
         first_index=arrays.first_index,
@@ -273,7 +280,16 @@ def energy_from_arrays(
         part_energy=part_energy,
         present=arrays.present,
         body_length_px=length,
+        posture=posture,
     )
+
+
+def posture_distance(posture: np.ndarray, i: int, j: int) -> float:
+    """How far the body's pose at sample ``i`` is from its pose at ``j``: the mean distance of
+    the landmarks visible in both, in body lengths (NaN when none is)."""
+    step = np.linalg.norm(posture[i] - posture[j], axis=1)
+    step = step[np.isfinite(step)]
+    return float(step.mean()) if step.size else float("nan")
 
 
 def all_track_energies(

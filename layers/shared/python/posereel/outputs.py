@@ -20,10 +20,22 @@ RESULT_FILES: dict[str, str] = {
     "result": "result.json",
     "segments_csv": "segments.csv",
     "segments_edl": "segments.edl",
+    "cut": "reel.json",
 }
 REEL_NAME = RESULT_FILES["reel"]
 RESULT_NAME = RESULT_FILES["result"]
 THUMBNAILS_DIR = "thumbnails"
+
+# Every reel (re-cuts included) in a folder of its own: its video, its cut and its exports.
+REELS_DIR = "reels"
+REEL_FILES: dict[str, str] = {
+    kind: RESULT_FILES[kind] for kind in ("reel", "cut", "segments_csv", "segments_edl")
+}
+
+
+def reel_dir(reel_id: int) -> str:
+    """The folder of reel ``reel_id`` (a re-cut) among the results: reels/N/."""
+    return f"{REELS_DIR}/{reel_id}/"
 
 
 def thumbnail_file(segment_index: int) -> str:

@@ -11,6 +11,10 @@ audio grew by about one AAC frame per cut). Every open input holds a decoder, so
 encoder settings plus PCM audio (no priming), and the passes are joined with the concat demuxer,
 copying the video and encoding the audio once.
 
+A reel with a crop or blurred faces (``posereel.framing``) decodes each window's frames instead,
+changes them in Python and encodes them through a pipe; a second ffmpeg run copies that video and
+adds the windows' audio, cut the same way.
+
 Window edges are snapped to source frames: a window [start_s, end_s) keeps the frames
 round(start_s * fps) .. round(end_s * fps) - 1 and the audio of exactly that span, so every
 piece's audio and video have the same length and the reel lasts sum(frames) / fps.
@@ -25,10 +29,18 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from posereel.errors import ToolError
+from posereel.render import VideoWriter
 from posereel.schemas import Model, ReelWindow, VideoInfo
 from posereel.settings import ReelSettings
+from posereel.video import frame_size, sample_frames
+
+if TYPE_CHECKING:
+    from posereel.framing import Framing
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +86,13 @@ def compile_reel(
     ffmpeg: str = "ffmpeg",
     max_windows_per_pass: int = 16,
     audio_bitrate_kbps: int = 128,
+    framing: Framing | None = None,
 ) -> ReelOutput | None:
     """Cut ``windows`` (seconds of the source, in the given order) and join them into one H.264
     MP4 at ``out_path``: yuv420p, ``+faststart``, libx264 with ``settings.preset``/``settings.crf``,
     AAC audio at ``audio_bitrate_kbps`` when ``info.has_audio`` (no audio track otherwise).
+
+    ``framing`` (a crop, blurred faces) changes every frame on the way (see the module docstring).
 
     Returns None and writes nothing when no window holds a frame (no segments is a normal result).
     The file appears atomically (written under a temporary name, then renamed). Raises ToolError
@@ -103,7 +118,12 @@ def compile_reel(
     with tempfile.TemporaryDirectory(prefix=".reel-", dir=out_path.parent) as tmp:
         tmp_dir = Path(tmp)
         partial = tmp_dir / "reel.mp4"
-        if len(cuts) <= max_windows_per_pass:
+        if framing is not None:
+            _compile_framed(
+                source, cuts, partial, tmp_dir=tmp_dir, info=info, framing=framing, settings=settings,
+                audio=audio, audio_bitrate_kbps=audio_bitrate_kbps, ffmpeg=ffmpeg,
+            )  # fmt: skip
+        elif len(cuts) <= max_windows_per_pass:
             outputs = ["-map", "[v]", *encoder]
             outputs += ["-map", "[a]", *_aac_args(audio_bitrate_kbps)] if audio else ["-an"]
             outputs += ["-movflags", "+faststart", "-f", "mp4", str(partial)]
@@ -199,6 +219,82 @@ def _compile_in_passes(
     else:
         maps += ["-an"]
     _run([*cmd, *maps, "-movflags", "+faststart", "-f", "mp4", str(out)])
+
+
+def _compile_framed(
+    source: Path,
+    cuts: Sequence[_Cut],
+    out: Path,
+    *,
+    tmp_dir: Path,
+    info: VideoInfo,
+    framing: Framing,
+    settings: ReelSettings,
+    audio: bool,
+    audio_bitrate_kbps: int,
+    ffmpeg: str,
+) -> None:
+    video = tmp_dir / "video.mp4" if audio else out
+    frame_px = frame_size(info, max_height_px=info.height)
+    with VideoWriter(
+        video, size_px=framing.size, fps=info.fps, preset=settings.preset, crf=settings.crf, ffmpeg=ffmpeg
+    ) as writer:
+        for number, cut in enumerate(cuts):
+            times = (cut.first_frame + np.arange(cut.frame_count)) / cut.fps
+            framing.window(number, times)
+            last = None
+            decoded = sample_frames(
+                source, info=info, start_s=cut.first_frame / cut.fps,
+                end_s=(cut.first_frame + cut.frame_count) / cut.fps, target_fps=cut.fps,
+                max_height_px=frame_px[1], ffmpeg=ffmpeg,
+            )  # fmt: skip
+            written = 0
+            try:
+                for frame in decoded:
+                    if written == cut.frame_count:
+                        break
+                    last = framing.apply(frame.rgb, written, frame.t_s)
+                    writer.write(last)
+                    written += 1
+            finally:
+                decoded.close()
+            # A window whose last frames would not decode keeps its length (and its sound in step).
+            while last is not None and written < cut.frame_count:
+                writer.write(last)
+                written += 1
+    if not audio:
+        return
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(video)]
+    for cut in cuts:
+        cmd += [
+            "-threads",
+            "1",
+            "-ss",
+            f"{cut.seek_s:.6f}",
+            "-t",
+            f"{cut.length_s:.6f}",
+            "-vn",
+            "-i",
+            str(source),
+        ]
+    chains = [f"[{i + 1}:a:0]asetpts=PTS-STARTPTS[a{i}]" for i in range(len(cuts))]
+    total_s = sum(c.length_s for c in cuts)
+    pads = "".join(f"[a{i}]" for i in range(len(cuts)))
+    joined = f"{pads}concat=n={len(cuts)}:v=0:a=1[aj];[aj]apad=whole_dur={total_s:.6f}[a]"
+    maps = ["-map", "0:v:0", "-c:v", "copy", "-map", "[a]", *_aac_args(audio_bitrate_kbps)]
+    _run(
+        [
+            *cmd,
+            "-filter_complex",
+            ";".join([*chains, joined]),
+            *maps,
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(out),
+        ]
+    )
 
 
 def _video_encoder_args(settings: ReelSettings) -> list[str]:

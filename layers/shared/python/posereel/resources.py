@@ -193,9 +193,20 @@ FUNCTIONS: dict[str, FunctionSpec] = {
     "merge": FunctionSpec("posereel_functions.merge.handler", 600, 3008, tools=True, tmp=2048),
     "compile": FunctionSpec("posereel_functions.compile.handler", 900, 3008, tools=True, tmp="upload"),
     "finalize": FunctionSpec("posereel_functions.finalize.handler", 60, 256, asynchronous=True),
+    # Re-cuts, invoked by the api with an event per reel: no pose estimation, the stored tracks.
+    "recut": FunctionSpec(
+        "posereel_functions.recut.handler", 900, 3008, tools=True, tmp="upload", asynchronous=True
+    ),
     # Runs on a schedule in AWS (every 5 minutes): publishes how long chunk jobs wait for capacity.
     "watchdog": FunctionSpec("posereel_functions.watchdog.handler", 60, 256, asynchronous=True),
 }
+
+
+# Lambda runs a failed event invocation this many times more (its asynchronous retries); a
+# re-cut that has not ended after every attempt and the waits between them (at most 1 and 2
+# minutes, then slack) counts as failed (posereel.jobs.ReelRecord.seen_at).
+RECUT_RETRIES = 1
+RECUT_DEADLINE_S = FUNCTIONS["recut"].timeout_s * (1 + RECUT_RETRIES) + 3 * 60 + 60
 
 
 def function_environment(name: str, names: ResourceNames, settings_env: Mapping[str, str]) -> dict[str, str]:

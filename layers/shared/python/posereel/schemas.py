@@ -227,3 +227,17 @@ class MetricsFile(Model):
             tracks=result.tracks,
             metrics=result.metrics,
         )
+
+
+class ReelFile(Model):
+    """reel.json: one reel as cut: its windows in play order, the segments they show, its frame
+    size and length (``duration_s`` 0 and no windows: nothing moved as asked, no reel.mp4)."""
+
+    schema_version: str = SCHEMA_VERSION
+    video: str
+    reel_id: int = Field(ge=0)
+    track_ids: list[int] | None
+    size_px: tuple[int, int]
+    duration_s: float = Field(ge=0)
+    segments: list[Segment]
+    windows: list[ReelWindow]

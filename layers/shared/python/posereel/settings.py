@@ -68,7 +68,7 @@ class SegmentSettings(_Knobs):
     # dance poses 0.1-0.2 (peaks 0.33), lateral raises peak 0.47-0.65, taiji ~0.9, walking ~1.3.
     # Every clip target still holds with enter +-10 %, exit +-15 %, min_motion_s +-0.1 s,
     # min_still_s/merge_gap_s +-0.3 s and min_segment_s +-0.2 s, and with times shifted +-0.1 s.
-    enter_threshold: float = Field(0.5, gt=0, description="energy (body lengths/s) that starts movement")
+    enter_threshold: float = Field(0.45, gt=0, description="energy (body lengths/s) that starts movement")
     exit_threshold: float = Field(0.25, gt=0, description="energy below which movement may end")
     min_motion_s: float = Field(0.3, ge=0, description="energy must stay above enter for this long")
     min_still_s: float = Field(2.0, ge=0, description="energy must stay below exit for this long to end")
@@ -76,6 +76,9 @@ class SegmentSettings(_Knobs):
     min_segment_s: float = Field(0.6, ge=0, description="shorter segments are dropped")
     focus: Literal["all", "primary"] = Field(
         "all", description="all: anyone's movement makes a segment; primary: only the primary subject's"
+    )
+    track_ids: tuple[int, ...] | None = Field(
+        None, description="only these people's movement makes a segment (a re-cut's choice; wins over focus)"
     )
 
     @model_validator(mode="after")
@@ -85,9 +88,17 @@ class SegmentSettings(_Knobs):
         return self
 
 
+Aspect = Literal["source", "9:16", "1:1"]
+ReelOrder = Literal["time", "energy"]
+
+
 class ReelSettings(_Knobs):
     buffer_before_s: float = Field(2.0, ge=0)
     buffer_after_s: float = Field(3.0, ge=0)
+    max_duration_s: float | None = Field(None, gt=0, description="keep the strongest segments that fit")
+    order: ReelOrder = Field("time", description="the windows in source order, or strongest first")
+    aspect: Aspect = Field("source", description="the source's frame, or a crop that follows the people")
+    blur_faces: bool = False
     crf: int = Field(23, ge=0, le=51)
     # superfast: 720p reels encode ~1.3x faster than veryfast for ~1.6x the bytes at the same crf.
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = "superfast"
@@ -111,10 +122,10 @@ class AnalysisSettings(_Knobs):
     chunks: ChunkSettings = ChunkSettings()
 
 
-class JobOptions(_Knobs):
-    """What the owner of an upload chose for its analysis and first reel (each file of
-    ``POST /uploads`` may carry them); what is not set keeps the defaults. JSON numbers only
-    ("2" is no number)."""
+class CutOptions(_Knobs):
+    """How a reel is cut from an analysis: what its owner may choose for the first reel (the
+    options of ``POST /uploads``) and for every re-cut (``POST /jobs/{id}/reels``); what is not
+    set keeps the defaults. JSON numbers only ("2" is no number)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -130,25 +141,81 @@ class JobOptions(_Knobs):
     buffer_after_s: float | None = Field(
         None, ge=0, le=30, description="the reel shows this much after each segment (default 3 s)"
     )
-    model: PoseModelName | None = Field(
-        None, description="the landmark model: lite (default, fastest), full or heavy (most precise)"
+    max_duration_s: float | None = Field(
+        None,
+        ge=1,
+        le=24 * 3600,
+        description="the reel lasts at most this long: the strongest segments that fit",
     )
+    order: ReelOrder | None = Field(
+        None, description="time (default): as they happened; energy: strongest first"
+    )
+    aspect: Aspect | None = Field(
+        None, description="source (default); 9:16 or 1:1: a crop that follows the chosen people"
+    )
+    blur_faces: bool | None = Field(None, description="blur every face in the reel (default false)")
 
     def applied_to(self, analysis: AnalysisSettings) -> AnalysisSettings:
         """``analysis`` with these choices. A shorter rest also caps the gap over which segments
         are joined again, or the rests it now sees would be merged away."""
-        segments, reel, pose = analysis.segments, analysis.reel, analysis.pose
+        segments, reel = analysis.segments, analysis.reel
         if self.min_still_s is not None:
             merge_gap = min(segments.merge_gap_s, self.min_still_s)
             segments = segments.model_copy(update={"min_still_s": self.min_still_s, "merge_gap_s": merge_gap})
         if self.min_segment_s is not None:
             segments = segments.model_copy(update={"min_segment_s": self.min_segment_s})
-        for name in ("buffer_before_s", "buffer_after_s"):
-            if (value := getattr(self, name)) is not None:
-                reel = reel.model_copy(update={name: value})
-        if self.model is not None:
-            pose = pose.model_copy(update={"model": self.model})
-        return analysis.model_copy(update={"segments": segments, "reel": reel, "pose": pose})
+        chosen = {
+            name: value
+            for name in (
+                "buffer_before_s",
+                "buffer_after_s",
+                "max_duration_s",
+                "order",
+                "aspect",
+                "blur_faces",
+            )
+            if (value := getattr(self, name)) is not None
+        }
+        reel = reel.model_copy(update=chosen)
+        return analysis.model_copy(update={"segments": segments, "reel": reel})
+
+
+class JobOptions(CutOptions):
+    """What the owner of an upload chose for its analysis and first reel (each file of
+    ``POST /uploads`` may carry them)."""
+
+    model: PoseModelName | None = Field(
+        None, description="the landmark model: lite (default, fastest), full or heavy (most precise)"
+    )
+
+    def applied_to(self, analysis: AnalysisSettings) -> AnalysisSettings:
+        analysis = super().applied_to(analysis)
+        if self.model is None:
+            return analysis
+        return analysis.model_copy(update={"pose": analysis.pose.model_copy(update={"model": self.model})})
+
+
+MAX_TRACK_CHOICE = 50
+
+
+class ReelRequest(CutOptions):
+    """A re-cut (``POST /jobs/{id}/reels``): the cut options, and whose movement makes it."""
+
+    track_ids: list[int] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TRACK_CHOICE,
+        description="only these people (track ids of the results); default: everyone, as the first reel",
+    )
+
+    def applied_to(self, analysis: AnalysisSettings) -> AnalysisSettings:
+        analysis = super().applied_to(analysis)
+        if self.track_ids is None:
+            return analysis
+        chosen = tuple(sorted(set(self.track_ids)))
+        return analysis.model_copy(
+            update={"segments": analysis.segments.model_copy(update={"track_ids": chosen})}
+        )
 
 
 def default_model_dir() -> Path:
@@ -195,6 +262,8 @@ class PipelineSettings(BaseSettings):
     quarantine_bucket: str
     jobs_table: str
     state_machine_arn: str = ""
+    # The function that cuts re-cuts (the api invokes it with an event per reel).
+    recut_function: str = ""
     # The chunk workers' Batch job queues (names), which the watchdog watches.
     gpu_job_queue: str = ""
     cpu_job_queue: str = ""
@@ -235,6 +304,7 @@ class PipelineSettings(BaseSettings):
             "quarantine_bucket": names.bucket("quarantine", account=account),
             "jobs_table": names.jobs_table,
             "state_machine_arn": names.state_machine_arn(region=region, account=account),
+            "recut_function": names.function("recut"),
             "gpu_job_queue": names.job_queue("gpu"),
             "cpu_job_queue": names.job_queue("cpu"),
         }

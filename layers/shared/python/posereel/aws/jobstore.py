@@ -20,13 +20,24 @@ from botocore.exceptions import ClientError
 
 from posereel.aws._errors import error_code, transient_errors
 from posereel.errors import ObjectNotFoundError
-from posereel.jobs import AWAITING, JobError, JobRecord, JobResult, JobStatus, SourceObject, utc_now
+from posereel.jobs import (
+    AWAITING,
+    JobError,
+    JobRecord,
+    JobResult,
+    JobStatus,
+    ReelRecord,
+    ReelStatus,
+    SourceObject,
+    utc_now,
+)
 from posereel.pipeline.causes import job_error
 from posereel.resources import AWAITING_UPLOAD_INDEX, BY_OWNER_INDEX, JOBS_TABLE
 
 # Attributes derived from others (never stored) and the nested error (stored flat).
 _NOT_STORED = {"percent", "stage_seconds", "error"}
 _TERMINAL = [s.value for s in JobStatus if s.terminal]
+_REEL_TERMINAL = [s for s in ReelStatus if s.terminal]
 
 # The sparse index's attributes, present only while a job awaits its upload.
 _AWAITING_ATTRIBUTES = ("awaiting", "upload_deadline")
@@ -159,6 +170,106 @@ class JobStore:
 
     def mark_deleted(self, job_id: str, *, at: str) -> bool:
         return self._update(job_id, {"deleted_at": at})
+
+    # --- re-cuts: entries of the record's ``reels`` map ---------------------------------------
+
+    def next_reel_id(self, job_id: str, *, limit: int) -> int | None:
+        try:
+            with transient_errors(f"giving job {job_id} a reel id"):
+                response = self._client.update_item(
+                    TableName=self.table_name,
+                    Key={"job_id": {"S": job_id}},
+                    UpdateExpression=(
+                        "SET #made = if_not_exists(#made, :zero) + :one,"
+                        " #reels = if_not_exists(#reels, :empty), #updated = :now"
+                    ),
+                    ConditionExpression=(
+                        "attribute_exists(job_id) AND #status = :succeeded"
+                        " AND attribute_not_exists(deleted_at)"
+                        " AND (attribute_not_exists(#made) OR #made < :limit)"
+                    ),
+                    ExpressionAttributeNames={
+                        "#made": "reels_made", "#reels": "reels",
+                        "#status": "status", "#updated": "updated_at",
+                    },
+                    ExpressionAttributeValues={
+                        ":zero": {"N": "0"}, ":one": {"N": "1"}, ":empty": {"M": {}},
+                        ":now": {"S": utc_now()}, ":succeeded": {"S": JobStatus.SUCCEEDED.value},
+                        ":limit": {"N": str(limit)},
+                    },
+                    ReturnValues="UPDATED_NEW",
+                )  # fmt: skip
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise
+        return int(response["Attributes"]["reels_made"]["N"])
+
+    def put_reel(self, job_id: str, reel: ReelRecord) -> bool:
+        return self._reel_write(
+            job_id,
+            "SET #reels.#n = :reel",
+            names={},
+            values={":reel": _to_attribute(reel.model_dump(mode="json", exclude_none=True))},
+            reel_id=reel.reel_id,
+        )
+
+    def update_reel(self, job_id: str, reel_id: int, fields: Mapping[str, Any]) -> bool:
+        fields = {**fields, "updated_at": utc_now()}
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":v{i}": _to_attribute(value) for i, value in enumerate(fields.values())}
+        values.update({f":t{i}": {"S": s.value} for i, s in enumerate(_REEL_TERMINAL)})
+        names["#rs"] = "status"
+        ended = ", ".join(f":t{i}" for i in range(len(_REEL_TERMINAL)))
+        return self._reel_write(
+            job_id,
+            "SET " + ", ".join(f"#reels.#n.#f{i} = :v{i}" for i in range(len(fields))),
+            names=names,
+            values=values,
+            reel_id=reel_id,
+            condition=f"attribute_exists(#reels.#n) AND NOT #reels.#n.#rs IN ({ended})",
+        )
+
+    def remove_reel(self, job_id: str, reel_id: int) -> bool:
+        return self._reel_write(
+            job_id,
+            "REMOVE #reels.#n",
+            names={},
+            values={},
+            reel_id=reel_id,
+            condition="attribute_exists(#reels.#n)",
+        )
+
+    def _reel_write(
+        self,
+        job_id: str,
+        expression: str,
+        *,
+        names: dict[str, str],
+        values: dict[str, Any],
+        reel_id: int,
+        condition: str | None = None,
+    ) -> bool:
+        conditions = ["attribute_exists(job_id)", "attribute_exists(#reels)"] + (
+            [condition] if condition else []
+        )
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"job_id": {"S": job_id}},
+            "UpdateExpression": expression,
+            "ConditionExpression": " AND ".join(f"({c})" for c in conditions),
+            "ExpressionAttributeNames": {**names, "#reels": "reels", "#n": str(reel_id)},
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
+        try:
+            with transient_errors(f"writing reel {reel_id} of job {job_id}"):
+                self._client.update_item(**request)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def delete(self, job_id: str) -> None:
         with transient_errors(f"deleting job {job_id}"):

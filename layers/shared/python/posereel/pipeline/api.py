@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Self
 
@@ -46,7 +47,7 @@ from posereel.metrics import JitterLevel, jitter_level
 from posereel.outputs import RESULT_FILES, RESULT_NAME, THUMBNAILS_DIR, content_type, download_name
 from posereel.pipeline.deletion import delete_job_objects
 from posereel.pipeline.finalize import reconcile_job
-from posereel.pipeline.ports import JobStorePort, MediaStorePort, WorkflowPort
+from posereel.pipeline.ports import JobStorePort, MediaStorePort, ObjectInfo, WorkflowPort
 from posereel.pipeline.public import public_error
 from posereel.pipeline.start import expires_at
 from posereel.schemas import AnalysisResult, Segment
@@ -399,7 +400,7 @@ def complete_upload(
     """Join a multipart upload's parts into the object (which starts the pipeline). None when
     the caller has no such job. Parts adding up to more than the declared size are refused and
     the upload dropped, as the form POST's size condition does for small files."""
-    record = _own_job(job_id, caller, jobs)
+    record = own_job(job_id, caller, jobs)
     if record is None:
         return None
     source = record.source
@@ -452,7 +453,7 @@ def list_jobs(
 
 def get_job(job_id: str, *, caller: str, jobs: JobStorePort, workflow: WorkflowPort) -> JobRecord | None:
     """The caller's job, reconciled with its execution; None when the caller has no such job."""
-    record = _own_job(job_id, caller, jobs)
+    record = own_job(job_id, caller, jobs)
     return reconcile_job(record, jobs=jobs, workflow=workflow) if record is not None else None
 
 
@@ -464,7 +465,7 @@ def job_results(
     jobs: JobStorePort,
     media: MediaStorePort,
 ) -> JobResults | None:
-    record = _own_job(job_id, caller, jobs)
+    record = own_job(job_id, caller, jobs)
     if record is None:
         return None
     if record.status != JobStatus.SUCCEEDED or record.result is None:
@@ -475,20 +476,12 @@ def job_results(
     expiry = settings.results_link_expiry_s
     stored = {obj.key[len(prefix) :]: obj for obj in media.list_objects(bucket, prefix)}
     analysis = media.read_model(bucket, prefix + RESULT_NAME, AnalysisResult)
-
-    def link(name: str) -> str:
-        saved_as = download_name(record.source.name if record.source else "video", name)
-        return media.presigned_get(bucket, prefix + name, expires_in_s=expiry, download_as=saved_as)
-
-    files = {
-        kind: ResultFile(
-            url=link(name), name=name, content_type=content_type(name), size_bytes=stored[name].size_bytes
-        )
-        for kind, name in RESULT_FILES.items()
-        if name in stored
-    }
+    files = file_links(record, RESULT_FILES, stored=stored, prefix=prefix, settings=settings, media=media)
     thumbnails = [
-        Thumbnail(segment_index=int(name.rsplit("_", 1)[-1].split(".")[0]), url=link(name))
+        Thumbnail(
+            segment_index=int(name.rsplit("_", 1)[-1].split(".")[0]),
+            url=_link(record, prefix + name, settings=settings, media=media),
+        )
         for name in sorted(stored)
         if name.startswith(f"{THUMBNAILS_DIR}/segment_") and name.endswith(".jpg")
     ]
@@ -502,6 +495,44 @@ def job_results(
         segments=segments_in_reel(analysis),
         people=people(analysis),
         timeline=timeline(analysis),
+    )
+
+
+def file_links(
+    record: JobRecord,
+    names: Mapping[str, str],
+    *,
+    stored: Mapping[str, ObjectInfo],
+    prefix: str,
+    settings: PipelineSettings,
+    media: MediaStorePort,
+    reel_id: int = 0,
+) -> dict[str, ResultFile]:
+    """The files of ``names`` (kind -> file name under ``prefix``) that are ``stored`` (file name
+    -> object), each with a presigned link that downloads it under the video's name (and a
+    re-cut's number: "dance-reel-2.mp4")."""
+    return {
+        kind: ResultFile(
+            url=_link(record, prefix + name, settings=settings, media=media, reel_id=reel_id),
+            name=name,
+            content_type=content_type(name),
+            size_bytes=stored[name].size_bytes,
+        )
+        for kind, name in names.items()
+        if name in stored
+    }
+
+
+def _link(
+    record: JobRecord, key: str, *, settings: PipelineSettings, media: MediaStorePort, reel_id: int = 0
+) -> str:
+    name = key.rsplit("/", 1)[-1]
+    if reel_id:
+        stem, dot, ext = name.rpartition(".")
+        name = f"{stem}-{reel_id}{dot}{ext}" if dot else f"{name}-{reel_id}"
+    saved_as = download_name(record.source.name if record.source else "video", name)
+    return media.presigned_get(
+        settings.results_bucket, key, expires_in_s=settings.results_link_expiry_s, download_as=saved_as
     )
 
 
@@ -583,7 +614,7 @@ def delete_job(
     caller has no such job. A stage still running when this returns finds the mark (or the plan
     gone) after its writes and removes what it wrote (posereel.pipeline.deletion). A quarantined
     (infected) upload stays in quarantine: the scanner's evidence is not the owner's to delete."""
-    record = _own_job(job_id, caller, jobs, include_deleted=True)
+    record = own_job(job_id, caller, jobs, include_deleted=True)
     if record is None:
         return False
     jobs.mark_deleted(job_id, at=utc_now())
@@ -601,7 +632,7 @@ def delete_job(
     return True
 
 
-def _own_job(
+def own_job(
     job_id: str, caller: str, jobs: JobStorePort, *, include_deleted: bool = False
 ) -> JobRecord | None:
     """The caller's job; one being deleted only when ``include_deleted`` (a repeated DELETE)."""

@@ -65,6 +65,12 @@ class CompileEvent(JobEvent):
     pass
 
 
+class ReelEvent(JobEvent):
+    """Input of the recut function (invoked by the API, asynchronously): cut reel ``reel_id``."""
+
+    reel_id: int = Field(ge=1)
+
+
 class WorkflowInput(_Result):
     """The state machine's input; the execution is named by ``job_id``."""
 
@@ -126,6 +132,11 @@ class MergeResult(_Result):
 class CompileResult(_Result):
     reel_key: str | None
     reel_duration_s: float
+
+
+class ReelResult(_Result):
+    status: str
+    reel_duration_s: float | None = None
 
 
 class StartResult(_Result):

@@ -11,7 +11,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from posereel.jobs import JobError, JobRecord, JobResult, SourceObject
+from posereel.jobs import JobError, JobRecord, JobResult, ReelRecord, SourceObject
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -122,6 +122,24 @@ class JobStorePort(Protocol):
         """Record that the owner deleted the job (posereel.pipeline.deletion); False when gone."""
         ...
 
+    def next_reel_id(self, job_id: str, *, limit: int) -> int | None:
+        """Give out the job's next reel id (1, 2, ...), only while it is SUCCEEDED, not being
+        deleted, and has made fewer than ``limit`` re-cuts; None otherwise."""
+        ...
+
+    def put_reel(self, job_id: str, reel: ReelRecord) -> bool:
+        """Write reel ``reel.reel_id``'s entry whole; False when the job is gone."""
+        ...
+
+    def update_reel(self, job_id: str, reel_id: int, fields: Mapping[str, Any]) -> bool:
+        """SET fields of an existing reel entry (and its updated_at), unless the reel already
+        ended; False when it had, or when it or its job is gone."""
+        ...
+
+    def remove_reel(self, job_id: str, reel_id: int) -> bool:
+        """Drop a reel's entry; False when there was none."""
+        ...
+
     def delete(self, job_id: str) -> None:
         """Remove the record (nothing happens when there is none)."""
         ...
@@ -220,6 +238,15 @@ class WorkflowPort(Protocol):
 
     def stop(self, execution_arn: str, *, cause: str) -> None:
         """Stop a running execution (nothing happens when it ended or does not exist)."""
+        ...
+
+
+class FunctionsPort(Protocol):
+    """Other Lambda functions of the pipeline."""
+
+    def invoke_async(self, function_name: str, payload: Mapping[str, Any]) -> None:
+        """Hand ``payload`` to ``function_name`` and return at once (an event invocation: Lambda
+        queues it, retries a failed run, and sends what still fails to the dead-letter queue)."""
         ...
 
 

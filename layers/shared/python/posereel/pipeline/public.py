@@ -8,7 +8,7 @@ import functools
 import re
 
 from posereel.errors import PoseReelError
-from posereel.jobs import JobError, Stage
+from posereel.jobs import REEL_TIMED_OUT, JobError, Stage
 from posereel.pipeline.expiry import UPLOAD_EXPIRED
 from posereel.pipeline.finalize import ENDED_BADLY
 
@@ -30,7 +30,7 @@ _INTERNALS: tuple[tuple[re.Pattern[str], str], ...] = (
 
 @functools.cache
 def _own_codes() -> frozenset[str]:
-    codes = {UPLOAD_EXPIRED, FAILED_CODE, ANALYSIS_FAILED_CODE}
+    codes = {UPLOAD_EXPIRED, FAILED_CODE, ANALYSIS_FAILED_CODE, REEL_TIMED_OUT}
     codes |= {f"EXECUTION_{status}" for status in ENDED_BADLY}
     pending = [PoseReelError]
     while pending:

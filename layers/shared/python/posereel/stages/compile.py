@@ -1,6 +1,6 @@
 """Stage 3, once per video (the compile function): write every artefact of an analysis into a
-folder: the reel, the overlay, thumbnails, the timeline plot and the data files
-(posereel.outputs names them)."""
+folder: the first reel (with its cut, reel.json, and exports: posereel.stages.recut), the
+overlay, thumbnails, the timeline plot and the data files (posereel.outputs names them)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from posereel import export, reel, render
+from posereel import export, render
 from posereel.outputs import RESULT_FILES, THUMBNAILS_DIR
 from posereel.schemas import AnalysisResult, MetricsFile, SegmentsFile
 from posereel.settings import AnalysisSettings, RuntimeSettings
 from posereel.stages.merge import Merged
+from posereel.stages.recut import ReelCut, render_reel
 
 T = TypeVar("T")
 
@@ -103,13 +104,15 @@ def render_results(
         reel_job = pool.submit(
             timed,
             "reel",
-            lambda: reel.compile_reel(
+            lambda: render_reel(
                 source,
-                result.reel_windows,
-                out_dir / RESULT_FILES["reel"],
-                info=info,
-                settings=settings.reel,
-                ffmpeg=runtime.ffmpeg,
+                ReelCut(segments=result.segments, windows=result.reel_windows),
+                merged.tracks,
+                out_dir,
+                reel_id=0,
+                primary_track_id=result.primary_track_id,
+                settings=settings,
+                runtime=runtime,
             ),
         )
         overlay_job = pool.submit(timed, "overlay", make_overlay)
@@ -127,15 +130,12 @@ def render_results(
         segments_edl=out_dir / RESULT_FILES["segments_edl"],
         timeline=timeline,
         overlay=overlay_path,
-        reel=reel_out.path if reel_out else None,
+        reel=out_dir / RESULT_FILES["reel"] if reel_out.windows else None,
         thumbnails=thumbs,
-        reel_duration_s=reel_out.duration_s if reel_out else 0.0,
+        reel_duration_s=reel_out.duration_s,
     )
     export.write_json(result, paths.result)
     export.write_json(merged.tracks, paths.tracks)
     export.write_json(SegmentsFile.of(result), paths.segments_json)
     export.write_json(MetricsFile.of(result), paths.metrics_json)
-    cuts = export.reel_cuts(result.reel_windows, result.segments)
-    export.cuts_csv(cuts, paths.segments_csv)
-    export.cuts_edl(cuts, paths.segments_edl, fps=info.fps, title=info.name, reel_name="SOURCE")
     return result, paths

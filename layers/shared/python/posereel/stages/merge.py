@@ -9,9 +9,10 @@ import time
 from dataclasses import dataclass
 
 from posereel import chunks as chunking
-from posereel import linking, metrics, motion, segments
+from posereel import linking, metrics, motion
 from posereel.schemas import AnalysisResult, ChunkResult, EnergySeries, FramePoses, TracksFile, TrackSummary
 from posereel.settings import AnalysisSettings
+from posereel.stages.recut import plan_cut
 
 
 @dataclass(frozen=True)
@@ -44,17 +45,8 @@ def merge_chunks(
         frames, width=info.width, height=info.height, fps=fps, settings=settings.motion
     )
     primary = motion.choose_primary(energies, fps=fps)
-    found = segments.find_segments(
-        energies,
-        settings=settings.segments,
-        primary_track_id=primary if settings.segments.focus == "primary" else None,
-    )
-    windows = segments.reel_windows(
-        found,
-        buffer_before_s=settings.reel.buffer_before_s,
-        buffer_after_s=settings.reel.buffer_after_s,
-        duration_s=info.duration_s,
-        range_s=range_s,
+    cut = plan_cut(
+        energies, primary_track_id=primary, settings=settings, duration_s=info.duration_s, range_s=range_s
     )
     track_metrics = metrics.track_metrics(
         frames, range_s=range_s, fps=fps, width=info.width, height=info.height
@@ -93,10 +85,10 @@ def merge_chunks(
         range_s=range_s,
         primary_track_id=primary,
         tracks=summaries,
-        segments=found,
+        segments=cut.segments,
         metrics=track_metrics,
         energy=series,
-        reel_windows=windows,
+        reel_windows=cut.windows,
         timings_s=timings,
     )
     return Merged(result=result, tracks=TracksFile(video=info, analysis_fps=fps, frames=frames))
