@@ -40,6 +40,10 @@ ROUTES: tuple[Route, ...] = (
     Route("/jobs/{job_id}", "GET"),
     Route("/jobs/{job_id}", "DELETE"),
     Route("/jobs/{job_id}/results", "GET"),
+    Route("/jobs/{job_id}/reels", "POST"),
+    Route("/jobs/{job_id}/reels", "GET"),
+    Route("/jobs/{job_id}/reels/{reel_id}", "GET"),
+    Route("/jobs/{job_id}/reels/{reel_id}", "DELETE"),
 )
 CORS_METHODS = ["GET", "POST", "DELETE", "OPTIONS"]
 CORS_HEADERS = ["Content-Type", "Authorization", "X-Api-Key"]

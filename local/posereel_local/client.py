@@ -212,7 +212,8 @@ class ApiClient:
             if view.status.terminal:
                 return view
             if time.monotonic() > deadline:
-                raise JobTimeout(f"reel {reel_id} of job {job_id} still {view.status} after {timeout_s:.0f} s")
+                still = f"still {view.status} after {timeout_s:.0f} s"
+                raise JobTimeout(f"reel {reel_id} of job {job_id} {still}")
             time.sleep(poll_s)
 
     def submit(self, path: Path) -> str:

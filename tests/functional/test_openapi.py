@@ -17,6 +17,10 @@ ROUTES = {
     ("GET", "/jobs/{job_id}"),
     ("GET", "/jobs/{job_id}/results"),
     ("DELETE", "/jobs/{job_id}"),
+    ("POST", "/jobs/{job_id}/reels"),
+    ("GET", "/jobs/{job_id}/reels"),
+    ("GET", "/jobs/{job_id}/reels/{reel_id}"),
+    ("DELETE", "/jobs/{job_id}/reels/{reel_id}"),
     ("GET", "/health"),
 }
 

@@ -85,6 +85,7 @@ def hysteresis(
         ref = start if not np.isfinite(before).any() else start - before.size + 1 + int(np.nanargmin(before))
         # Unknown (the person lost for a moment) is not home: a gap in tracking is no rest.
         return bool(posture_distance(posture, i, ref) <= HOME_TOLERANCE)
+
     above_enter = np.isfinite(energy) & (energy >= settings.enter_threshold)
     above_exit = np.isfinite(energy) & (energy >= settings.exit_threshold)
 
