@@ -228,7 +228,7 @@ def test_a_blurred_reel_shows_no_face(
                 at = head.at(f.t_s, max_gap_s=0.25)
                 if at is not None:
                     x, y, size = at
-                    found += len(detector.detect(f.rgb, framing._square(x, y, size * framing.FACE_SEARCH)))
+                    found += len(detector.detect(f.rgb, framing.square(x, y, size * framing.FACE_SEARCH)))
         return found
 
     assert faces_in(clip) >= 5

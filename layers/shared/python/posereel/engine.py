@@ -27,7 +27,7 @@ from posereel.settings import AnalysisSettings, ReelRequest, RuntimeSettings
 from posereel.stages.analyze import analyze_chunk
 from posereel.stages.compile import Outputs, render_results
 from posereel.stages.merge import Merged, merge_chunks
-from posereel.stages.recut import recut, render_reel
+from posereel.stages.recut import cut_reel
 from posereel.video import grid_indices, probe
 
 log = logging.getLogger(__name__)
@@ -189,14 +189,5 @@ def recut_folder(out_dir: Path, request: ReelRequest, *, runtime: RuntimeSetting
     reel_id = max(taken, default=0) + 1
     folder = out_dir / REELS_DIR / str(reel_id)
     settings = request.applied_to(made.settings)
-    reel = render_reel(
-        made.source,
-        recut(result, tracks, settings=settings),
-        tracks,
-        folder,
-        reel_id=reel_id,
-        primary_track_id=result.primary_track_id,
-        settings=settings,
-        runtime=runtime,
-    )
+    reel = cut_reel(made.source, result, tracks, folder, reel_id=reel_id, settings=settings, runtime=runtime)
     return folder, reel

@@ -98,6 +98,20 @@ def reel_cuts(windows: Sequence[ReelWindow], segments: Sequence[Segment]) -> lis
     ]
 
 
+def reel_starts(windows: Sequence[ReelWindow], segments: Sequence[Segment]) -> dict[int, float]:
+    """Where each shown segment's start plays in the reel (segment index -> seconds, 3
+    decimals): the windows back to back, in play order."""
+    by_index = {seg.index: seg for seg in segments}
+    starts: dict[int, float] = {}
+    played = 0.0
+    for window in windows:
+        for index in window.segment_indices:
+            if (seg := by_index.get(index)) is not None:
+                starts[index] = round(played + max(0.0, seg.start_s - window.start_s), 3)
+        played += window.end_s - window.start_s
+    return starts
+
+
 def cuts_csv(cuts: Sequence[Cut], path: Path | str) -> Path:
     """One row per cut under ``CUTS_CSV_HEADER``: where it is in the source and in the reel (the
     cuts back to back), in seconds (3 decimals); the segments it shows, their tracks and body parts

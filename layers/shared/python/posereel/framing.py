@@ -297,8 +297,8 @@ class FaceBlur:
             at = head.at(t_s, max_gap_s=2.5 / self.analysis_fps)
             if at is not None:
                 cx, cy, size = at
-                boxes.append(_square(cx, cy, size))
-                regions.append(_square(cx, cy, size * FACE_SEARCH))
+                boxes.append(square(cx, cy, size))
+                regions.append(square(cx, cy, size * FACE_SEARCH))
         if self.detector is not None:
             hold = max(1, round(FACE_HOLD_S * self.fps))
             for region in regions:
@@ -309,7 +309,8 @@ class FaceBlur:
         return boxes
 
 
-def _square(cx: float, cy: float, side: float) -> PixelBox:
+def square(cx: float, cy: float, side: float) -> PixelBox:
+    """The pixel box of side ``side`` centred on (cx, cy)."""
     half = side / 2
     return int(cx - half), int(cy - half), math.ceil(cx + half), math.ceil(cy + half)
 

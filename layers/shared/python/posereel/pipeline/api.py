@@ -30,6 +30,7 @@ from posereel.errors import (
     ObjectNotFoundError,
     TooLargeError,
 )
+from posereel.export import reel_starts
 from posereel.jobs import (
     AWAITING,
     JobError,
@@ -559,17 +560,10 @@ def people(analysis: AnalysisResult) -> list[PersonView]:
 
 
 def segments_in_reel(analysis: AnalysisResult) -> list[SegmentView]:
-    """Each segment with where its start plays in the reel: the reel is the windows back to back."""
-    offsets: dict[int, float] = {}
-    played = 0.0
-    for window in analysis.reel_windows:
-        for index in window.segment_indices:
-            segment = analysis.segments[index] if index < len(analysis.segments) else None
-            if segment is not None and segment.index == index:
-                offsets[index] = round(played + max(0.0, segment.start_s - window.start_s), 3)
-        played += window.duration_s
+    """Each segment with where its start plays in the reel (None: the reel does not show it)."""
+    starts = reel_starts(analysis.reel_windows, analysis.segments)
     return [
-        SegmentView(**segment.model_dump(), reel_start_s=offsets.get(segment.index))
+        SegmentView(**segment.model_dump(), reel_start_s=starts.get(segment.index))
         for segment in analysis.segments
     ]
 

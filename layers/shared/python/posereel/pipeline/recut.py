@@ -23,7 +23,7 @@ from posereel.pipeline.ports import JobStorePort, MediaStorePort
 from posereel.pipeline.reels import REEL_RESULT, REEL_STAGE, REEL_TRACKS
 from posereel.schemas import AnalysisResult, ReelFile, TracksFile
 from posereel.settings import PipelineSettings
-from posereel.stages.recut import recut, render_reel
+from posereel.stages.recut import cut_reel
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +100,8 @@ def _cut(
         except ObjectNotFoundError as exc:
             raise VideoNotFoundError(SOURCE_GONE) from exc
         out_dir = Path(tmp) / "out"
-        made = render_reel(
-            source,
-            recut(result, tracks, settings=analysis),
-            tracks,
-            out_dir,
-            reel_id=reel.reel_id,
-            primary_track_id=result.primary_track_id,
-            settings=analysis,
-            runtime=settings.runtime,
+        made = cut_reel(
+            source, result, tracks, out_dir, reel_id=reel.reel_id, settings=analysis, runtime=settings.runtime
         )
         upload_tree(media, out_dir, bucket, prefix)
     # A delete of the job or of this reel while it was cut: remove what was written (deletion.py).

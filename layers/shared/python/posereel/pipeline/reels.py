@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, Field
 
 from posereel.errors import ConflictError, InvalidFieldError, ObjectNotFoundError, TransientError
+from posereel.export import reel_starts
 from posereel.jobs import (
     JobError,
     JobRecord,
@@ -264,15 +265,7 @@ def _view(reel: ReelRecord) -> ReelView:
 
 
 def _segments_in(made: ReelFile) -> list[ReelSegment]:
-    """The reel's segments with where each one's start plays: its windows back to back."""
+    """The reel's segments with where each one's start plays, in play order."""
+    starts = reel_starts(made.windows, made.segments)
     by_index = {s.index: s for s in made.segments}
-    out: list[ReelSegment] = []
-    played = 0.0
-    for window in made.windows:
-        for index in window.segment_indices:
-            seg = by_index.get(index)
-            if seg is not None:
-                start = round(played + max(0.0, seg.start_s - window.start_s), 3)
-                out.append(ReelSegment(**seg.model_dump(), reel_start_s=start))
-        played += window.duration_s
-    return out
+    return [ReelSegment(**by_index[i].model_dump(), reel_start_s=start) for i, start in starts.items()]

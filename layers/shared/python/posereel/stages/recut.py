@@ -60,6 +60,30 @@ def recut(result: AnalysisResult, tracks: TracksFile, *, settings: AnalysisSetti
     )
 
 
+def cut_reel(
+    source: Path,
+    result: AnalysisResult,
+    tracks: TracksFile,
+    out_dir: Path,
+    *,
+    reel_id: int,
+    settings: AnalysisSettings,
+    runtime: RuntimeSettings,
+) -> ReelFile:
+    """A re-cut of an analysis with ``settings``, rendered into ``out_dir`` (``recut``, then
+    ``render_reel``)."""
+    return render_reel(
+        source,
+        recut(result, tracks, settings=settings),
+        tracks,
+        out_dir,
+        reel_id=reel_id,
+        primary_track_id=result.primary_track_id,
+        settings=settings,
+        runtime=runtime,
+    )
+
+
 def render_reel(
     source: Path,
     cut: ReelCut,
@@ -124,6 +148,7 @@ def _framing(
     paths = None
     if options.aspect != "source":
         by_index = {s.index: s for s in cut.segments}
+        times = [f.t_s for f in tracks.frames]
         paths = []
         for window in cut.windows:
             ids = settings.segments.track_ids or sorted(
@@ -131,7 +156,9 @@ def _framing(
             )
             if not ids and primary_track_id is not None:
                 ids = [primary_track_id]
-            paths.append(framing.SubjectPath.of(_frames_in(tracks.frames, window, tracks.analysis_fps), ids))
+            paths.append(
+                framing.SubjectPath.of(_frames_in(tracks.frames, times, window, tracks.analysis_fps), ids)
+            )
     blur = None
     if options.blur_faces:
         detector = framing.FaceDetector(
@@ -148,9 +175,11 @@ def _framing(
     )
 
 
-def _frames_in(frames: Sequence[FramePoses], window: ReelWindow, fps: float) -> Sequence[FramePoses]:
-    """The analysed frames of ``window`` and one analysis frame either side (frames are sorted)."""
-    times = [f.t_s for f in frames]
+def _frames_in(
+    frames: Sequence[FramePoses], times: Sequence[float], window: ReelWindow, fps: float
+) -> Sequence[FramePoses]:
+    """The analysed frames of ``window`` and one analysis frame either side (``frames`` sorted,
+    ``times`` their times)."""
     low = bisect.bisect_left(times, window.start_s - 1.0 / fps)
     high = bisect.bisect_right(times, window.end_s + 1.0 / fps)
     return frames[low:high]
