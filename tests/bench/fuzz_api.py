@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from posereel_local.stack import LocalStack
@@ -39,7 +40,9 @@ def main() -> int:
             "--seed", str(args.seed),
             "--workers", "2",
         ]  # fmt: skip
-        return subprocess.run(command, check=False).returncode
+        # schemathesis keeps its crash cache in the working folder: run it outside the repo.
+        with tempfile.TemporaryDirectory(prefix="posereel-fuzz-") as work:
+            return subprocess.run(command, check=False, cwd=work).returncode
 
 
 if __name__ == "__main__":
