@@ -18,7 +18,16 @@ from urllib.parse import quote
 from pydantic import BaseModel
 
 from posereel.errors import ObjectNotFoundError, TransientError
-from posereel.jobs import JobError, JobRecord, JobResult, JobStatus, ReelRecord, SourceObject, utc_now
+from posereel.jobs import (
+    Delivery,
+    JobError,
+    JobRecord,
+    JobResult,
+    JobStatus,
+    ReelRecord,
+    SourceObject,
+    utc_now,
+)
 from posereel.pipeline.ports import (
     ExecutionInfo,
     MetricDatum,
@@ -28,6 +37,7 @@ from posereel.pipeline.ports import (
     WorkerJob,
 )
 from posereel.pipeline.scan import ScanVerdict
+from posereel.webhooks import Answer
 from tests.builders import SETTINGS
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -150,6 +160,20 @@ class FakeJobStore:
         if record is None or str(reel_id) not in record.reels:
             return False
         return self._set(job_id, reels={k: v for k, v in record.reels.items() if k != str(reel_id)})
+
+    def record_notification(
+        self,
+        job_id: str,
+        *,
+        announced: Sequence[JobStatus] | None = None,
+        deliveries: Sequence[Delivery] | None = None,
+    ) -> bool:
+        update: dict[str, Any] = {}
+        if announced is not None:
+            update["announced"] = list(announced)
+        if deliveries is not None:
+            update["deliveries"] = list(deliveries)
+        return self._set(job_id, **update)
 
     def delete(self, job_id: str) -> None:
         self.records.pop(job_id, None)
@@ -373,6 +397,36 @@ class FakeWorkflow:
         for name, execution in self.executions.items():
             if execution.arn == execution_arn and execution.status == "RUNNING":
                 self.end(name, "ABORTED", cause=cause)
+
+
+class FakeEvents:
+    """The event bus: what was put, in order; ``fail`` makes the next puts raise."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.fail = 0
+
+    def put(self, detail_type: str, detail: Mapping[str, Any]) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise TransientError("the bus did not take the event")
+        self.events.append((detail_type, dict(detail)))
+
+
+class FakeWebhooks:
+    """A webhook receiver: answers ``statuses`` in turn (then the last one again); an entry that
+    is an exception is raised instead. Keeps every request."""
+
+    def __init__(self, *statuses: int | Exception) -> None:
+        self.statuses = list(statuses) or [200]
+        self.requests: list[tuple[str, bytes, dict[str, str]]] = []
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_s: float) -> Answer:
+        self.requests.append((url, body, dict(headers)))
+        outcome = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return Answer(status=outcome)
 
 
 class FakeFunctions:

@@ -145,6 +145,14 @@ function jobMessage(job) {
   return `${verb}${chunks} — ${Math.round(job.percent || 0)}%`;
 }
 
+function notifyMessage(notify) {
+  const last = notify.deliveries.at(-1);
+  if (!last) return `Webhook ${notify.url}: told when the job ends.`;
+  if (last.ok) return `Webhook ${notify.url}: told (${last.http_status}).`;
+  const why = last.error || `answered ${last.http_status}`;
+  return `Webhook ${notify.url}: attempt ${last.attempt} failed (${why}).`;
+}
+
 // Follows one job until it ends: 1 s between polls, growing to 10 s while nothing changes, back
 // to 1 s on progress; network and server errors are retried with the same backoff.
 function pollJob(jobId, onJob, onRetry) {
@@ -310,8 +318,19 @@ async function sendFile(file, upload, row) {
   row.uploadProgress(100);
 }
 
+// The webhook of the upload form, when one is filled in.
+function notifyChoice() {
+  const url = $("#notify-url").value.trim();
+  return url ? { url, secret: $("#notify-secret").value } : null;
+}
+
 async function announce(batch) {
-  const body = { files: batch.map(({ file }) => ({ filename: file.name, size_bytes: file.size, content_type: contentType(file) })) };
+  const notify = notifyChoice();
+  const body = {
+    files: batch.map(({ file }) => ({
+      filename: file.name, size_bytes: file.size, content_type: contentType(file), ...(notify ? { notify } : {}),
+    })),
+  };
   try {
     return (await api("POST", "/uploads", body)).uploads;
   } catch (err) {
@@ -631,6 +650,8 @@ async function showJobPage(jobId) {
   page.poller = pollJob(jobId, async (job) => {
     $("#job-title").textContent = job.source?.name || job.job_id;
     $("#job-status").textContent = jobMessage(job);
+    $("#job-notify").hidden = !job.notify;
+    if (job.notify) $("#job-notify").textContent = notifyMessage(job.notify);
     $("#job-view").dataset.status = job.status;
     $("#job-progress").value = job.percent || 0;
     $("#job-progress").hidden = TERMINAL.has(job.status);

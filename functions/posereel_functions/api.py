@@ -111,6 +111,18 @@ def caller() -> str:
     return str(owner)
 
 
+def api_url() -> str:
+    """Where this API was called: scheme, host and base path (the stage of an execute-api URL,
+    or a custom domain's mapping), which the webhooks' links start with."""
+    event = router.current_event
+    context = event.request_context
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    scheme = headers.get("x-forwarded-proto", "https")
+    full = context.path or event.path
+    base = full[: len(full) - len(event.path)] if full.endswith(event.path) else ""
+    return f"{scheme}://{context.domain_name}{base}"
+
+
 def json_response(status: HTTPStatus, body: Any) -> Response[Any]:
     return Response(status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body)
 
@@ -137,7 +149,7 @@ def health() -> Health:
 )
 def post_uploads(body: CreateUploadsRequest) -> Response[CreateUploadsResponse]:
     created = ops.create_uploads(
-        body, owner=caller(), settings=settings(), jobs=job_store(), media=media_store()
+        body, owner=caller(), api_url=api_url(), settings=settings(), jobs=job_store(), media=media_store()
     )
     logger.info("uploads announced", extra={"job_ids": [u.job_id for u in created.uploads]})
     return json_response(HTTPStatus.CREATED, created.model_dump(mode="json"))

@@ -13,7 +13,7 @@ from posereel.observability import lambda_boundary
 from posereel.pipeline.expiry import expire_uploads
 from posereel.pipeline.watchdog import publish_backlog
 from posereel.resources import METRICS_NAMESPACE
-from posereel_functions import job_store, media_store, per_container, settings, workflow
+from posereel_functions import functions, job_store, media_store, per_container, settings, workflow
 
 
 @per_container
@@ -30,7 +30,12 @@ def cloudwatch() -> CloudWatchMetrics:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
     uploads = expire_uploads(
-        settings=settings(), jobs=job_store(), media=media_store(), workflow=workflow(), now=now
+        settings=settings(),
+        jobs=job_store(),
+        media=media_store(),
+        workflow=workflow(),
+        functions=functions(),
+        now=now,
     )
     backlog = publish_backlog(
         settings().worker_queues, env=settings().env, workers=worker_queues(), metrics=cloudwatch(), now=now

@@ -1,6 +1,7 @@
 """The functions, the state machine (statemachine/pipeline.asl.json with DefinitionSubstitutions),
-the EventBridge rules that start and finalize jobs, the scheduled ClamAV signature refresh, and the
-watchdog that measures every 5 minutes how long chunk jobs wait for capacity."""
+the EventBridge rules that start and finalize jobs, the bus that carries "PoseReel Job State
+Change" events to the owners' own rules, the scheduled ClamAV signature refresh, and the watchdog
+that measures every 5 minutes how long chunk jobs wait for capacity."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 
 from aws_cdk import (
     ArnFormat,
+    CfnOutput,
     Duration,
     Stack,
 )
@@ -53,7 +55,8 @@ from posereel.resources import (
 
 CLAMAV_PREFIX = "clamav/"
 WATCHDOG_EVERY = Duration.minutes(5)
-FAILED_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
+# Every end of an execution: finalize reconciles the bad ones and has every ended job announced.
+ENDED_STATUSES = ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
 _COLON = ArnFormat.COLON_RESOURCE_NAME
 
 
@@ -129,6 +132,14 @@ class PipelineStack(Stack):
         roles["finalize"].add_to_policy(
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions_arn])
         )
+        # Announcing an ended job: finalize and the watchdog hand it to notify, which reads the job,
+        # puts its event on the bus and records its webhook deliveries.
+        self.event_bus = events.EventBus(self, "JobEvents", event_bus_name=names.event_bus)
+        CfnOutput(self, "EventBusName", value=self.event_bus.event_bus_name)
+        self.event_bus.grant_put_events_to(roles["notify"])
+        jobs.grant(roles["notify"], "dynamodb:GetItem", "dynamodb:UpdateItem")
+        fns["notify"].grant_invoke(roles["finalize"])
+        fns["notify"].grant_invoke(roles["watchdog"])
         # The start function deletes what is posted after scan took the upload (a form used twice).
         uploads.grant_delete(roles["start"], "uploads/*")
         results.grant_read(roles["start"], "work/*")
@@ -262,11 +273,11 @@ class PipelineStack(Stack):
             self,
             "ExecutionEnded",
             rule_name=f"{names.prefix}-execution-ended",
-            description="A workflow execution failed, timed out or was aborted: finalize its job",
+            description="A workflow execution ended: finalize its job (and have it announced)",
             event_pattern=events.EventPattern(
                 source=["aws.states"],
                 detail_type=["Step Functions Execution Status Change"],
-                detail={"status": FAILED_STATUSES, "stateMachineArn": [self.state_machine_arn]},
+                detail={"status": ENDED_STATUSES, "stateMachineArn": [self.state_machine_arn]},
             ),
             targets=[
                 targets.LambdaFunction(

@@ -99,7 +99,8 @@ def proxy_event(
             "resourceId": "local",
             "resourcePath": "/{proxy+}",
             "httpMethod": method,
-            "path": f"/{STAGE}{path}",
+            # The API is served at the root (as a custom domain mapped without a base path).
+            "path": path,
             "stage": STAGE,
             "protocol": "HTTP/1.1",
             "domainName": host,
@@ -147,7 +148,8 @@ class _Handler(BaseHTTPRequestHandler):
         event = proxy_event(
             method=self.command,
             raw_path=self.path,
-            headers={k: v for k, v in self.headers.items()},
+            # API Gateway adds X-Forwarded-Proto (https there; this server speaks http).
+            headers={**{k: v for k, v in self.headers.items()}, "X-Forwarded-Proto": "http"},
             body=body,
             source_ip=self.client_address[0],
             host=self.headers.get("Host", ""),

@@ -143,13 +143,16 @@ class ApiClient:
         content_type: str,
         size_bytes: int | None = None,
         options: dict[str, Any] | None = None,
+        notify: dict[str, str] | None = None,
     ) -> Upload:
         """Announce ``path`` (``size_bytes``: another size to announce than the file's; ``options``:
-        the choices for its analysis and first reel)."""
+        the choices for its analysis and first reel; ``notify``: {url, secret} of a webhook)."""
         size = path.stat().st_size if size_bytes is None else size_bytes
         file: dict[str, Any] = {"filename": path.name, "size_bytes": size, "content_type": content_type}
         if options is not None:
             file["options"] = options
+        if notify is not None:
+            file["notify"] = notify
         answer = self._json("POST", "/uploads", {"files": [file]})
         return Upload.from_ticket(answer["uploads"][0])
 
@@ -216,10 +219,10 @@ class ApiClient:
                 raise JobTimeout(f"reel {reel_id} of job {job_id} {still}")
             time.sleep(poll_s)
 
-    def submit(self, path: Path) -> str:
+    def submit(self, path: Path, *, notify: dict[str, str] | None = None) -> str:
         """Announce and upload ``path``; returns the job id."""
         content_type = content_type_of(path)
-        upload = self.create_upload(path, content_type=content_type)
+        upload = self.create_upload(path, content_type=content_type, notify=notify)
         self.upload_file(upload, path, content_type=content_type)
         return upload.job_id
 

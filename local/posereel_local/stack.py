@@ -10,8 +10,10 @@ on upload, and an HTTP server in front of the api function. Names come from
 
 Differences from AWS, on purpose: an upload starts the job through an S3 -> Lambda notification
 (moto cannot deliver S3 -> EventBridge -> target; the start function takes both shapes), the
-finalize function has no EventBridge rule to call it, the watchdog's schedule is a thread
-(``watchdog_every_s``), and Batch jobs run as local processes.
+"Step Functions Execution Status Change" events that EventBridge hands the finalize function in
+AWS are sent by a thread that watches the executions (``EXECUTION_WATCH_S``), the watchdog's
+schedule is a thread (``watchdog_every_s``), webhooks may call http://127.0.0.1
+(``webhook_loopback``), and Batch jobs run as local processes.
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ _FUNCTION_LOCAL_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
 # What the local stack adds to the environment the resource description gives (the drift test
 # allows these, and only these, on top of the CDK app's variables).
 LOCAL_ONLY_ENV = {**_WORKER_LOCAL_ENV, **_FUNCTION_LOCAL_ENV}
+# How often the execution watcher looks for executions that ended (EventBridge, in AWS, tells
+# finalize within about a second).
+EXECUTION_WATCH_S = 0.5
 # Functions no job calls (in AWS a schedule runs them): created, but not pre-warmed.
 _UNSCHEDULED_FUNCTIONS = frozenset({"watchdog"})
 
@@ -187,6 +192,7 @@ class LocalStack:
         self._watchdog_every_s = watchdog_every_s
         self._ticking = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
         key = api_key or os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
         self._api_keys: dict[str, str] = {key: DEFAULT_API_KEY_ID}
         self._aws: LocalAws | None = None
@@ -261,9 +267,10 @@ class LocalStack:
     def stop(self) -> None:
         """Stop the API, every job process and Lambda worker, and discard all state."""
         self._ticking.set()
-        if self._ticker is not None:
-            self._ticker.join(timeout=30)
-            self._ticker = None
+        for thread in (self._ticker, self._watcher):
+            if thread is not None:
+                thread.join(timeout=30)
+        self._ticker = self._watcher = None
         if self._api is not None:
             self._api.stop()
             self._api = None
@@ -310,6 +317,7 @@ class LocalStack:
         self._settings = settings = self._pipeline_settings(names, account, region)
 
         self._create_buckets(settings)
+        self.client("events").create_event_bus(Name=settings.event_bus)
         self.client("dynamodb").create_table(**JOBS_TABLE.create_table_request(settings.jobs_table))
         self.client("dynamodb").update_time_to_live(
             TableName=settings.jobs_table,
@@ -370,9 +378,11 @@ class LocalStack:
             api_keys=self._api_keys,
         )
         self._api.start()
+        self._ticking.clear()
+        self._watcher = threading.Thread(target=self._watch_executions, name="execution-events", daemon=True)
+        self._watcher.start()
         if self._watchdog_every_s:
             # The schedule AWS runs it on (EventBridge): queue backlogs, abandoned uploads.
-            self._ticking.clear()
             self._ticker = threading.Thread(
                 target=self._tick_every, args=(self._watchdog_every_s,), name="watchdog-schedule", daemon=True
             )
@@ -401,7 +411,7 @@ class LocalStack:
             region=region,
             clamav_db=str(clamav_db),
             runtime=runtime,
-            **self._overrides,
+            **{"webhook_loopback": True, **self._overrides},
         )
 
     def tick_watchdog(self) -> dict[str, Any]:
@@ -420,6 +430,48 @@ class LocalStack:
                 self.tick_watchdog()
             except Exception:  # the next tick tries again, as the schedule would
                 logger.exception("local watchdog tick failed")
+
+    def _watch_executions(self) -> None:
+        """Send finalize the EventBridge event of every execution that ends, as AWS does."""
+        sfn = self.client("stepfunctions")
+        arn = self.resources.state_machine_arn
+        sent: set[str] = set()
+        while not self._ticking.wait(EXECUTION_WATCH_S):
+            try:
+                for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
+                    for execution in page["executions"]:
+                        if execution["status"] != "RUNNING" and execution["executionArn"] not in sent:
+                            self._send_status_change(
+                                sfn.describe_execution(executionArn=execution["executionArn"])
+                            )
+                            sent.add(execution["executionArn"])
+            except Exception:  # the next look tries again
+                if not self._ticking.is_set():
+                    logger.exception("local execution watcher failed")
+
+    def _send_status_change(self, execution: Mapping[str, Any]) -> None:
+        stopped = execution.get("stopDate")
+        detail = {
+            "executionArn": execution["executionArn"],
+            "stateMachineArn": execution["stateMachineArn"],
+            "name": execution["name"],
+            "status": execution["status"],
+            "stopDate": int(stopped.timestamp() * 1000) if stopped is not None else None,
+            "error": execution.get("error"),
+            "cause": execution.get("cause"),
+        }
+        event = {
+            "version": "0",
+            "source": "aws.states",
+            "detail-type": "Step Functions Execution Status Change",
+            "resources": [execution["executionArn"]],
+            "detail": detail,
+        }
+        self.client("lambda").invoke(
+            FunctionName=self._names.function("finalize"),
+            InvocationType="Event",
+            Payload=json.dumps(event).encode(),
+        )
 
     def in_flight(self) -> int:
         """Lambda invocations and Batch jobs not finished yet (0: nothing of any job runs)."""

@@ -1,10 +1,13 @@
 """The pipeline's AWS resources in moto, for the functional tests of the Lambda handlers: its
-buckets, jobs table and a state machine, with the functions' environment pointing at them."""
+buckets, jobs table, a state machine and the functions the handlers invoke (moto answers their
+invocations without running them), with the functions' environment pointing at them."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -90,7 +93,7 @@ def pipeline_aws(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> Iterator[P
         monkeypatch.setenv(name, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF blobs in test output
-    with mock_aws():
+    with mock_aws(config={"lambda": {"use_docker": False}}):
         s3 = boto3.client("s3", region_name=REGION)
         for bucket in (UPLOADS, RESULTS, QUARANTINE):
             s3.create_bucket(Bucket=bucket)
@@ -100,6 +103,7 @@ def pipeline_aws(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> Iterator[P
             definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}}),
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/posereel-test-workflow",
         )
+        invoked_functions()
         aws = PipelineAws(monkeypatch=monkeypatch, state_machine_arn=machine["stateMachineArn"])
         assert aws.state_machine_arn == SETTINGS.state_machine_arn
         aws.configure(**settings)
@@ -107,3 +111,35 @@ def pipeline_aws(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> Iterator[P
             yield aws
         finally:
             posereel_functions.reset()
+
+
+def invoked_functions() -> None:
+    """The functions the handlers under test invoke asynchronously (notify, recut), registered so
+    an invocation is accepted; moto without docker answers it without running the code."""
+    role = boto3.client("iam", region_name=REGION).create_role(
+        RoleName="posereel-test-functions",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
+    lam = boto3.client("lambda", region_name=REGION)
+    for name in (SETTINGS.notify_function, SETTINGS.recut_function):
+        lam.create_function(
+            FunctionName=name,
+            Runtime="python3.11",
+            Role=role,
+            Handler="handler.handler",
+            Code={"ZipFile": package.getvalue()},
+        )

@@ -98,7 +98,7 @@ def test_a_request_becomes_a_rest_proxy_event() -> None:
     assert event["pathParameters"] == {"proxy": "jobs/abc d"}
     assert event["body"] is None and event["isBase64Encoded"] is False
     assert event["requestContext"]["identity"]["sourceIp"] == "127.0.0.1"
-    assert event["requestContext"]["path"] == "/local/jobs/abc d"
+    assert event["requestContext"]["path"] == "/jobs/abc d"  # served at the root, no stage prefix
 
 
 def test_text_bodies_pass_as_text_and_others_as_base64() -> None:

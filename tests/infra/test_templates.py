@@ -271,7 +271,7 @@ def test_state_machine_is_the_workflow_file_with_every_substitution(synth, env):
     assert props["LoggingConfiguration"]["Level"] == "ALL"
 
 
-def test_uploads_start_jobs_and_failed_executions_are_finalized(synth, env):
+def test_uploads_start_jobs_and_every_ended_execution_is_finalized(synth, env):
     rules = synth.resources(env, "pipeline", "AWS::Events::Rule")
     start_logical, _ = function(synth, env, "start")
     finalize_logical, _ = function(synth, env, "finalize")
@@ -285,11 +285,41 @@ def test_uploads_start_jobs_and_failed_executions_are_finalized(synth, env):
     _, ended = only(rules, Name=f"posereel-{env}-execution-ended")
     pattern = ended["Properties"]["EventPattern"]
     assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
-    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "SUCCEEDED", "TIMED_OUT"]
     assert f":stateMachine:posereel-{env}-pipeline" in json.dumps(pattern["detail"]["stateMachineArn"])
     (target,) = ended["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [finalize_logical, "Arn"]}
     assert "DeadLetterConfig" in target
+
+
+def test_ended_jobs_are_announced_on_the_environments_bus_by_notify_only(synth, env):
+    template = synth.template(env, "pipeline")
+    (bus_logical, bus), *more = synth.resources(env, "pipeline", "AWS::Events::EventBus").items()
+    assert not more and bus["Properties"]["Name"] == f"posereel-{env}-events"
+    notify_logical, _ = function(synth, env, "notify")
+    notify = role_actions(template, f"posereel-{env}-notify-fn")
+    assert set(notify) == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "sqs:SendMessage",  # its failed runs go to the dead-letter queue
+        "events:PutEvents",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+    }
+    (put,) = notify["events:PutEvents"]
+    assert put["Resource"] == {"Fn::GetAtt": [bus_logical, "Arn"]}
+    for caller in ("finalize", "watchdog"):
+        (invoke,) = role_actions(template, f"posereel-{env}-{caller}-fn")["lambda:InvokeFunction"]
+        assert {"Fn::GetAtt": [notify_logical, "Arn"]} in listed(invoke["Resource"])
+    others = [
+        name
+        for name in FUNCTIONS
+        if name not in ("notify",)
+        and "events:PutEvents" in role_actions(template, f"posereel-{env}-{name}-fn")
+    ]
+    assert others == []
 
 
 def test_the_watchdog_runs_every_5_minutes(synth, env):
@@ -340,6 +370,7 @@ def test_the_watchdog_may_list_jobs_publish_its_metrics_and_end_abandoned_upload
         "s3:DeleteObject*",
         "s3:AbortMultipartUpload",
         "states:StartExecution",
+        "lambda:InvokeFunction",  # an expired upload is announced by the notify function
     }
     (listing,) = actions["batch:ListJobs"]
     assert listing["Resource"] == "*" and "Condition" not in listing  # ListJobs has no resource type

@@ -11,7 +11,7 @@ from posereel.pipeline.events import S3ObjectRef
 from posereel.pipeline.expiry import UPLOAD_EXPIRED, expire_uploads
 from posereel.pipeline.start import start_jobs
 from tests.builders import UPLOADS, pipeline_settings
-from tests.fakes import FakeJobStore, FakeMediaStore, FakeWorkflow
+from tests.fakes import FakeFunctions, FakeJobStore, FakeMediaStore, FakeWorkflow
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 SETTINGS = pipeline_settings()
@@ -35,6 +35,7 @@ def sweep(jobs: FakeJobStore, media: FakeMediaStore, workflow: FakeWorkflow | No
         jobs=jobs,
         media=media,
         workflow=workflow or FakeWorkflow(),
+        functions=FakeFunctions(),
         now=NOW,
         clock=lambda: "t",
     )

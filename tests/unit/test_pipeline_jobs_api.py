@@ -45,9 +45,10 @@ from posereel.schemas import (
 from posereel.settings import JobOptions, PipelineSettings
 from tests import builders
 from tests.builders import RESULTS, UPLOADS, pipeline_settings
-from tests.fakes import FakeJobStore, FakeMediaStore, FakeWorkflow
+from tests.fakes import FakeFunctions, FakeJobStore, FakeMediaStore, FakeWorkflow
 
 JOB = "0123456789abcdef0123456789abcdef"
+API_URL = "https://api.example.test/prod"
 MIB = 1024**2
 
 
@@ -60,7 +61,7 @@ def announce(
 ) -> list[UploadTicket]:
     request = CreateUploadsRequest(files=list(files))
     created = create_uploads(
-        request, owner=owner, settings=pipeline_settings(**settings), jobs=jobs, media=media
+        request, owner=owner, api_url=API_URL, settings=pipeline_settings(**settings), jobs=jobs, media=media
     )
     return created.uploads
 
@@ -537,8 +538,16 @@ def status_event(name: str, status: str, cause: str | None = None) -> ExecutionS
 def test_finalize_fails_the_job_of_a_failed_execution_with_a_readable_message() -> None:
     jobs = FakeJobStore(running())
     cause = "An error occurred while executing the state 'MarkRunning'. The JSONPath '$.x' could not be found"
-    result = finalize_execution(status_event(JOB, "FAILED", cause), jobs=jobs, workflow=FakeWorkflow())
+    functions = FakeFunctions()
+    result = finalize_execution(
+        status_event(JOB, "FAILED", cause),
+        jobs=jobs,
+        workflow=FakeWorkflow(),
+        functions=functions,
+        notify_function="notify",
+    )
     assert (result.job_id, result.status, result.changed) == (JOB, "FAILED", True)
+    assert functions.events == [("notify", {"job_id": JOB})]
     error = jobs.records[JOB].error
     assert error is not None and error.code == "EXECUTION_FAILED"
     assert "States.Runtime" in error.message and "MarkRunning" in error.message
@@ -549,8 +558,15 @@ def test_finalize_fails_the_job_of_a_failed_execution_with_a_readable_message() 
     ("name", "known"), [("not a job id", False), (JOB, False)], ids=["foreign-execution", "unknown-job"]
 )
 def test_finalize_ignores_executions_without_a_job(name: str, known: bool) -> None:
-    result = finalize_execution(status_event(name, "ABORTED"), jobs=FakeJobStore(), workflow=FakeWorkflow())
-    assert result.changed is False and result.status is None
+    functions = FakeFunctions()
+    result = finalize_execution(
+        status_event(name, "ABORTED"),
+        jobs=FakeJobStore(),
+        workflow=FakeWorkflow(),
+        functions=functions,
+        notify_function="notify",
+    )
+    assert result.changed is False and result.status is None and functions.events == []
 
 
 def test_a_large_files_part_urls_last_long_enough_for_a_slow_upload() -> None:
@@ -561,7 +577,7 @@ def test_a_large_files_part_urls_last_long_enough_for_a_slow_upload() -> None:
     )
     # When it is announced
     ticket = create_uploads(
-        request, owner="u", settings=settings, jobs=FakeJobStore(), media=FakeMediaStore()
+        request, owner="u", api_url=API_URL, settings=settings, jobs=FakeJobStore(), media=FakeMediaStore()
     ).uploads[0]
     # Then its part URLs outlive that upload, where a small file's form lasts 15 minutes
     assert ticket.multipart is not None and ticket.expires_in_s == 3000

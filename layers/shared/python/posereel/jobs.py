@@ -159,6 +159,31 @@ class ReelRecord(BaseModel):
         )
 
 
+class Webhook(BaseModel):
+    """Where the owner asked to be told a job ended (``notify`` at upload). The secret signs each
+    body and is never shown again."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    url: str
+    secret: str
+    results_url: str = Field(description="the job's results in the API the upload was announced on")
+
+
+class Delivery(BaseModel):
+    """One POST of a webhook, as it went."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_status: JobStatus = Field(description="the terminal status it announced")
+    attempt: int = Field(ge=1)
+    at: str
+    ok: bool
+    http_status: int | None = None
+    error: str | None = None
+    duration_ms: int
+
+
 class JobRecord(BaseModel):
     """One item of the jobs table."""
 
@@ -196,6 +221,11 @@ class JobRecord(BaseModel):
     )
     reels: dict[str, ReelRecord] = Field(default_factory=dict, description="re-cuts by reel id (1, 2, ...)")
     reels_made: int = Field(0, description="re-cuts asked for so far: the last reel id given out")
+    notify: Webhook | None = None
+    deliveries: list[Delivery] = Field(default_factory=list, description="webhook POSTs, the latest last")
+    announced: list[JobStatus] = Field(
+        default_factory=list, description="terminal statuses put on the event bus (each once)"
+    )
 
     @field_validator("created_at", "updated_at", "finished_at")
     @classmethod

@@ -79,6 +79,11 @@ class ResourceNames:
     def job_definition(self, device: WorkerDevice) -> str:
         return f"{self.prefix}-worker-{device}"
 
+    @property
+    def event_bus(self) -> str:
+        """The bus that carries "PoseReel Job State Change" events."""
+        return f"{self.prefix}-events"
+
     def function(self, name: str) -> str:
         if name not in FUNCTIONS:
             raise KeyError(f"unknown function {name!r}")
@@ -197,6 +202,9 @@ FUNCTIONS: dict[str, FunctionSpec] = {
     "recut": FunctionSpec(
         "posereel_functions.recut.handler", 900, 3008, tools=True, tmp="upload", asynchronous=True
     ),
+    # Tells the owner a job ended (the event bus, the webhook with its retries), invoked with an
+    # event by finalize and the watchdog.
+    "notify": FunctionSpec("posereel_functions.notify.handler", 120, 256, asynchronous=True),
     # Runs on a schedule in AWS (every 5 minutes): publishes how long chunk jobs wait for capacity.
     "watchdog": FunctionSpec("posereel_functions.watchdog.handler", 60, 256, asynchronous=True),
 }
@@ -207,6 +215,19 @@ FUNCTIONS: dict[str, FunctionSpec] = {
 # minutes, then slack) counts as failed (posereel.jobs.ReelRecord.seen_at).
 RECUT_RETRIES = 1
 RECUT_DEADLINE_S = FUNCTIONS["recut"].timeout_s * (1 + RECUT_RETRIES) + 3 * 60 + 60
+
+# --- notifications ----------------------------------------------------------------------------
+
+# The events PoseReel puts on its bus: source and detail type, what owners' rules match on.
+EVENT_SOURCE = "posereel"
+JOB_STATE_CHANGE = "PoseReel Job State Change"
+# A webhook is tried once, then again after each of these waits; each POST may take this long.
+# The notify function's timeout holds them all (a dead endpoint never holds up a job: the job
+# has ended before notify runs).
+WEBHOOK_RETRY_DELAYS_S = (2.0, 10.0, 30.0)
+WEBHOOK_TIMEOUT_S = 10.0
+# The deliveries a job's record keeps (the latest).
+MAX_DELIVERIES = 20
 
 
 def function_environment(name: str, names: ResourceNames, settings_env: Mapping[str, str]) -> dict[str, str]:

@@ -264,6 +264,12 @@ class PipelineSettings(BaseSettings):
     state_machine_arn: str = ""
     # The function that cuts re-cuts (the api invokes it with an event per reel).
     recut_function: str = ""
+    # Who tells owners a job ended (finalize and the watchdog invoke it), and the bus it puts
+    # "PoseReel Job State Change" events on.
+    notify_function: str = ""
+    event_bus: str = ""
+    # Webhooks to http://127.0.0.1 / localhost (the local stack only; in AWS only public https).
+    webhook_loopback: bool = False
     # The chunk workers' Batch job queues (names), which the watchdog watches.
     gpu_job_queue: str = ""
     cpu_job_queue: str = ""
@@ -305,6 +311,8 @@ class PipelineSettings(BaseSettings):
             "jobs_table": names.jobs_table,
             "state_machine_arn": names.state_machine_arn(region=region, account=account),
             "recut_function": names.function("recut"),
+            "notify_function": names.function("notify"),
+            "event_bus": names.event_bus,
             "gpu_job_queue": names.job_queue("gpu"),
             "cpu_job_queue": names.job_queue("cpu"),
         }

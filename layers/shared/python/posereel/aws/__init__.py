@@ -5,6 +5,7 @@ an optional argument; by default it makes one from the SDK's own settings (regio
 ``AWS_ENDPOINT_URL``), so the same code talks to AWS, the embedded local AWS or moto.
 """
 
+from posereel.aws.events import EventBus
 from posereel.aws.functions import Functions
 from posereel.aws.jobstore import JobStore
 from posereel.aws.mediastore import MediaStore
@@ -12,4 +13,4 @@ from posereel.aws.metrics import CloudWatchMetrics
 from posereel.aws.workers import BatchQueues
 from posereel.aws.workflow import Workflow
 
-__all__ = ["BatchQueues", "CloudWatchMetrics", "Functions", "JobStore", "MediaStore", "Workflow"]
+__all__ = ["BatchQueues", "CloudWatchMetrics", "EventBus", "Functions", "JobStore", "MediaStore", "Workflow"]

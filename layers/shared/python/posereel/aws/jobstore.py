@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,7 @@ from posereel.aws._errors import error_code, transient_errors
 from posereel.errors import ObjectNotFoundError
 from posereel.jobs import (
     AWAITING,
+    Delivery,
     JobError,
     JobRecord,
     JobResult,
@@ -270,6 +271,20 @@ class JobStore:
                 return False
             raise
         return True
+
+    def record_notification(
+        self,
+        job_id: str,
+        *,
+        announced: Sequence[JobStatus] | None = None,
+        deliveries: Sequence[Delivery] | None = None,
+    ) -> bool:
+        fields: dict[str, Any] = {}
+        if announced is not None:
+            fields["announced"] = [status.value for status in announced]
+        if deliveries is not None:
+            fields["deliveries"] = [delivery.model_dump(mode="json") for delivery in deliveries]
+        return self._update(job_id, fields) if fields else self.get(job_id) is not None
 
     def delete(self, job_id: str) -> None:
         with transient_errors(f"deleting job {job_id}"):

@@ -33,11 +33,13 @@ from posereel.errors import (
 from posereel.export import reel_starts
 from posereel.jobs import (
     AWAITING,
+    Delivery,
     JobError,
     JobRecord,
     JobStatus,
     SourceObject,
     Stage,
+    Webhook,
     is_job_id,
     iso_utc,
     new_job_id,
@@ -54,6 +56,7 @@ from posereel.pipeline.start import expires_at
 from posereel.schemas import AnalysisResult, Segment
 from posereel.settings import JobOptions, PipelineSettings
 from posereel.video import VIDEO_CONTENT_TYPES
+from posereel.webhooks import MAX_URL_CHARS, SIGNATURE_HEADER, url_problem
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,24 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class NotifyRequest(_Body):
+    """Where to POST when the job ends (SUCCEEDED, FAILED or REJECTED)."""
+
+    url: str = Field(
+        min_length=1,
+        max_length=MAX_URL_CHARS,
+        description="an https URL on a public host; it receives {job_id, status, stage, error?, "
+        "reel_duration_s?, results_url, job_url, finished_at} as JSON",
+    )
+    secret: str = Field(
+        min_length=16,
+        max_length=256,
+        pattern=r"^[\x21-\x7e]+$",
+        description=f"signs each body: {SIGNATURE_HEADER}: sha256=<hex HMAC-SHA256 of the raw body>; "
+        "never shown again",
+    )
+
+
 class UploadFile(_Body):
     filename: str = Field(
         min_length=1,
@@ -104,6 +125,7 @@ class UploadFile(_Body):
     )
 
     options: JobOptions | None = Field(None, description="choices for the analysis and the first reel")
+    notify: NotifyRequest | None = Field(None, description="a webhook told when the job ends")
 
     @field_validator("content_type")
     @classmethod
@@ -178,6 +200,13 @@ class SourceView(BaseModel):
     content_type: str | None
 
 
+class NotifyView(BaseModel):
+    """The job's webhook (never its secret) and how each POST went."""
+
+    url: str
+    deliveries: list[Delivery] = Field(description="the latest POSTs, oldest first")
+
+
 class ResultView(BaseModel):
     segments: int
     reel_duration_s: float
@@ -202,12 +231,15 @@ class JobView(BaseModel):
     options: JobOptions | None = Field(description="what the owner chose at upload; null: the defaults")
     error: JobError | None
     result: ResultView | None
+    notify: NotifyView | None = Field(description="the webhook given at upload; null: none")
 
     @classmethod
     def of(cls, record: JobRecord) -> Self:
-        view = record.model_dump(include=set(cls.model_fields))
+        view = {**record.model_dump(include=set(cls.model_fields) - {"notify"}), "notify": None}
         if record.error is not None:
             view["error"] = public_error(record.error).model_dump()
+        if record.notify is not None:
+            view["notify"] = {"url": record.notify.url, "deliveries": record.deliveries}
         return cls.model_validate(view)
 
 
@@ -307,20 +339,26 @@ def create_uploads(
     request: CreateUploadsRequest,
     *,
     owner: str,
+    api_url: str,
     settings: PipelineSettings,
     jobs: JobStorePort,
     media: MediaStorePort,
 ) -> CreateUploadsResponse:
     """A job and an upload per file. Every file is checked before any job is made, so a refused
-    request leaves nothing behind."""
+    request leaves nothing behind. ``api_url``: where this API was called (the webhooks' links)."""
     for index, file in enumerate(request.files):
         if file.size_bytes > settings.max_upload_bytes:
             raise TooLargeError(
                 f"files.{index}: {file.filename} is {file.size_bytes / 1e6:.1f} MB; "
                 f"at most {settings.max_upload_bytes / 1e6:.0f} MB is accepted"
             )
+        if file.notify is not None:
+            problem = url_problem(file.notify.url, loopback=settings.webhook_loopback)
+            if problem:
+                raise InvalidFieldError(f"files.{index}.notify.url", f"notify.url: {problem}")
     tickets = [
-        _create_upload(file, owner=owner, settings=settings, jobs=jobs, media=media) for file in request.files
+        _create_upload(file, owner=owner, api_url=api_url, settings=settings, jobs=jobs, media=media)
+        for file in request.files
     ]
     return CreateUploadsResponse(uploads=tickets)
 
@@ -343,6 +381,7 @@ def _create_upload(
     file: UploadFile,
     *,
     owner: str,
+    api_url: str,
     settings: PipelineSettings,
     jobs: JobStorePort,
     media: MediaStorePort,
@@ -369,6 +408,13 @@ def _create_upload(
             content_type=file.content_type,
         ),
         options=file.options,
+        notify=Webhook(
+            url=file.notify.url,
+            secret=file.notify.secret,
+            results_url=f"{api_url.rstrip('/')}/jobs/{job_id}/results",
+        )
+        if file.notify
+        else None,
         upload_id=upload_id,
         expires_at=expires_at(settings),
         awaiting=AWAITING,

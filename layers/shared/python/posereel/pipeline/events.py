@@ -71,6 +71,10 @@ class ReelEvent(JobEvent):
     reel_id: int = Field(ge=1)
 
 
+class NotifyEvent(JobEvent):
+    """Input of the notify function (invoked by finalize and the watchdog): job ``job_id`` ended."""
+
+
 class WorkflowInput(_Result):
     """The state machine's input; the execution is named by ``job_id``."""
 
@@ -137,6 +141,14 @@ class CompileResult(_Result):
 class ReelResult(_Result):
     status: str
     reel_duration_s: float | None = None
+
+
+class NotifyResult(_Result):
+    job_id: str
+    status: str | None = Field(description="the status announced; None when the job had not ended")
+    announced: bool = Field(False, description="put on the event bus by this run")
+    delivered: bool | None = Field(None, description="the webhook took it; None when there was none to send")
+    attempts: int = 0
 
 
 class StartResult(_Result):

@@ -9,7 +9,8 @@ minutes) and takes every waiting job whose deadline has passed (its upload link'
 - when its file is in uploads/ after all (the upload notification was lost), the job starts, as
   the start function would have started it;
 - otherwise its unfinished multipart upload is dropped, anything under its uploads/ prefix is
-  deleted, and it ends REJECTED with code UPLOAD_EXPIRED, which tells the owner what to do.
+  deleted, and it ends REJECTED with code UPLOAD_EXPIRED, which tells the owner what to do; the
+  notify function announces it, as finalize has every other end announced.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from posereel.jobs import JobError, JobRecord, Stage, iso_utc, upload_prefix, utc_now
-from posereel.pipeline.events import S3ObjectRef
-from posereel.pipeline.ports import JobStorePort, MediaStorePort, WorkflowPort
+from posereel.pipeline.events import NotifyEvent, S3ObjectRef
+from posereel.pipeline.ports import FunctionsPort, JobStorePort, MediaStorePort, WorkflowPort
 from posereel.pipeline.start import StartOutcome, start_job
 from posereel.settings import PipelineSettings
 
@@ -51,6 +52,7 @@ def expire_uploads(
     jobs: JobStorePort,
     media: MediaStorePort,
     workflow: WorkflowPort,
+    functions: FunctionsPort,
     now: datetime,
     clock: Callable[[], str] = utc_now,
 ) -> ExpiryResult:
@@ -73,6 +75,9 @@ def expire_uploads(
         if jobs.mark_expired(record.job_id, expired_error(), finished_at=clock()):
             log.info("job %s: no upload before %s; rejected", record.job_id, record.upload_deadline)
             expired.append(record.job_id)
+            functions.invoke_async(
+                settings.notify_function, NotifyEvent(job_id=record.job_id).model_dump(mode="json")
+            )
     return ExpiryResult(expired=expired, started=started)
 
 

@@ -4,6 +4,9 @@ The workflow writes a job's terminal status itself, but an execution that times 
 or fails outside its Catch (a failing dynamodb:updateItem, a States.Runtime error) never does.
 ``reconcile_job`` marks such a job FAILED with code EXECUTION_{STATUS}. It runs when a client
 reads a job (api) and on EventBridge "Step Functions Execution Status Change" events (finalize).
+
+``finalize_execution`` also hands every job that has ended, however it ended, to the notify
+function (posereel.pipeline.notify), which tells its owner.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from datetime import UTC, datetime
 
 from posereel.jobs import JobError, JobRecord, JobStatus, is_job_id, utc_now
 from posereel.pipeline.causes import readable_cause
-from posereel.pipeline.events import ExecutionStatusEvent, FinalizeResult
-from posereel.pipeline.ports import ExecutionInfo, JobStorePort, WorkflowPort
+from posereel.pipeline.events import ExecutionStatusEvent, FinalizeResult, NotifyEvent
+from posereel.pipeline.ports import ExecutionInfo, FunctionsPort, JobStorePort, WorkflowPort
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +56,15 @@ def reconcile_job(
 
 
 def finalize_execution(
-    event: ExecutionStatusEvent, *, jobs: JobStorePort, workflow: WorkflowPort
+    event: ExecutionStatusEvent,
+    *,
+    jobs: JobStorePort,
+    workflow: WorkflowPort,
+    functions: FunctionsPort,
+    notify_function: str,
 ) -> FinalizeResult:
-    """Reconcile the job of an execution that changed status (executions are named by job id)."""
+    """Reconcile the job of an execution that changed status (executions are named by job id),
+    then, when the job has ended, have ``notify_function`` announce it."""
     detail = event.detail
     job_id = detail.name if is_job_id(detail.name) else None
     if job_id is None:
@@ -80,4 +89,6 @@ def finalize_execution(
         stopped_at=stopped,
     )
     after = reconcile_job(record, jobs=jobs, workflow=workflow, execution=execution)
+    if after.status.terminal:
+        functions.invoke_async(notify_function, NotifyEvent(job_id=job_id).model_dump(mode="json"))
     return FinalizeResult(job_id=job_id, status=after.status.value, changed=after.status != record.status)

@@ -11,7 +11,8 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from posereel.jobs import JobError, JobRecord, JobResult, ReelRecord, SourceObject
+from posereel.jobs import Delivery, JobError, JobRecord, JobResult, JobStatus, ReelRecord, SourceObject
+from posereel.webhooks import Answer
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -140,6 +141,17 @@ class JobStorePort(Protocol):
         """Drop a reel's entry; False when there was none."""
         ...
 
+    def record_notification(
+        self,
+        job_id: str,
+        *,
+        announced: Sequence[JobStatus] | None = None,
+        deliveries: Sequence[Delivery] | None = None,
+    ) -> bool:
+        """Write the statuses put on the event bus and/or the webhook deliveries, each whole;
+        False when the job is gone."""
+        ...
+
     def delete(self, job_id: str) -> None:
         """Remove the record (nothing happens when there is none)."""
         ...
@@ -247,6 +259,24 @@ class FunctionsPort(Protocol):
     def invoke_async(self, function_name: str, payload: Mapping[str, Any]) -> None:
         """Hand ``payload`` to ``function_name`` and return at once (an event invocation: Lambda
         queues it, retries a failed run, and sends what still fails to the dead-letter queue)."""
+        ...
+
+
+class EventsPort(Protocol):
+    """The environment's EventBridge bus."""
+
+    def put(self, detail_type: str, detail: Mapping[str, Any]) -> None:
+        """Put one event (source ``resources.EVENT_SOURCE``); raises TransientError when the bus
+        did not take it."""
+        ...
+
+
+class WebhookPort(Protocol):
+    """POSTs to the owners' webhook URLs."""
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_s: float) -> Answer:
+        """The receiver's answer; raises posereel.webhooks.DeliveryFailed when there is none (the
+        URL or its addresses are refused, no connection, a timeout)."""
         ...
 
 
