@@ -42,7 +42,11 @@ def _analysis_settings(args: argparse.Namespace) -> AnalysisSettings:
                 chunk_seconds=args.chunk_seconds or base.chunks.chunk_seconds,
                 overlap_seconds=args.overlap_seconds,
             ),
-            "reel": ReelSettings(buffer_before_s=args.buffer_before, buffer_after_s=args.buffer_after),
+            "reel": ReelSettings(
+                buffer_before_s=args.buffer_before,
+                buffer_after_s=args.buffer_after,
+                overlay=getattr(args, "overlay", False),
+            ),
             "segments": base.segments.model_copy(update={"focus": args.focus}),
         }
     )
@@ -93,7 +97,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             start_s=args.start,
             end_s=args.end,
             workers=workers,
-            overlay=not args.no_overlay,
             split_for_workers=args.chunk_seconds is None,
             progress=progress,
         )
@@ -236,7 +239,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.update(task, description=label, completed=record.percent)
 
         try:
-            outcome = run_video(stack, video, out_dir, timeout_s=args.timeout, on_update=show)
+            outcome = run_video(
+                stack,
+                video,
+                out_dir,
+                timeout_s=args.timeout,
+                options={"overlay": True} if args.overlay else None,
+                on_update=show,
+            )
         except ApiError as exc:
             print(f"posereel: the API refused the upload [{exc.code}]: {exc.message}", file=sys.stderr)
             return 2 if 400 <= exc.status < 500 else 1
@@ -290,7 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.segments.focus,
         help="segments from anyone's movement, or from the primary subject's only",
     )
-    a.add_argument("--no-overlay", action="store_true", help="skip the skeleton overlay video")
+    a.add_argument(
+        "--overlay",
+        action="store_true",
+        help="also render overlay.mp4, the source with every skeleton drawn (the web page draws them itself)",
+    )
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=cmd_analyze)
 
@@ -349,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="directory for the results (default posereel-results/NAME)")
     local_options(r, port=0)
     r.add_argument("--timeout", type=float, default=3600.0, metavar="S", help="give up after this long")
+    r.add_argument("--overlay", action="store_true", help="also make overlay.mp4 (the upload option overlay)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
     return parser

@@ -219,10 +219,16 @@ class ApiClient:
                 raise JobTimeout(f"reel {reel_id} of job {job_id} {still}")
             time.sleep(poll_s)
 
-    def submit(self, path: Path, *, notify: dict[str, str] | None = None) -> str:
-        """Announce and upload ``path``; returns the job id."""
+    def submit(
+        self,
+        path: Path,
+        *,
+        options: dict[str, Any] | None = None,
+        notify: dict[str, str] | None = None,
+    ) -> str:
+        """Announce and upload ``path`` (``options``: the upload's options); returns the job id."""
         content_type = content_type_of(path)
-        upload = self.create_upload(path, content_type=content_type, notify=notify)
+        upload = self.create_upload(path, content_type=content_type, options=options, notify=notify)
         self.upload_file(upload, path, content_type=content_type)
         return upload.job_id
 

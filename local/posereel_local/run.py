@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -65,12 +66,14 @@ def run_video(
     *,
     timeout_s: float = 3600.0,
     poll_s: float = 0.5,
+    options: dict[str, Any] | None = None,
     on_update: Callable[[JobView], None] | None = None,
 ) -> RunOutcome:
-    """Upload ``video`` through the stack's API, wait for its job, download its results."""
+    """Upload ``video`` through the stack's API (``options``: the upload's options, as the web
+    client sends them), wait for its job, download its results."""
     started = time.perf_counter()
     api = ApiClient(stack.api_url, api_key=stack.api_key)
-    job_id = api.submit(video)
+    job_id = api.submit(video, options=options)
     log.info("job %s: %s uploaded", job_id, video.name)
     record = api.wait(job_id, timeout_s=timeout_s, poll_s=poll_s, on_update=on_update)
     if record.status != JobStatus.SUCCEEDED:

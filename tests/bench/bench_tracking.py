@@ -41,7 +41,7 @@ def run(media: Path, out: Path, *, min_iou: float, settings: AnalysisSettings) -
     for stem in labels.LABELLED_CLIPS:
         truth = labels.load(stem)
         result, outputs = engine.analyze_video(
-            media / f"{stem}.mp4", out / stem, settings=settings, runtime=runtime, workers=1, overlay=False
+            media / f"{stem}.mp4", out / stem, settings=settings, runtime=runtime, workers=1
         )
         tracks = TracksFile.model_validate_json(outputs.tracks.read_text())
         scores = labels.score(truth, tracks.frames, fps=result.analysis_fps, min_iou=min_iou)

@@ -183,7 +183,7 @@ def test_every_artefact_is_written_and_readable(analyse):
         o.timeline,
     ):
         assert path.stat().st_size > 0, path
-    assert o.overlay is not None and _ffprobe_duration(o.overlay) > 15
+    assert o.overlay is None  # the overlay video is made only when asked for
     assert len(o.thumbnails) == len(run.segments)
     frames = run.tracks().frames
     assert all(len(p.landmarks) == 33 for f in frames for p in f.persons)

@@ -247,9 +247,9 @@ def test_results_link_every_file_and_place_segments_in_the_reel(
     results = alice.results(finished_job)
     record = alice.get_job(finished_job)
     assert record.result is not None and record.result.segments == len(results["segments"]) >= 1
-    assert {"reel", "overlay", "timeline", "tracks", "segments", "metrics", "result", "segments_csv"} <= set(
-        results["files"]
-    )
+    files = set(results["files"])
+    assert {"reel", "timeline", "tracks", "segments", "metrics", "result", "segments_csv"} <= files
+    assert "overlay" not in files  # made only when the upload asks for it
     assert [t["segment_index"] for t in results["thumbnails"]] == [s["index"] for s in results["segments"]]
     # The reel link downloads a video as long as the job says
     reel = tmp_path / "reel.mp4"

@@ -100,8 +100,11 @@ def finished(stack: LocalStack, record: JobView) -> Finished:
 def walk(
     stack: LocalStack, clip: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
 ) -> RunOutcome:
-    """The clip through ``posereel run``'s code path; the tests below check one part each."""
-    return run_video(stack, clip(CLIP), tmp_path_factory.mktemp("walk"), timeout_s=TIMEOUT_S)
+    """The clip through ``posereel run``'s code path, asking for the overlay video (off by
+    default); the tests below check one part each."""
+    return run_video(
+        stack, clip(CLIP), tmp_path_factory.mktemp("walk"), timeout_s=TIMEOUT_S, options={"overlay": True}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +205,6 @@ def test_segments_equal_the_engine_on_the_same_chunks(
         settings=settings,
         runtime=RuntimeSettings(model_dir=models_dir),
         workers=2,
-        overlay=False,
     )
     assert len(pipeline) == len(local.segments) >= 1
     for ours, theirs in zip(pipeline, local.segments, strict=True):

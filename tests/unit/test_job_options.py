@@ -25,6 +25,14 @@ def test_each_choice_lands_in_its_setting() -> None:
     assert applied.tracking == AnalysisSettings().tracking
 
 
+def test_the_overlay_video_is_made_only_when_asked_for() -> None:
+    assert AnalysisSettings().reel.overlay is False
+    assert JobOptions(overlay=True).applied_to(AnalysisSettings()).reel.overlay is True
+    # A re-cut renders no overlay, so it cannot ask for one
+    with pytest.raises(ValidationError):
+        ReelRequest.model_validate({"overlay": True})
+
+
 def test_a_shorter_rest_also_stops_segments_being_joined_over_it() -> None:
     # Given the default join gap of 1.5 s, a rest of 0.4 s would end a segment and be joined again
     applied = JobOptions(min_still_s=0.4).applied_to(AnalysisSettings())

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from posereel.errors import ConflictError, InvalidFieldError, TooLargeError
-from posereel.jobs import JobRecord, JobResult, JobStatus, Stage
+from posereel.jobs import JobRecord, JobResult, JobStatus, SourceObject, Stage
 from posereel.metrics import jitter_level
 from posereel.pipeline.api import (
     MAX_PARTS,
@@ -32,6 +32,7 @@ from posereel.pipeline.api import (
     timeline,
 )
 from posereel.pipeline.events import ExecutionStatusChange, ExecutionStatusEvent
+from posereel.pipeline.files import source_key
 from posereel.pipeline.finalize import finalize_execution, reconcile_job
 from posereel.schemas import (
     AnalysisResult,
@@ -349,6 +350,30 @@ def test_results_link_only_the_files_that_were_stored() -> None:
     assert results.expires_in_s == settings.results_link_expiry_s
     assert [s.reel_start_s for s in results.segments] == [0.5, 4.0, None]
     assert results.timeline.tracks[0].track_id == 1 and results.timeline.tracks[0].primary
+
+
+def test_results_link_the_checked_copy_of_the_video_for_the_page_to_play() -> None:
+    # Given a finished job whose scanned copy is still in work/
+    settings, media = pipeline_settings(), FakeMediaStore()
+    done = finished_job(settings, media, "reel.mp4").get(JOB)
+    assert done is not None
+    source = SourceObject(
+        bucket=settings.uploads_bucket, key=f"uploads/{JOB}/dance class.mov", name="dance class.mov"
+    )
+    jobs = FakeJobStore(done.model_copy(update={"source": source}))
+    media.put(settings.results_bucket, source_key(JOB, source.name), b"video bytes")
+    # When
+    results = job_results(JOB, caller="user-1", settings=settings, jobs=jobs, media=media)
+    # Then it is linked under the owner's name, apart from the result files
+    assert results is not None and results.source is not None
+    assert (results.source.name, results.source.size_bytes) == (source.name, len(b"video bytes"))
+    assert results.source.url.endswith(f"{source_key(JOB, source.name)}?download-as=dance%20class.mov")
+    assert results.source.content_type == "video/mp4"  # as the copy was stored
+    assert "source" not in results.files
+    # And once the copy is gone, there is no link
+    media.delete_prefix(settings.results_bucket, source_key(JOB, ""))
+    gone = job_results(JOB, caller="user-1", settings=settings, jobs=jobs, media=media)
+    assert gone is not None and gone.source is None
 
 
 def test_a_segment_plays_in_the_reel_after_the_windows_before_it() -> None:

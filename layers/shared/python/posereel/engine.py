@@ -124,7 +124,6 @@ def analyze_video(
     start_s: float = 0.0,
     end_s: float | None = None,
     workers: int = 1,
-    overlay: bool = True,
     split_for_workers: bool = False,
     progress: ProgressFn = _noop,
 ) -> tuple[AnalysisResult, Outputs]:
@@ -165,9 +164,7 @@ def analyze_video(
     merged = Merged(result=merged.result.model_copy(update={"timings_s": timings}), tracks=merged.tracks)
     progress("merge", 1, 1)
     progress("render", 0, 1)
-    result, outputs = render_results(
-        source, merged, out_dir, settings=settings, runtime=runtime, overlay=overlay
-    )
+    result, outputs = render_results(source, merged, out_dir, settings=settings, runtime=runtime)
     export.write_json(LocalAnalysis(source=source.resolve(), settings=settings), out_dir / ANALYSIS_FILE)
     progress("render", 1, 1)
     return result, outputs

@@ -102,6 +102,9 @@ class ReelSettings(_Knobs):
     crf: int = Field(23, ge=0, le=51)
     # superfast: 720p reels encode ~1.3x faster than veryfast for ~1.6x the bytes at the same crf.
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = "superfast"
+    # The page draws skeletons over the reel and the source from tracks.json, so the overlay video
+    # (as costly to encode as a third of the analysis) is made only when asked for.
+    overlay: bool = Field(False, description="also render overlay.mp4: the source with every skeleton drawn")
     overlay_max_height_px: int = Field(480, ge=128)
 
 
@@ -187,12 +190,23 @@ class JobOptions(CutOptions):
     model: PoseModelName | None = Field(
         None, description="the landmark model: lite (default, fastest), full or heavy (most precise)"
     )
+    overlay: bool | None = Field(
+        None,
+        description="also render overlay.mp4, the source with every skeleton drawn (default false: "
+        "the page draws them from tracks.json)",
+    )
 
     def applied_to(self, analysis: AnalysisSettings) -> AnalysisSettings:
         analysis = super().applied_to(analysis)
-        if self.model is None:
-            return analysis
-        return analysis.model_copy(update={"pose": analysis.pose.model_copy(update={"model": self.model})})
+        if self.model is not None:
+            analysis = analysis.model_copy(
+                update={"pose": analysis.pose.model_copy(update={"model": self.model})}
+            )
+        if self.overlay is not None:
+            analysis = analysis.model_copy(
+                update={"reel": analysis.reel.model_copy(update={"overlay": self.overlay})}
+            )
+        return analysis
 
 
 MAX_TRACK_CHOICE = 50

@@ -49,6 +49,7 @@ from posereel.jobs import (
 from posereel.metrics import JitterLevel, jitter_level
 from posereel.outputs import RESULT_FILES, RESULT_NAME, THUMBNAILS_DIR, content_type, download_name
 from posereel.pipeline.deletion import delete_job_objects
+from posereel.pipeline.files import source_key
 from posereel.pipeline.finalize import reconcile_job
 from posereel.pipeline.ports import JobStorePort, MediaStorePort, ObjectInfo, WorkflowPort
 from posereel.pipeline.public import public_error
@@ -308,6 +309,11 @@ class JobResults(BaseModel):
         description="reel, overlay, timeline, tracks, segments, metrics, result, segments_csv, "
         "segments_edl: those that exist"
     )
+    source: ResultFile | None = Field(
+        None,
+        description="the video as analysed (the copy the malware scan checked), for playing the "
+        "skeletons of tracks.json over it; null once it is gone",
+    )
     thumbnails: list[Thumbnail]
     segments: list[SegmentView]
     people: list[PersonView] = Field(description="every tracked person, the main subject first")
@@ -538,10 +544,36 @@ def job_results(
         reel_duration_s=record.result.reel_duration_s,
         primary_track_id=analysis.primary_track_id,
         files=files,
+        source=analysed_video(record, settings=settings, media=media),
         thumbnails=thumbnails,
         segments=segments_in_reel(analysis),
         people=people(analysis),
         timeline=timeline(analysis),
+    )
+
+
+def analysed_video(
+    record: JobRecord, *, settings: PipelineSettings, media: MediaStorePort
+) -> ResultFile | None:
+    """A link to the copy of the upload that scan checked and every stage read (saved under the
+    name its owner gave it); None once it is gone."""
+    copies = media.list_objects(settings.results_bucket, source_key(record.job_id, ""))
+    if not copies:
+        return None
+    copy = copies[0]
+    name = record.source.name if record.source else copy.key.rsplit("/", 1)[-1]
+    return ResultFile(
+        url=media.presigned_get(
+            settings.results_bucket,
+            copy.key,
+            expires_in_s=settings.results_link_expiry_s,
+            download_as=name,
+        ),
+        name=name,
+        content_type=copy.content_type
+        or (record.source.content_type if record.source else None)
+        or content_type(name),
+        size_bytes=copy.size_bytes,
     )
 
 

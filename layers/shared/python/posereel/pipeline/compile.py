@@ -45,7 +45,6 @@ def compile_job(
     settings: PipelineSettings,
     media: MediaStorePort,
     jobs: JobStorePort,
-    overlay: bool = True,
     workdir: Path | None = None,
 ) -> CompileResult:
     bucket = settings.results_bucket
@@ -69,7 +68,6 @@ def compile_job(
             out_dir,
             settings=plan.settings,
             runtime=settings.runtime,
-            overlay=overlay,
         )
         upload_tree(media, out_dir, bucket, prefix)
     wanted = job_wanted(event.job_id, jobs=jobs)

@@ -242,7 +242,7 @@ def first_reel(record: JobRecord) -> ReelView:
     return ReelView(
         reel_id=0,
         status=ReelStatus.SUCCEEDED,
-        options=ReelRequest.model_validate(options.model_dump(exclude={"model"})),
+        options=ReelRequest.model_validate(options.model_dump(include=set(ReelRequest.model_fields))),
         created_at=record.created_at,
         finished_at=record.finished_at,
         error=None,

@@ -45,9 +45,9 @@ def render_results(
     *,
     settings: AnalysisSettings,
     runtime: RuntimeSettings,
-    overlay: bool = True,
 ) -> tuple[AnalysisResult, Outputs]:
-    """Write every artefact of an analysis into out_dir; returns the result with render timings."""
+    """Write every artefact of an analysis into out_dir (the overlay video only when
+    ``settings.reel.overlay``); returns the result with render timings."""
     out_dir.mkdir(parents=True, exist_ok=True)
     result, frames, info = merged.result, merged.tracks.frames, merged.result.video
     timings = dict(result.timings_s)
@@ -63,7 +63,7 @@ def render_results(
             timings[name] = round(time.perf_counter() - t0, 4)
 
     def make_overlay() -> Path | None:
-        if not (overlay and frames):
+        if not (settings.reel.overlay and frames):
             return None
         return render.render_overlay(
             source,
