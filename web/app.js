@@ -398,9 +398,9 @@ function setUpDropZone() {
 
 function seek(segment) {
   const reel = $("#reel-video");
-  const overlay = $("#overlay-video");
+  const source = $("#source-video");
   if (reel.src && segment.reel_start_s !== null) reel.currentTime = segment.reel_start_s;
-  if (overlay.src) overlay.currentTime = segment.start_s;
+  if (source.src) source.currentTime = segment.start_s;
   document.querySelectorAll("[data-segment].active").forEach((n) => n.classList.remove("active"));
   document.querySelectorAll(`[data-segment="${segment.index}"]`).forEach((n) => n.classList.add("active"));
 }
@@ -460,10 +460,19 @@ function drawTimeline(timeline, segments) {
       "data-track": track.track_id }, svg("title", {}, `Person ${track.track_id}${track.primary ? " (main)" : ""}`)));
   });
   root.append(svg("line", { x1: PAD, x2: W - PAD, y1: H - BOTTOM, y2: H - BOTTOM, class: "axis" }));
+  const head = svg("line", { x1: PAD, x2: PAD, y1: 0, y2: H - BOTTOM, class: "playhead", "data-testid": "playhead" });
+  root.append(head);
+  box.playhead = (t) => {
+    const at = x(Math.min(Math.max(t, t0), timeline.end_s)).toFixed(1);
+    head.setAttribute("x1", at); head.setAttribute("x2", at); head.dataset.t = t.toFixed(2);
+  };
   const legend = el("p", { class: "legend" }, ...timeline.tracks.map((tr, i) =>
-    el("span", { class: `key ${color(tr, i)}` }, `Person ${tr.track_id}${tr.primary ? " (main)" : ""}`)),
-  el("span", {}, "Height: how fast the body moves. Shaded: segments (click to watch)."));
+    el("button", { type: "button", class: `key ${color(tr, i)}`, "data-testid": "legend-person", "data-track": tr.track_id,
+      title: "Choose this person for a new reel", onclick: () => choosePerson(tr.track_id) },
+    `Person ${tr.track_id}${tr.primary ? " (main)" : ""}`)),
+  el("span", {}, "Height: how fast the body moves. Shaded: segments (click to watch). The line: where the video is."));
   box.replaceChildren(root, legend);
+  movePlayhead();
 }
 
 const JITTER_WORDS = {
@@ -487,8 +496,15 @@ function choosePerson(trackId) {
   if (!box) return;
   box.checked = !box.checked;
   box.closest("label").scrollIntoView({ block: "nearest" });
-  document.querySelectorAll(`[data-testid="person-card"][data-track="${trackId}"]`)
-    .forEach((card) => card.classList.toggle("chosen", box.checked));
+  document.querySelectorAll(`[data-testid="person-card"][data-track="${trackId}"], [data-testid="legend-person"][data-track="${trackId}"]`)
+    .forEach((node) => node.classList.toggle("chosen", box.checked));
+  markChosen();
+}
+
+// The chosen people drawn full, everyone else faded, on both players.
+function markChosen() {
+  const chosen = new Set([...document.querySelectorAll('#recut-people input:checked')].map((i) => Number(i.value)));
+  for (const layer of Object.values(layers)) { layer.chosen = chosen; layer.draw(); }
 }
 
 function renderPeople(people, timeline) {
@@ -508,6 +524,171 @@ function renderPeople(people, timeline) {
   $("#recut-people").replaceChildren(...people.map((p) => el("label", { class: "choice" },
     el("input", { type: "checkbox", name: "track_ids", value: p.track_id, "data-testid": "recut-person" }),
     ` Person ${p.track_id}${p.primary ? " (main)" : ""}`)));
+}
+
+// ---------------------------------------------------------------- skeletons over the players
+
+// BlazePose's 33-landmark skeleton (posereel.render.POSE_CONNECTIONS) and the track colours of the
+// thumbnails (tab10 without grey), so a person has one colour everywhere.
+const BONES = [[0, 1], [1, 2], [2, 3], [3, 7], [0, 4], [4, 5], [5, 6], [6, 8], [9, 10], [11, 12], [11, 13],
+  [13, 15], [15, 17], [15, 19], [15, 21], [17, 19], [12, 14], [14, 16], [16, 18], [16, 20], [16, 22],
+  [18, 20], [11, 23], [12, 24], [23, 24], [23, 25], [24, 26], [25, 27], [26, 28], [27, 29], [28, 30],
+  [29, 31], [30, 32], [27, 31], [28, 32]];
+const TRACK_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"];
+const MIN_VISIBILITY = 0.5;
+const trackColour = (id) => (id === null || id === undefined ? "#b0b0b0"
+  : TRACK_COLOURS[id] || `hsl(${Math.round(((id * 0.6180339887498949) % 1) * 360)} 70% 50%)`);
+
+// tracks.json as frames by analysis-grid index, so a time finds its frame at once.
+function poseIndex(tracks) {
+  const byIndex = new Map(tracks.frames.map((f) => [f.index, f]));
+  return { fps: tracks.analysis_fps, byIndex };
+}
+
+// Where the picture sits inside a <video> box (object-fit: contain letterboxes it).
+function pictureRect(video) {
+  const W = video.clientWidth; const H = video.clientHeight;
+  const vw = video.videoWidth || W; const vh = video.videoHeight || H;
+  const scale = Math.min(W / vw, H / vh);
+  return { x: (W - vw * scale) / 2, y: (H - vh * scale) / 2, w: vw * scale, h: vh * scale };
+}
+
+// A canvas over ``video`` that draws the people of the analysed frame nearest to the source time
+// ``sourceTime(video.currentTime)`` (null: nothing to draw), at every frame the video shows.
+function skeletonLayer(video, canvas) {
+  const layer = { poses: null, sourceTime: null, on: true, chosen: new Set() };
+  const ctx = canvas.getContext("2d");
+  layer.draw = () => {
+    const ratio = window.devicePixelRatio || 1;
+    const W = video.clientWidth; const H = video.clientHeight;
+    if (canvas.width !== Math.round(W * ratio) || canvas.height !== Math.round(H * ratio)) {
+      canvas.width = Math.round(W * ratio); canvas.height = Math.round(H * ratio);
+    }
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, W, H);
+    canvas.dataset.people = "0";
+    if (!layer.on || !layer.poses || !layer.sourceTime) return;
+    const t = layer.sourceTime(video.currentTime);
+    if (t === null) return;
+    const frame = layer.poses.byIndex.get(Math.round(t * layer.poses.fps));
+    if (!frame) return;
+    const r = pictureRect(video);
+    const unit = Math.max(1.5, r.h / 240);
+    for (const person of frame.persons) {
+      const faded = layer.chosen.size && !layer.chosen.has(person.track_id);
+      ctx.globalAlpha = faded ? 0.35 : 1;
+      const at = (k) => [r.x + person.landmarks[k][0] * r.w, r.y + person.landmarks[k][1] * r.h];
+      const seen = (k) => person.landmarks[k][3] >= MIN_VISIBILITY;
+      ctx.beginPath();
+      for (const [a, b] of BONES) {
+        if (!seen(a) || !seen(b)) continue;
+        ctx.moveTo(...at(a)); ctx.lineTo(...at(b));
+      }
+      ctx.lineCap = "round";
+      ctx.strokeStyle = "rgba(0, 0, 0, 0.55)"; // a dark edge, so a bone shows on light and dark clothes alike
+      ctx.lineWidth = unit * 2.4;
+      ctx.stroke();
+      ctx.strokeStyle = ctx.fillStyle = trackColour(person.track_id);
+      ctx.lineWidth = unit * 1.2;
+      ctx.stroke();
+      for (let k = 11; k < 33; k++) if (seen(k)) { ctx.beginPath(); ctx.arc(...at(k), unit * 1.3, 0, 2 * Math.PI); ctx.fill(); }
+      if (person.track_id !== null && person.track_id !== undefined) {
+        ctx.font = `600 ${Math.round(8 + unit * 4)}px system-ui, sans-serif`;
+        ctx.fillText(`#${person.track_id}`, r.x + person.box[0] * r.w, Math.max(12, r.y + person.box[1] * r.h - 4));
+      }
+    }
+    ctx.globalAlpha = 1;
+    canvas.dataset.people = String(frame.persons.length);
+  };
+  // At the video's own frame rate where the browser can (requestVideoFrameCallback), else per paint.
+  const tick = () => { layer.draw(); schedule(); };
+  const schedule = () => {
+    if (video.paused || video.ended) return;
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(tick);
+    else requestAnimationFrame(tick);
+  };
+  for (const name of ["play", "seeked", "loadeddata", "pause"]) video.addEventListener(name, () => { layer.draw(); schedule(); });
+  new ResizeObserver(() => layer.draw()).observe(video);
+  return layer;
+}
+
+// Reel time -> source time through the reel's windows in play order (reel.json); null between
+// them. A cropped reel (9:16, 1:1) moves its frame with the people, so no mapping is drawn on it.
+const cropped = (cut, sourceAspect) => Math.abs(cut.size_px[0] / cut.size_px[1] - sourceAspect) > 0.02;
+function reelClock(cut, sourceAspect) {
+  if (!cut?.windows?.length || cropped(cut, sourceAspect)) return null;
+  const starts = []; let at = 0;
+  for (const win of cut.windows) { starts.push(at); at += win.end_s - win.start_s; }
+  return (t) => {
+    for (let i = cut.windows.length - 1; i >= 0; i--) {
+      if (t >= starts[i]) {
+        const win = cut.windows[i];
+        return Math.min(win.start_s + (t - starts[i]), win.end_s);
+      }
+    }
+    return null;
+  };
+}
+
+async function getJson(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+  return response.json();
+}
+
+const layers = {};
+function setUpSkeletons() {
+  layers.reel = skeletonLayer($("#reel-video"), $("#reel-skeleton"));
+  layers.source = skeletonLayer($("#source-video"), $("#source-skeleton"));
+  const toggle = $("#skeleton-toggle");
+  toggle.addEventListener("change", () => {
+    for (const layer of Object.values(layers)) { layer.on = toggle.checked; layer.draw(); }
+  });
+  for (const video of [$("#reel-video"), $("#source-video")]) video.addEventListener("timeupdate", movePlayhead);
+}
+
+function showSkeletons(poses, sourceAspect) {
+  layers.source.poses = layers.reel.poses = poses;
+  layers.source.sourceTime = (t) => t;
+  layers.reel.aspect = sourceAspect;
+  for (const layer of Object.values(layers)) layer.draw();
+}
+
+async function reelSkeletons(cutFile) {
+  const layer = layers.reel;
+  layer.sourceTime = null;
+  $("#reel-skeleton-note").hidden = true;
+  if (!cutFile || !layer.aspect) return layer.draw();
+  try {
+    const cut = await getJson(cutFile.url);
+    layer.sourceTime = reelClock(cut, layer.aspect);
+    $("#reel-skeleton-note").hidden = !cut.windows?.length || !cropped(cut, layer.aspect);
+  } catch (err) {
+    layer.sourceTime = null; // the reel still plays; only its poses are missing
+  }
+  layer.draw();
+}
+
+// One playhead on the timeline: where the source player is, or the reel's place in the source.
+function movePlayhead(event) {
+  const head = $("#timeline").playhead;
+  if (!head) return;
+  const video = event?.target || $("#source-video");
+  const t = video.id === "reel-video" ? layers.reel.sourceTime?.(video.currentTime) : video.currentTime;
+  if (t === null || t === undefined) return;
+  head(t);
+}
+
+// "Play this segment": the source from the segment's start, paused at its end.
+function playSegment(segment) {
+  const video = $("#source-video");
+  if (!video.src) return seek(segment);
+  seek(segment);
+  const stop = () => { if (video.currentTime >= segment.end_s) { video.pause(); video.removeEventListener("timeupdate", stop); } };
+  video.removeEventListener("timeupdate", video.segmentStop || (() => {}));
+  video.segmentStop = stop;
+  video.addEventListener("timeupdate", stop);
+  video.play().catch(() => {});
 }
 
 // ---------------------------------------------------------------- reels
@@ -530,6 +711,7 @@ function playReel(reel) {
   if (!reel.files?.reel) return;
   video.src = reel.files.reel.url;
   video.closest("figure").hidden = false;
+  reelSkeletons(reel.files.cut);
   $("#reel-caption").textContent = reel.reel_id === 0 ? "Highlight reel" : `Reel ${reel.reel_id}: ${reelOptionsWords(reel.options)}`;
   video.play().catch(() => {});
 }
@@ -613,12 +795,13 @@ async function deleteReel(reel) {
 function renderResults(results) {
   const files = results.files || {};
   const reel = $("#reel-video");
-  const overlay = $("#overlay-video");
+  const source = $("#source-video");
   $("#job-results").hidden = false; // first: the timeline is drawn at its container's width
   reel.closest("figure").hidden = !files.reel;
-  overlay.closest("figure").hidden = !files.overlay;
+  source.closest("figure").hidden = !results.source;
   if (files.reel) reel.src = files.reel.url;
-  if (files.overlay) overlay.src = files.overlay.url;
+  if (results.source) source.src = results.source.url;
+  loadSkeletons(files);
   if (results.timeline?.tracks?.length) drawTimeline(results.timeline, results.segments || []);
   else {
     $("#timeline").drawn = null;
@@ -626,7 +809,9 @@ function renderResults(results) {
   }
   renderPeople(results.people || [], results.timeline);
   const thumbs = Object.fromEntries((results.thumbnails || []).map((t) => [t.segment_index, t.url]));
-  $("#segments").replaceChildren(...(results.segments || []).map((seg) => el("li", {},
+  $("#segments").replaceChildren(...(results.segments || []).map((seg) => el("li", { class: "segment-item" },
+    results.source ? el("button", { type: "button", class: "play-segment", "data-testid": "play-segment",
+      "aria-label": `Play segment ${seg.index + 1} in the whole video`, title: "Play this segment", onclick: () => playSegment(seg) }, "▶") : null,
     el("button", { type: "button", class: "segment", "data-testid": "segment-row", "data-segment": seg.index, onclick: () => seek(seg) },
       thumbs[seg.index] ? el("img", { src: thumbs[seg.index], alt: "", loading: "lazy" }) : null,
       el("span", { class: "seg-time" }, `${fmtTime(seg.start_s)}–${fmtTime(seg.end_s)}`),
@@ -639,12 +824,30 @@ function renderResults(results) {
     ` ${fmtBytes(file.size_bytes || 0)}`)));
 }
 
+// tracks.json, then the skeletons over the whole video and, through its reel.json, over the reel.
+async function loadSkeletons(files) {
+  const toggle = $("#skeleton-toggle").closest("label");
+  toggle.hidden = !files.tracks;
+  if (!files.tracks) return;
+  const page = jobPage;
+  try {
+    const tracks = await getJson(files.tracks.url);
+    if (jobPage !== page) return;
+    showSkeletons(poseIndex(tracks), tracks.video.width / tracks.video.height);
+    await reelSkeletons(files.cut);
+  } catch (err) {
+    toggle.hidden = true;
+    showError(`Could not load the poses to draw: ${err.message}`);
+  }
+}
+
 async function showJobPage(jobId) {
   $("#job-title").textContent = "Job";
   $("#job-results").hidden = true;
   $("#job-status").textContent = "Loading…";
   $("#job-progress").hidden = false;
-  for (const video of [$("#reel-video"), $("#overlay-video")]) { video.removeAttribute("src"); video.load(); }
+  for (const video of [$("#reel-video"), $("#source-video")]) { video.removeAttribute("src"); video.load(); }
+  for (const layer of Object.values(layers)) { layer.poses = null; layer.sourceTime = null; layer.chosen = new Set(); layer.draw(); }
   const page = { jobId, poller: null };
   jobPage = page;
   page.poller = pollJob(jobId, async (job) => {
@@ -686,7 +889,7 @@ function route() {
   jobPage?.poller?.stop();
   clearTimeout(jobPage?.reelTimer);
   jobPage = null;
-  for (const video of [$("#reel-video"), $("#overlay-video")]) video.pause();
+  for (const video of [$("#reel-video"), $("#source-video")]) video.pause();
   const match = /^#\/jobs\/([^/?]+)/.exec(location.hash);
   $("#job-view").hidden = !match;
   $("#upload-view").hidden = Boolean(match);
@@ -696,6 +899,7 @@ function route() {
 
 async function start() {
   takeKeyFromFragment();
+  setUpSkeletons();
   $("#settings-form").addEventListener("submit", (e) => {
     e.preventDefault();
     key = $("#api-key").value.trim();

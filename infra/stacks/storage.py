@@ -90,6 +90,13 @@ class StorageStack(Stack):
             self,
             "Results",
             bucket_name=names.bucket("results", account=self.account),
+            cors=[
+                s3.CorsRule(
+                    allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
+                    allowed_origins=allowed_origins,  # the page reads tracks.json and reel.json
+                    max_age=3000,
+                )
+            ],
             lifecycle_rules=[
                 s3.LifecycleRule(id="abort-multipart", abort_incomplete_multipart_upload_after=abort),
                 s3.LifecycleRule(

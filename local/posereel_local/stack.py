@@ -509,6 +509,15 @@ class LocalStack:
                 ]
             },
         )
+        # The page reads tracks.json and reel.json from their presigned links to draw skeletons.
+        s3.put_bucket_cors(
+            Bucket=settings.results_bucket,
+            CORSConfiguration={
+                "CORSRules": [
+                    {"AllowedMethods": ["GET", "HEAD"], "AllowedOrigins": ["*"], "MaxAgeSeconds": 3000}
+                ]
+            },
+        )
 
     def _create_functions(
         self, names: ResourceNames, role: str, settings_env: dict[str, str]

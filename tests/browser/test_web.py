@@ -128,7 +128,7 @@ def test_upload_follow_watch_and_seek(
     wait_until(
         lambda: video(page, "reel-video")["currentTime"] > 0.5, what="the reel to advance", timeout_s=15
     )
-    assert video(page, "overlay-video")["readyState"] >= 1
+    assert video(page, "source-video")["readyState"] >= 1
 
     # And the page shows every segment, its thumbnail and the downloads
     status, results = served.api("GET", f"/jobs/{job_id}/results")
@@ -163,15 +163,53 @@ def test_upload_follow_watch_and_seek(
     )
     band.click()
 
-    # Then the reel jumps to the segment's place in the reel and the overlay to its source time
+    # Then the reel jumps to the segment's place in the reel and the whole video to its source time
     def settled() -> tuple[dict[str, Any], dict[str, Any]] | None:
-        states = video(page, "reel-video"), video(page, "overlay-video")
+        states = video(page, "reel-video"), video(page, "source-video")
         return None if any(s["seeking"] for s in states) else states
 
-    reel, overlay = wait_until(settled, what="the players to seek", timeout_s=15)
+    reel, source = wait_until(settled, what="the players to seek", timeout_s=15)
     assert reel["currentTime"] == pytest.approx(segment["reel_start_s"], abs=0.2)
-    assert overlay["currentTime"] == pytest.approx(segment["start_s"], abs=0.2)
+    assert source["currentTime"] == pytest.approx(segment["start_s"], abs=0.2)
+
+    # And both players draw the tracked people over the picture, the timeline's line at the segment
+    def drawn(canvas: str) -> int:
+        return int(page.find_element(By.ID, canvas).get_attribute("data-people") or 0)
+
+    wait_until(lambda: drawn("source-skeleton") >= 1, what="skeletons over the whole video", timeout_s=15)
+    wait_until(lambda: drawn("reel-skeleton") >= 1, what="skeletons over the reel", timeout_s=15)
+    playhead = float(page.find_element(By.CSS_SELECTOR, "[data-testid=playhead]").get_attribute("data-t"))
+    assert playhead == pytest.approx(segment["start_s"], abs=0.3)
     screenshot("job-page")
+
+    # When the skeletons are switched off, none is drawn; switched on, they are back
+    toggle = page.find_element(By.CSS_SELECTOR, "[data-testid=skeleton-toggle]")
+    toggle.click()
+    assert (drawn("source-skeleton"), drawn("reel-skeleton")) == (0, 0)
+    toggle.click()
+    assert drawn("source-skeleton") >= 1
+
+    # When the segment's play button is pressed, the whole video plays it and stops at its end
+    row_of = f"[data-testid=segment-row][data-segment='{segment['index']}']"
+    item = page.find_element(By.CSS_SELECTOR, row_of).find_element(By.XPATH, "..")
+    item.find_element(By.CSS_SELECTOR, "[data-testid=play-segment]").click()
+    stopped = wait_until(
+        lambda: (
+            (state := video(page, "source-video"))["paused"]
+            and state["currentTime"] > segment["start_s"]
+            and state
+        ),
+        what="the segment to play to its end",
+        timeout_s=segment["end_s"] - segment["start_s"] + 15,
+    )
+    assert stopped["currentTime"] == pytest.approx(segment["end_s"], abs=0.5)
+
+    # When a person's key on the timeline is clicked they are chosen for a re-cut; again, not
+    key = page.find_element(By.CSS_SELECTOR, f"[data-testid=legend-person][data-track='{main['track_id']}']")
+    key.click()
+    assert "chosen" in (key.get_attribute("class") or "")
+    key.click()
+    assert "chosen" not in (key.get_attribute("class") or "")
 
     # When the main person's card is clicked and a vertical re-cut of them is asked for
     assert [
@@ -187,8 +225,14 @@ def test_upload_follow_watch_and_seek(
 
     # Then the new reel is listed, cut in seconds, and plays portrait in the reel player
     def recut_row() -> Any:
+        from selenium.common.exceptions import StaleElementReferenceException
+
         rows = page.find_elements(By.CSS_SELECTOR, "[data-testid=reel-row][data-reel='1']")
-        return rows[0] if rows and rows[0].get_attribute("data-status") in ("SUCCEEDED", "FAILED") else None
+        try:  # the list is redrawn at each poll until every reel has ended
+            ended = rows and rows[0].get_attribute("data-status") in ("SUCCEEDED", "FAILED")
+        except StaleElementReferenceException:
+            return None
+        return rows[0] if ended else None
 
     row = wait_until(recut_row, what="the re-cut to finish", timeout_s=120)
     assert row.get_attribute("data-status") == "SUCCEEDED", row.text

@@ -92,6 +92,16 @@ def test_uploads_bucket_takes_browser_uploads_and_emits_events(synth, env):
     assert notification["Properties"]["NotificationConfiguration"] == {"EventBridgeConfiguration": {}}
 
 
+def test_results_bucket_lets_the_web_client_read_the_poses_it_draws(synth, env):
+    config = synth.configs[env]
+    _, results = bucket(synth, env, "results")
+    (cors,) = results["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert set(cors["AllowedMethods"]) == {"GET", "HEAD"}  # reads only, never writes
+    *configured, site = cors["AllowedOrigins"]
+    assert configured == config.api.allowed_origins
+    assert is_web_origin(site, env)
+
+
 @pytest.mark.parametrize("role", ["uploads", "results", "quarantine"])
 def test_buckets_are_private_encrypted_logged_and_tls_only(synth, env, role):
     logical, resource = bucket(synth, env, role)
