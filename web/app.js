@@ -703,6 +703,7 @@ function reelOptionsWords(options) {
   if (options.order === "energy") words.push("strongest first");
   if (options.aspect && options.aspect !== "source") words.push(options.aspect);
   if (options.blur_faces) words.push("faces blurred");
+  if (options.clips) words.push("clips");
   return words.length ? words.join(", ") : "everyone, as filmed";
 }
 
@@ -761,7 +762,7 @@ function recutBody(form) {
     if (value !== "") body[name] = Number(value);
   }
   for (const name of ["order", "aspect"]) if (form.elements[name].value) body[name] = form.elements[name].value;
-  if (form.elements.blur_faces.checked) body.blur_faces = true;
+  for (const name of ["blur_faces", "clips"]) if (form.elements[name].checked) body[name] = true;
   return body;
 }
 
@@ -819,7 +820,14 @@ function renderResults(results) {
       el("span", {}, `score ${seg.score.toFixed(2)}`),
       el("span", { class: "seg-parts" }, seg.top_parts.map((p) => p.replace(/_/g, " ")).join(", "))))));
   if (!results.segments?.length) $("#segments").replaceChildren(el("li", { class: "hint" }, NO_MOVEMENT));
-  $("#downloads").replaceChildren(...Object.entries(files).map(([name, file]) => el("li", {},
+  // "Download all" first: one zip of every file below (the first reel's; re-cuts have their own links).
+  const { bundle, ...each } = files;
+  $("#download-all").hidden = !bundle;
+  if (bundle) {
+    $("#download-all").href = bundle.url;
+    $("#download-all").textContent = `Download all (zip, ${fmtBytes(bundle.size_bytes || 0)})`;
+  }
+  $("#downloads").replaceChildren(...Object.entries(each).map(([name, file]) => el("li", {},
     el("a", { href: file.url, download: file.name, "data-testid": `download-${name}` }, file.name),
     ` ${fmtBytes(file.size_bytes || 0)}`)));
 }

@@ -46,6 +46,7 @@ def _analysis_settings(args: argparse.Namespace) -> AnalysisSettings:
                 buffer_before_s=args.buffer_before,
                 buffer_after_s=args.buffer_after,
                 overlay=getattr(args, "overlay", False),
+                clips=getattr(args, "clips", False),
             ),
             "segments": base.segments.model_copy(update={"focus": args.focus}),
         }
@@ -119,6 +120,7 @@ def cmd_recut(args: argparse.Namespace) -> int:
         "order": args.order,
         "aspect": args.aspect,
         "blur_faces": True if args.blur_faces else None,
+        "clips": True if args.clips else None,
     }
     try:
         request = ReelRequest.model_validate({k: v for k, v in chosen.items() if v is not None})
@@ -305,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also render overlay.mp4, the source with every skeleton drawn (the web page draws them itself)",
     )
+    a.add_argument("--clips", action="store_true", help="also clips.zip: one MP4 per cut of the reel")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=cmd_analyze)
 
@@ -323,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--order", choices=["time", "energy"], help="as they happened, or strongest first")
     r.add_argument("--aspect", choices=["source", "9:16", "1:1"], help="a crop that follows the people")
     r.add_argument("--blur-faces", action="store_true", help="blur every face")
+    r.add_argument("--clips", action="store_true", help="also clips.zip: one MP4 per cut of the reel")
     r.add_argument("--model-dir", default=None, help="model directory (default: $POSEREEL_MODEL_DIR)")
     r.set_defaults(func=cmd_recut)
 

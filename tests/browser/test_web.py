@@ -1,10 +1,11 @@
 """The web client as a user sees it: upload through the page, follow the job, watch the reel, jump
-to a segment; a file that is not a video is refused with a clear message in its row."""
+to a segment, download everything; a file that is not a video is refused with a clear message in its row."""
 
 from __future__ import annotations
 
 import shutil
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ def video(page: Any, element_id: str) -> dict[str, Any]:
 
 
 def test_upload_follow_watch_and_seek(
-    page: Any, served: Any, media_dir: Path, screenshot: Callable[[str], Path]
+    page: Any, served: Any, media_dir: Path, tmp_path: Path, screenshot: Callable[[str], Path]
 ) -> None:
     from selenium.webdriver.common.by import By
 
@@ -144,7 +145,26 @@ def test_upload_follow_watch_and_seek(
         timeout_s=15,
     )
     links = {a.text for a in page.find_elements(By.CSS_SELECTOR, "#downloads a")}
-    assert links == {file["name"] for file in results["files"].values()}
+    files = dict(results["files"])
+    bundle = files.pop("bundle")
+    assert links == {file["name"] for file in files.values()}
+    # with "download all" above them: the zip of them all
+    everything = page.find_element(By.CSS_SELECTOR, "[data-testid=download-all]")
+    link = everything.get_attribute("href") or ""
+    assert everything.is_displayed() and link.split("?")[0] == bundle["url"].split("?")[0]
+    assert everything.text.startswith("Download all (zip,")
+    # which, clicked, saves the zip and leaves the page where it is
+    page.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    here = page.current_url
+    everything.click()
+    saved = wait_until(
+        lambda: [p for p in tmp_path.glob("*-results.zip") if p.stat().st_size == bundle["size_bytes"]],
+        what="the zip to be saved",
+        timeout_s=30,
+    )
+    with zipfile.ZipFile(saved[0]) as archive:
+        assert archive.testzip() is None and any(n.endswith("/reel.mp4") for n in archive.namelist())
+    assert page.current_url == here
     assert page.find_elements(By.CSS_SELECTOR, "#timeline svg path.energy.primary")
     # And a card per person says in words how long they were seen, how far they moved and how
     # steady their skeleton is, the main subject first

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from posereel.errors import ToolError
-from posereel.reel import compile_reel
+from posereel.reel import compile_reel, export_clips
 from posereel.schemas import ReelWindow
 from posereel.settings import ReelSettings
 from posereel.video import probe
@@ -201,6 +202,36 @@ def test_audio_that_stops_early_is_filled_with_silence(tmp_path, per_pass):
     assert out.duration_s == pytest.approx(2.6, abs=len(windows) / FPS)
     assert durations["audio"] == pytest.approx(durations["video"], abs=1 / FPS)
     assert _decode_errors(out.path) == ""
+
+
+def test_clips_are_the_reels_cuts_frame_for_frame(numbered, tmp_path):
+    # Given a reel of three windows, out of time order, cut from a video whose frames carry their number
+    info = probe(numbered)
+    windows = _windows((0.3, 0.61), (2.02, 2.5), (1.0, 1.6))
+    reel = compile_reel(numbered, windows, tmp_path / "reel.mp4", info=info, settings=SETTINGS)
+    assert reel is not None
+
+    # When its clips are exported
+    zipped = export_clips(reel, tmp_path / "clips.zip", info=info, settings=SETTINGS)
+
+    # Then the zip holds one MP4 per window, in reel order, named after where each is in the source
+    with zipfile.ZipFile(zipped) as archive:
+        names = archive.namelist()
+        assert names == [
+            "clip-01_0m00.3s-0m00.6s.mp4",
+            "clip-02_0m02.0s-0m02.5s.mp4",
+            "clip-03_0m01.0s-0m01.6s.mp4",
+        ]
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in archive.infolist())
+        archive.extractall(tmp_path / "clips")
+    # And each holds exactly its window's source frames, with its sound, and plays cleanly
+    for name, window in zip(names, reel.windows, strict=True):
+        clip = tmp_path / "clips" / name
+        assert _frame_numbers(clip) == list(range(round(window.start_s * FPS), round(window.end_s * FPS)))
+        durations = {s["codec_type"]: float(s["duration"]) for s in _streams(clip)["streams"]}
+        assert durations["audio"] == pytest.approx(durations["video"], abs=1.5 / FPS)
+        assert _decode_errors(clip) == ""
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_no_windows_means_no_reel(testsrc_av, tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,13 @@ def test_results_are_in_s3_and_downloaded(stack: LocalStack, walk: RunOutcome) -
     for name in ("reel.mp4", "overlay.mp4", "result.json", "tracks.json", "segments.json", "timeline.png"):
         assert name in keys
     assert {p.relative_to(walk.out_dir).as_posix() for p in walk.files} == keys
+    # And "download all" is one zip of every other file, in a folder named after the video
+    with zipfile.ZipFile(walk.out_dir / "results.zip") as bundle:
+        inside = set(bundle.namelist())
+        assert bundle.testzip() is None
+    folder = next(iter(inside)).split("/", 1)[0]
+    assert folder.endswith("-results")
+    assert {name.removeprefix(folder + "/") for name in inside} == keys - {"results.zip"}
     # The intermediates stay under work/: the plan and one result per chunk.
     for key in (plan_key(record.job_id), chunk_key(record.job_id, 0), chunk_key(record.job_id, 1)):
         s3.head_object(Bucket=bucket, Key=key)

@@ -1,9 +1,10 @@
 """Re-cuts on the local stack, as a user asks for them over the API: more reels of a finished job
 from its stored tracks (no chunk worker runs again), one person's only, reps split apart, portrait
-crops that follow the chosen person, blurred faces, and links that download."""
+crops that follow the chosen person, blurred faces, clips of each cut, and links that download."""
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.request import ProxyHandler, Request, build_opener
@@ -182,16 +183,28 @@ def _crop_offsets(reel: Path, source: Path, *, start_s: float) -> list[tuple[flo
     return out
 
 
-def test_short_rests_split_the_reps_apart(api: ApiClient, lateral_raise: str) -> None:
+def test_short_rests_split_the_reps_apart(api: ApiClient, lateral_raise: str, tmp_path: Path) -> None:
     # Given the first reel, where the short rests between reps never ended a segment
     assert len(api.reel(lateral_raise, 0).segments or []) == 1
-    # When a re-cut counts a 0.4 s rest as the end of a segment
+    # When a re-cut counts a 0.4 s rest as the end of a segment, with each cut as a clip of its own
     reel = api.wait_reel(
-        lateral_raise, api.create_reel(lateral_raise, min_still_s=0.4).reel_id, timeout_s=REEL_TIMEOUT_S
+        lateral_raise,
+        api.create_reel(
+            lateral_raise, min_still_s=0.4, buffer_before_s=0.3, buffer_after_s=0.3, clips=True
+        ).reel_id,
+        timeout_s=REEL_TIMEOUT_S,
     )
     # Then each of the four reps is a segment of its own
     assert reel.status == ReelStatus.SUCCEEDED, reel.error
     assert len(reel.segments or []) == 4, [(s.start_s, s.end_s) for s in reel.segments or []]
+    # And the clips zip holds one MP4 per rep, which together last as long as the reel
+    assert reel.files is not None and reel.files["clips"].name == "clips.zip"
+    with zipfile.ZipFile(download(reel.files["clips"].url, tmp_path / "clips.zip")) as archive:
+        names = archive.namelist()
+        archive.extractall(tmp_path)
+    assert len(names) == 4 and all(n.startswith(f"clip-0{i + 1}_") for i, n in enumerate(names))
+    total_s = sum(probe(tmp_path / n).duration_s for n in names)
+    assert total_s == pytest.approx(reel.duration_s, abs=4 * 0.05)
 
 
 def test_a_reel_with_a_duration_limit_keeps_its_strongest_segments(

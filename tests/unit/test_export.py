@@ -1,5 +1,5 @@
 """Data files: JSON round-trips every model, the reel's cuts as a CSV read back with the csv
-module, and the EDL's timecodes are right at the usual frame rates."""
+module, the EDL's timecodes are right at the usual frame rates, and zips appear whole."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import csv
 import math
 import os
 import re
+import zipfile
 
 import pytest
 from pydantic import ValidationError
@@ -23,6 +24,7 @@ from posereel.export import (
     reel_cuts,
     timecode_base,
     write_json,
+    write_zip,
 )
 from posereel.schemas import (
     AnalysisResult,
@@ -311,3 +313,28 @@ def test_frame_number_treats_29_97_as_ntsc():
     # one hour of NTSC video is 107892 frames, whether the rate is written 29.97 or 30000/1001
     assert frame_number(3600.0, fps=29.97) == frame_number(3600.0, fps=30000 / 1001) == 107_892
     assert frame_number(3600.0, fps=30.0) == 108_000
+
+
+def test_a_zip_stores_media_deflates_text_and_keeps_the_order(tmp_path):
+    (tmp_path / "reel.mp4").write_bytes(os.urandom(2048))
+    (tmp_path / "tracks.json").write_text('{"frames": []}' * 200)
+    entries = [("v/tracks.json", tmp_path / "tracks.json"), ("v/reel.mp4", tmp_path / "reel.mp4")]
+
+    path = write_zip(entries, tmp_path / "out" / "all.zip")
+
+    with zipfile.ZipFile(path) as archive:
+        assert archive.namelist() == ["v/tracks.json", "v/reel.mp4"]
+        kinds = {i.filename: i.compress_type for i in archive.infolist()}
+        assert kinds == {"v/tracks.json": zipfile.ZIP_DEFLATED, "v/reel.mp4": zipfile.ZIP_STORED}
+        assert archive.read("v/reel.mp4") == (tmp_path / "reel.mp4").read_bytes()
+        assert archive.testzip() is None
+
+
+def test_a_zip_that_fails_leaves_nothing(tmp_path):
+    # Given a list naming a file that is not there
+    (tmp_path / "a.csv").write_text("x\n")
+    entries = [("a.csv", tmp_path / "a.csv"), ("gone.mp4", tmp_path / "gone.mp4")]
+    # Then writing fails and leaves neither the zip nor a partial one
+    with pytest.raises(FileNotFoundError):
+        write_zip(entries, tmp_path / "all.zip")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv"]

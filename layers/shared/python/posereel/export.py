@@ -13,6 +13,7 @@ import csv
 import os
 import re
 import secrets
+import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,6 +62,31 @@ def write_json(model: BaseModel, path: Path | str, *, indent: int | None = None)
     with atomic_writer(path) as f:
         f.write(model.model_dump_json(indent=indent))
         f.write("\n")
+    return path
+
+
+# Files already compressed (video, images) go into a zip as they are; deflating them gains nothing.
+_STORED_SUFFIXES = frozenset({".mp4", ".png", ".jpg", ".jpeg", ".zip"})
+
+
+def write_zip(files: Sequence[tuple[str, Path]], path: Path | str) -> Path:
+    """A zip at ``path`` of ``files`` ((name in the zip, file) pairs, in that order): media
+    stored, text deflated; zip64 where it grows past 4 GiB. Written under a temporary name and
+    renamed, so it appears whole or not at all."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "x", allowZip64=True) as archive:
+            for name, file in files:
+                stored = Path(name).suffix.lower() in _STORED_SUFFIXES
+                archive.write(
+                    file, name, compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+                )
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -8,8 +8,10 @@ import re
 from pathlib import PurePath
 from urllib.parse import quote
 
-# kind -> file name. Every analysis writes these (reel and overlay only when there is something
-# to show); thumbnails go into THUMBNAILS_DIR as segment_NNN.jpg.
+# kind -> file name. Every analysis writes these (reel only when there is something to show,
+# overlay and clips only when asked for); thumbnails go into THUMBNAILS_DIR as segment_NNN.jpg.
+# The bundle (every other file in one zip, for "download all") is made by the compile function
+# for the results bucket only: an analyze folder already holds them side by side.
 RESULT_FILES: dict[str, str] = {
     "reel": "reel.mp4",
     "overlay": "overlay.mp4",
@@ -21,6 +23,8 @@ RESULT_FILES: dict[str, str] = {
     "segments_csv": "segments.csv",
     "segments_edl": "segments.edl",
     "cut": "reel.json",
+    "clips": "clips.zip",
+    "bundle": "results.zip",
 }
 REEL_NAME = RESULT_FILES["reel"]
 RESULT_NAME = RESULT_FILES["result"]
@@ -29,7 +33,7 @@ THUMBNAILS_DIR = "thumbnails"
 # Every reel (re-cuts included) in a folder of its own: its video, its cut and its exports.
 REELS_DIR = "reels"
 REEL_FILES: dict[str, str] = {
-    kind: RESULT_FILES[kind] for kind in ("reel", "cut", "segments_csv", "segments_edl")
+    kind: RESULT_FILES[kind] for kind in ("reel", "cut", "segments_csv", "segments_edl", "clips")
 }
 
 
@@ -52,6 +56,7 @@ CONTENT_TYPES = {
     ".json": "application/json",
     ".csv": "text/csv",
     ".edl": "text/plain",
+    ".zip": "application/zip",
 }
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 

@@ -15,6 +15,9 @@ A reel with a crop or blurred faces (``posereel.framing``) decodes each window's
 changes them in Python and encodes them through a pipe; a second ffmpeg run copies that video and
 adds the windows' audio, cut the same way.
 
+A reel's clips (``export_clips``: one MP4 per window, zipped, for editors and posts) are cut from
+the compiled reel itself, so each shows exactly what the reel shows there (crop, blurred faces).
+
 Window edges are snapped to source frames: a window [start_s, end_s) keeps the frames
 round(start_s * fps) .. round(end_s * fps) - 1 and the audio of exactly that span, so every
 piece's audio and video have the same length and the reel lasts sum(frames) / fps.
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from posereel import export
 from posereel.errors import ToolError
 from posereel.render import VideoWriter
 from posereel.schemas import Model, ReelWindow, VideoInfo
@@ -137,6 +141,45 @@ def compile_reel(
 
     duration_s = sum(c.frame_count for c in cuts) / info.fps
     return ReelOutput(path=out_path, duration_s=duration_s, windows=[c.window for c in cuts])
+
+
+def export_clips(
+    compiled: ReelOutput,
+    out_path: Path,
+    *,
+    info: VideoInfo,
+    settings: ReelSettings,
+    ffmpeg: str = "ffmpeg",
+    audio_bitrate_kbps: int = 128,
+) -> Path:
+    """One MP4 per window of ``compiled`` (in reel order), cut from the reel with a re-encode so
+    that every clip starts on its window's first frame and holds exactly its frames, zipped into
+    ``out_path`` as ``clip-01_0m03.2s-0m08.5s.mp4``... (the clip's number, then where it is in the
+    source). Costs about one more encode of the reel. Raises ToolError when ffmpeg fails."""
+    cuts = _plan_cuts(compiled.windows, info=info)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    encoder = _video_encoder_args(settings)
+    with tempfile.TemporaryDirectory(prefix=".clips-", dir=out_path.parent) as tmp:
+        files, first_frame = [], 0
+        for number, cut in enumerate(cuts, start=1):
+            name = f"clip-{number:02d}_{_clock(cut.window.start_s)}-{_clock(cut.window.end_s)}.mp4"
+            clip = Path(tmp) / name
+            cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+            cmd += ["-ss", f"{max(0.0, first_frame / cut.fps - _SEEK_EARLY_S):.6f}", "-i", str(compiled.path)]
+            cmd += ["-map", "0:v:0", *encoder, "-frames:v", str(cut.frame_count)]
+            cmd += ["-map", "0:a:0?", *_aac_args(audio_bitrate_kbps), "-t", f"{cut.length_s:.6f}"]
+            _run([*cmd, "-movflags", "+faststart", "-f", "mp4", str(clip)])
+            files.append((name, clip))
+            first_frame += cut.frame_count
+        return export.write_zip(files, out_path)
+
+
+def _clock(t_s: float) -> str:
+    """A source time for a file name: 0m03.2s, 1h02m03.2s."""
+    minutes, seconds = divmod(round(t_s, 1), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return (f"{hours}h{minutes:02d}m" if hours else f"{minutes}m") + f"{seconds:04.1f}s"
 
 
 def _plan_cuts(windows: Sequence[ReelWindow], *, info: VideoInfo) -> list[_Cut]:

@@ -99,6 +99,7 @@ class ReelSettings(_Knobs):
     order: ReelOrder = Field("time", description="the windows in source order, or strongest first")
     aspect: Aspect = Field("source", description="the source's frame, or a crop that follows the people")
     blur_faces: bool = False
+    clips: bool = Field(False, description="also export each window as an MP4 of its own, zipped (clips.zip)")
     crf: int = Field(23, ge=0, le=51)
     # superfast: 720p reels encode ~1.3x faster than veryfast for ~1.6x the bytes at the same crf.
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = "superfast"
@@ -157,6 +158,9 @@ class CutOptions(_Knobs):
         None, description="source (default); 9:16 or 1:1: a crop that follows the chosen people"
     )
     blur_faces: bool | None = Field(None, description="blur every face in the reel (default false)")
+    clips: bool | None = Field(
+        None, description="also one MP4 per cut of the reel, zipped, for an editor or a post (default false)"
+    )
 
     def applied_to(self, analysis: AnalysisSettings) -> AnalysisSettings:
         """``analysis`` with these choices. A shorter rest also caps the gap over which segments
@@ -176,6 +180,7 @@ class CutOptions(_Knobs):
                 "order",
                 "aspect",
                 "blur_faces",
+                "clips",
             )
             if (value := getattr(self, name)) is not None
         }

@@ -307,7 +307,8 @@ class JobResults(BaseModel):
     primary_track_id: int | None
     files: dict[str, ResultFile] = Field(
         description="reel, overlay, timeline, tracks, segments, metrics, result, segments_csv, "
-        "segments_edl: those that exist"
+        "segments_edl, cut (reel.json), clips (clips.zip): those that exist; bundle: all of them "
+        "in one zip (results.zip)"
     )
     source: ResultFile | None = Field(
         None,

@@ -1,6 +1,7 @@
 """Compile a job's results: render every artefact (posereel.stages.compile: reel, overlay,
-thumbnails, timeline, data files) in a temporary directory, upload them under results/{job_id}/
-with their content types, and write the result summary into the job record.
+thumbnails, timeline, data files) in a temporary directory, zip them all once more for "download
+all" (results.zip), upload them under results/{job_id}/ with their content types, and write the
+result summary into the job record.
 
 A job with no segments succeeds with no reel (reel_key None). A re-run after the result was
 recorded (and its result.json stored) renders nothing again.
@@ -12,9 +13,10 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
+from posereel import export
 from posereel.errors import ObjectNotFoundError, VideoNotFoundError
 from posereel.jobs import JobResult, results_prefix
-from posereel.outputs import REEL_NAME, RESULT_NAME, content_type
+from posereel.outputs import REEL_NAME, RESULT_FILES, RESULT_NAME, content_type, download_name
 from posereel.pipeline.deletion import job_wanted, raise_if_deleted
 from posereel.pipeline.events import CompileEvent, CompileResult
 from posereel.pipeline.files import MergedFile, PlanFile, merged_key, plan_key
@@ -37,6 +39,15 @@ def upload_tree(media: MediaStorePort, root: Path, bucket: str, prefix: str) -> 
 
     with ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="upload") as pool:
         return list(pool.map(put, files))
+
+
+def bundle(root: Path, *, source_name: str) -> Path:
+    """results.zip in ``root``: every file under it, in a folder named after the video ("dance
+    class-results/reel.mp4"), so that the results of several videos unzip side by side."""
+    folder = download_name(source_name, "results")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    entries = [(f"{folder}/{p.relative_to(root).as_posix()}", p) for p in files]
+    return export.write_zip(entries, root / RESULT_FILES["bundle"])
 
 
 def compile_job(
@@ -69,6 +80,7 @@ def compile_job(
             settings=plan.settings,
             runtime=settings.runtime,
         )
+        bundle(out_dir, source_name=name)
         upload_tree(media, out_dir, bucket, prefix)
     wanted = job_wanted(event.job_id, jobs=jobs)
     raise_if_deleted(event.job_id, wanted=wanted, media=media, bucket=bucket, prefix=prefix, stage="compile")

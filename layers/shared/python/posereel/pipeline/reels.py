@@ -65,7 +65,9 @@ class ReelView(BaseModel):
     size_px: tuple[int, int] | None = None
     segments: list[ReelSegment] | None = None
     files: dict[str, ResultFile] | None = Field(
-        None, description="reel (when anything moved as asked), cut (reel.json), segments_csv, segments_edl"
+        None,
+        description="reel (when anything moved as asked), cut (reel.json), segments_csv, segments_edl, "
+        "clips (clips.zip, when asked for)",
     )
 
 

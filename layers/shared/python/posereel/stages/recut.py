@@ -96,7 +96,8 @@ def render_reel(
     runtime: RuntimeSettings,
 ) -> ReelFile:
     """Write the reel (when a window holds a frame), reel.json, segments.csv and segments.edl of
-    ``cut`` into ``out_dir``; returns what reel.json holds."""
+    ``cut`` into ``out_dir``, and its clips (clips.zip) when ``settings.reel.clips``; returns what
+    reel.json holds."""
     info = tracks.video
     out_dir.mkdir(parents=True, exist_ok=True)
     shaping = _framing(cut, tracks, primary_track_id=primary_track_id, settings=settings, runtime=runtime)
@@ -110,6 +111,10 @@ def render_reel(
         framing=shaping,
     )
     windows = compiled.windows if compiled else []
+    if compiled and settings.reel.clips:
+        reel.export_clips(
+            compiled, out_dir / REEL_FILES["clips"], info=info, settings=settings.reel, ffmpeg=runtime.ffmpeg
+        )
     shown = {i for w in windows for i in w.segment_indices}
     cuts = export.reel_cuts(windows, cut.segments)
     export.cuts_csv(cuts, out_dir / REEL_FILES["segments_csv"])
