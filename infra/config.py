@@ -111,7 +111,12 @@ class EnvironmentConfig(_Strict):
         "alarm; below 5 minutes a GPU instance starting from zero would raise it",
     )
     max_concurrency: int = Field(ge=1, le=40, description="chunks analysed at once per video (inline Map)")
-    max_upload_bytes: int = Field(gt=0, lt=2 * 1024**3, description="ClamAV cannot scan 2 GiB or more")
+    max_upload_bytes: int = Field(
+        gt=0,
+        lt=2 * 1024**3,
+        description="the scan streams any size through ClamAV in pieces, but within its Lambda's 15 "
+        "minutes, and compile renders in a Lambda too: below 2 GiB until they run as container jobs",
+    )
     max_duration_s: float = Field(gt=0)
     upload_expiry_days: int = Field(ge=1, description="uploads are deleted this long after they land")
     results_expiry_days: int = Field(ge=1)

@@ -144,7 +144,7 @@ class FunctionFactory:
         self.roles: dict[str, iam.Role] = {}
 
     def _tmp_mib(self, tmp: str | int | None) -> int | None:
-        if tmp == "upload":  # the source, and room for what is rendered from it
+        if tmp == "upload":  # room for what is rendered from the largest upload (read in place)
             return min(10240, max(512, math.ceil(2 * self._config.max_upload_bytes / 1024**2) + 512))
         return int(tmp) if tmp is not None else None
 

@@ -9,7 +9,10 @@ import base64
 import hashlib
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -223,6 +226,8 @@ class FakeMediaStore:
         self.aborted: list[str] = []
         self.writes: list[str] = []  # keys written by write_model
         self._upload_ids = itertools.count(1)
+        self._videos: Path | None = None
+        self._opened = itertools.count(1)
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "video/mp4") -> None:
         self.objects[(bucket, key)] = StoredObject(data, content_type)
@@ -258,6 +263,19 @@ class FakeMediaStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
         return dest
+
+    def read_range(self, bucket: str, key: str, *, start: int, length: int) -> Iterator[bytes]:
+        data = self._get(bucket, key).data[start : start + length]
+        self.downloads.append((bucket, key))
+        for at in range(0, len(data), 1024):
+            yield data[at : at + 1024]
+
+    def open_video(self, bucket: str, key: str, *, name: str) -> Path:
+        """A local copy (the fake has no HTTP server to read from), counted as a read."""
+        if self._videos is None:
+            self._videos = Path(tempfile.mkdtemp(prefix="fake-media-"))
+            weakref.finalize(self, shutil.rmtree, self._videos, True)
+        return self.download(bucket, key, self._videos / str(next(self._opened)) / name)
 
     def upload_file(self, path: Path, bucket: str, key: str, *, content_type: str) -> None:
         self.put(bucket, key, Path(path).read_bytes(), content_type)
@@ -449,9 +467,9 @@ class FakeScanner:
         self.infected = dict(infected or {})
         self.scanned: list[str] = []
 
-    def scan(self, path: Path) -> ScanVerdict:
-        self.scanned.append(path.name)
-        signature = self.infected.get(path.read_bytes())
+    def scan(self, data: Iterable[bytes], *, name: str) -> ScanVerdict:
+        self.scanned.append(name)
+        signature = self.infected.get(b"".join(data))
         return ScanVerdict(clean=signature is None, signature=signature)
 
 

@@ -1,11 +1,15 @@
 """The pipeline's AWS resources in moto, for the functional tests of the Lambda handlers: its
 buckets, jobs table, a state machine and the functions the handlers invoke (moto answers their
-invocations without running them), with the functions' environment pointing at them."""
+invocations without running them), with the functions' environment pointing at them.
+
+S3 answers over HTTP too (moto's server in this process, sharing mock_aws's state): the stages
+hand ffmpeg presigned links to the videos they read, as in AWS."""
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import zipfile
 from collections.abc import Iterator
@@ -72,6 +76,23 @@ class PipelineAws:
         return list(sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"])
 
 
+_s3_endpoint: str | None = None
+
+
+def s3_endpoint() -> str:
+    """The address of moto's server, started once per test session (its state is mock_aws's)."""
+    global _s3_endpoint
+    if _s3_endpoint is None:
+        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        _s3_endpoint = f"http://{host}:{port}"
+    return _s3_endpoint
+
+
 def use_settings(monkeypatch: pytest.MonkeyPatch, **knobs: Any) -> PipelineSettings:
     """Set the POSEREEL_* variables of the test environment's settings (these fields changed), and
     make the functions read their settings again."""
@@ -87,11 +108,12 @@ def use_settings(monkeypatch: pytest.MonkeyPatch, **knobs: Any) -> PipelineSetti
 @contextmanager
 def pipeline_aws(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> Iterator[PipelineAws]:
     """mock_aws with the pipeline's resources and the functions' environment pointing at them."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_CONFIG_FILE"):
         monkeypatch.delenv(name, raising=False)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(name, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint())
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF blobs in test output
     with mock_aws(config={"lambda": {"use_docker": False}}):
         s3 = boto3.client("s3", region_name=REGION)

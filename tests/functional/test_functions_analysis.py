@@ -133,6 +133,7 @@ def test_compile_uploads_every_artefact_with_its_type_and_records_the_result(
         "segments.edl": "text/plain",
         "reel.json": "application/json",
         "timeline.png": "image/png",
+        "results.zip": "application/zip",
     }
     expected |= {f"thumbnails/segment_{i:03d}.jpg": "image/jpeg" for i in range(len(spans))}
     if reel:

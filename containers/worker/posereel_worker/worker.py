@@ -1,12 +1,13 @@
 """One Batch job: pose + tracking for one chunk of a job's video.
 
-Reads ``s3://BUCKET/work/JOB/plan.json``, downloads the source it names, runs
-``posereel.stages.analyze.analyze_chunk`` for chunk N and writes ``s3://BUCKET/work/JOB/chunks/NNNN.json``.
+Reads ``s3://BUCKET/work/JOB/plan.json``, opens the source it names where it is (ffmpeg reads its
+index and the chunk's own stretch by range requests: about its share of the file, never the whole
+of it, and nothing on disk), runs ``posereel.stages.analyze.analyze_chunk`` for chunk N and writes ``s3://BUCKET/work/JOB/chunks/NNNN.json``.
 A valid result already stored for the same chunk is kept, so a repeated job costs one read.
 
 ``--device gpu`` insists on the GPU (the person detector on ONNX Runtime's CUDA execution
 provider): when it cannot start, the job fails at once
-(before downloading anything) and the workflow runs the chunk on the CPU queue instead. Running
+(before reading anything) and the workflow runs the chunk on the CPU queue instead. Running
 on the CPU inside a GPU job would finish too, but slower, on a dearer instance, and with the job
 record saying "gpu".
 
@@ -20,11 +21,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Literal
 
 from pydantic import ValidationError
@@ -104,9 +104,7 @@ def stored_result(store: MediaStorePort, bucket: str, key: str, spec: ChunkSpec)
     return result
 
 
-def run_chunk(
-    task: ChunkTask, *, store: MediaStorePort, runtime: RuntimeSettings, workdir: Path
-) -> ChunkResult:
+def run_chunk(task: ChunkTask, *, store: MediaStorePort, runtime: RuntimeSettings) -> ChunkResult:
     """Analyse the chunk (or keep its stored result) and return the result that is stored."""
     from posereel.stages.analyze import analyze_chunk
 
@@ -124,7 +122,7 @@ def run_chunk(
     if task.device == "gpu":
         require_gpu(settings, runtime)
     name = PurePosixPath(plan.source.key).name or "source"
-    source = store.download(plan.source.bucket, plan.source.key, workdir / name)
+    source = store.open_video(plan.source.bucket, plan.source.key, name=name)
     log.info(
         "analysing %s [%.2f, %.2f) s on the %s",
         plan.source.key,
@@ -158,8 +156,7 @@ def main(argv: Sequence[str] | None = None, *, store: MediaStorePort | None = No
 
             store = MediaStore()
         runtime = RuntimeSettings()
-        with tempfile.TemporaryDirectory(prefix="posereel-chunk-") as tmp:
-            result = run_chunk(task, store=store, runtime=runtime, workdir=Path(tmp))
+        result = run_chunk(task, store=store, runtime=runtime)
     except (InputError, JobDeletedError) as exc:
         log.error("input error [%s]: %s", exc.code, exc.message)
         return EXIT_INPUT

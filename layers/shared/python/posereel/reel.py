@@ -41,7 +41,7 @@ from posereel.errors import ToolError
 from posereel.render import VideoWriter
 from posereel.schemas import Model, ReelWindow, VideoInfo
 from posereel.settings import ReelSettings
-from posereel.video import frame_size, sample_frames
+from posereel.video import VideoSource, frame_size, input_args, sample_frames
 
 if TYPE_CHECKING:
     from posereel.framing import Framing
@@ -81,7 +81,7 @@ class _Cut:
 
 
 def compile_reel(
-    source: Path,
+    source: VideoSource,
     windows: Sequence[ReelWindow],
     out_path: Path,
     *,
@@ -203,13 +203,13 @@ def _plan_cuts(windows: Sequence[ReelWindow], *, info: VideoInfo) -> list[_Cut]:
 
 
 def _cut_command(
-    source: Path, cuts: Sequence[_Cut], outputs: list[str], *, audio: bool, ffmpeg: str
+    source: VideoSource, cuts: Sequence[_Cut], outputs: list[str], *, audio: bool, ffmpeg: str
 ) -> list[str]:
     """One ffmpeg run: one seeking input per cut, concat filter to [v] (and [a]), then ``outputs``."""
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     for cut in cuts:
         # One decoder thread per input: there is one input per window, each holding a decoder.
-        cmd += ["-threads", "1", "-ss", f"{cut.seek_s:.6f}", "-t", f"{cut.length_s:.6f}", "-i", str(source)]
+        cmd += ["-threads", "1", "-ss", f"{cut.seek_s:.6f}", "-t", f"{cut.length_s:.6f}", *input_args(source)]
     chains, pads = [], []
     for i in range(len(cuts)):
         chains.append(f"[{i}:v:0]setpts=PTS-STARTPTS[v{i}]")
@@ -231,7 +231,7 @@ def _cut_command(
 
 
 def _compile_in_passes(
-    source: Path,
+    source: VideoSource,
     cuts: Sequence[_Cut],
     out: Path,
     *,
@@ -265,7 +265,7 @@ def _compile_in_passes(
 
 
 def _compile_framed(
-    source: Path,
+    source: VideoSource,
     cuts: Sequence[_Cut],
     out: Path,
     *,
@@ -317,8 +317,7 @@ def _compile_framed(
             "-t",
             f"{cut.length_s:.6f}",
             "-vn",
-            "-i",
-            str(source),
+            *input_args(source),
         ]
     chains = [f"[{i + 1}:a:0]asetpts=PTS-STARTPTS[a{i}]" for i in range(len(cuts))]
     total_s = sum(c.length_s for c in cuts)

@@ -33,7 +33,7 @@ from posereel import grid
 from posereel.errors import ToolError
 from posereel.outputs import thumbnail_file
 from posereel.schemas import EnergySeries, FramePoses, PersonPose, Segment, VideoInfo
-from posereel.video import frame_size, sample_frames
+from posereel.video import VideoSource, frame_size, sample_frames
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ class VideoWriter:
 
 
 def render_overlay(
-    source: Path,
+    source: VideoSource,
     frames: Sequence[FramePoses],
     out_path: Path,
     *,
@@ -318,7 +318,7 @@ def render_overlay(
 
 
 def render_thumbnails(
-    source: Path,
+    source: VideoSource,
     segments: Sequence[Segment],
     out_dir: Path,
     *,
@@ -389,7 +389,7 @@ def _peak_time_s(seg: Segment, energy: Sequence[EnergySeries]) -> float | None:
 
 
 def _frame_at(
-    source: Path, t_s: float, *, info: VideoInfo, fps: float, max_height_px: int, ffmpeg: str
+    source: VideoSource, t_s: float, *, info: VideoInfo, fps: float, max_height_px: int, ffmpeg: str
 ) -> np.ndarray:
     """The BGR frame on grid time ``t_s`` (the grid of rate ``fps``), scaled to ``max_height_px``."""
     decoded = sample_frames(

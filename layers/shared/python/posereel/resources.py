@@ -174,8 +174,8 @@ class FunctionSpec:
     timeout_s / memory_mb: its limits; the workflow's TimeoutSeconds on its task is longer.
     tools: it shells out to ffmpeg/ffprobe or clamscan, so it ships as a container image
     (containers/lambda/Dockerfile) rather than a zip with layers.
-    tmp: its /tmp: "upload" sizes it for the largest upload (twice, for the outputs), a number is
-    MiB, None is Lambda's default 512 MiB.
+    tmp: its /tmp: "upload" sizes it for what is rendered from the largest upload (twice its
+    size; the source itself is read in place), a number is MiB, None is Lambda's default 512 MiB.
     asynchronous: invoked by events (EventBridge), not by the workflow: failed events go to the
     dead-letter queue.
     """
@@ -192,9 +192,11 @@ FUNCTIONS: dict[str, FunctionSpec] = {
     "start": FunctionSpec("posereel_functions.start.handler", 30, 256, asynchronous=True),
     # API Gateway gives up after 29 s.
     "api": FunctionSpec("posereel_functions.api.handler", 29, 512),
-    "validate": FunctionSpec("posereel_functions.validate.handler", 90, 1024, tools=True, tmp="upload"),
-    "scan": FunctionSpec("posereel_functions.scan.handler", 900, 3008, tools=True, tmp="upload"),
-    "plan": FunctionSpec("posereel_functions.plan.handler", 90, 1024, tools=True, tmp="upload"),
+    # validate and plan read the video where it is (its index, a few seconds per chunk start).
+    "validate": FunctionSpec("posereel_functions.validate.handler", 90, 1024, tools=True),
+    # scan streams the upload piece by piece; clamscan copies one piece (2000 MiB) to /tmp.
+    "scan": FunctionSpec("posereel_functions.scan.handler", 900, 3008, tools=True, tmp=2560),
+    "plan": FunctionSpec("posereel_functions.plan.handler", 90, 1024, tools=True),
     "merge": FunctionSpec("posereel_functions.merge.handler", 600, 3008, tools=True, tmp=2048),
     "compile": FunctionSpec("posereel_functions.compile.handler", 900, 3008, tools=True, tmp="upload"),
     "finalize": FunctionSpec("posereel_functions.finalize.handler", 60, 256, asynchronous=True),

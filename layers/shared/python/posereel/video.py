@@ -3,6 +3,12 @@
 ``probe`` says what a file is (and rejects what is not a usable video with a clear error);
 ``sample_frames`` decodes a time range on the global analysis grid as RGB arrays.
 
+A video is a local file or a ``RemoteVideo``: a link to it (the pipeline's presigned GET of the
+checked copy in S3) that ffprobe and ffmpeg read by HTTP range requests, fetching the container's
+index and then only the packets of the times asked for. So no stage downloads a source it reads a
+part of: a chunk worker reads about its own share of an hour-long upload, the compile function
+the windows it cuts (``input_args`` gives every ffmpeg run its input either way).
+
 Times are seconds from the start of the video. Sizes are pixels of the *displayed* picture:
 ffmpeg applies the stream's rotation while decoding, and ``probe`` reports width/height after it.
 """
@@ -14,6 +20,7 @@ import logging
 import math
 import os
 import queue
+import re
 import subprocess
 import tempfile
 import threading
@@ -26,7 +33,13 @@ from typing import IO, Any
 import numpy as np
 
 from posereel import grid
-from posereel.errors import NotAVideoError, ToolError, UnreadableVideoError, VideoNotFoundError
+from posereel.errors import (
+    NotAVideoError,
+    ToolError,
+    TransientError,
+    UnreadableVideoError,
+    VideoNotFoundError,
+)
 from posereel.schemas import VideoInfo
 
 log = logging.getLogger(__name__)
@@ -67,6 +80,67 @@ _MIN_PREROLL_S = 0.5
 # seek offset to the stream's time base, which is microseconds in ffmpeg).
 _GRID_EPS_S = 0.0001
 _STDERR_TAIL_CHARS = 1500
+# A link in a tool's message (a presigned URL carries a credential) is never repeated.
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+# Reading a link: retry a dropped connection or a failed request (S3 answers 500/503 now and
+# then) for up to this long, and give up on a read that stalls for 60 s (in microseconds).
+_RECONNECT_MAX_S = 30
+# What ffmpeg says when a link, not the video, is at fault: never a reason to reject an upload.
+_GONE = re.compile(r"Server returned 404")
+_TRANSPORT = re.compile(
+    r"Failed to resolve|Connection (?:refused|timed out|reset)|Server returned|HTTP error"
+    r"|Input/output error|Operation timed out"
+)
+_READ_TIMEOUT_US = 60_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteVideo:
+    """A video read over HTTP(S) by range requests: ``url`` (a presigned GET; never logged or
+    shown), ``name`` (what messages call it) and its size. Its first bytes are the caller's to
+    check (sniff_container) before a parser reads it."""
+
+    url: str
+    name: str
+    size_bytes: int
+
+    def __str__(self) -> str:
+        return self.name
+
+
+VideoSource = Path | RemoteVideo
+
+
+def input_args(source: VideoSource | str) -> list[str]:
+    """ffmpeg's ``-i`` for ``source``, with what reading a link needs (reconnecting, a read
+    timeout) before it."""
+    if isinstance(source, RemoteVideo):
+        return [
+            "-reconnect", "1", "-reconnect_on_network_error", "1",
+            "-reconnect_on_http_error", "5xx", "-reconnect_delay_max", str(_RECONNECT_MAX_S),
+            "-rw_timeout", str(_READ_TIMEOUT_US), "-i", source.url,
+        ]  # fmt: skip
+    return ["-i", str(source)]
+
+
+def redact_links(text: str) -> str:
+    """``text`` (a tool's message) with every link replaced: a presigned URL is a credential."""
+    return _URL.sub("<link>", text)
+
+
+def raise_if_unreachable(source: VideoSource | str, stderr: str) -> None:
+    """A remote video that ffmpeg could not fetch: VideoNotFoundError when it is gone,
+    TransientError (retried) when the link or the network failed; nothing for a local file."""
+    if not isinstance(source, RemoteVideo):
+        return
+    if _GONE.search(stderr):
+        raise VideoNotFoundError(f"{source.name} is no longer in storage")
+    if _TRANSPORT.search(stderr):
+        raise TransientError(f"{source.name}: could not read the video from storage ({_tail(stderr)})")
+
+
+def source_name(source: VideoSource | str) -> str:
+    return source.name if isinstance(source, RemoteVideo) else Path(source).name
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,35 +156,40 @@ class SampledFrame:
     rgb: np.ndarray
 
 
-def probe(path: Path | str, *, ffprobe: str = "ffprobe", timeout_s: float = 60.0) -> VideoInfo:
+def probe(path: VideoSource | str, *, ffprobe: str = "ffprobe", timeout_s: float = 60.0) -> VideoInfo:
     """Describe a video file with ffprobe.
 
     Raises VideoNotFoundError (no such file), NotAVideoError (empty, text, still image, audio only),
     UnreadableVideoError (a video container that is damaged or truncated) and ToolError (ffprobe
     missing or hanging).
     """
-    path = Path(path)
-    if not path.exists():
-        raise VideoNotFoundError(f"{path}: no such file")
-    if not path.is_file():
-        raise NotAVideoError(f"{path}: not a regular file")
-    size = path.stat().st_size
+    if isinstance(path, RemoteVideo):
+        size = path.size_bytes
+    else:
+        path = Path(path)
+        if not path.exists():
+            raise VideoNotFoundError(f"{path}: no such file")
+        if not path.is_file():
+            raise NotAVideoError(f"{path}: not a regular file")
+        size = path.stat().st_size
+    name = source_name(path)
     if size == 0:
-        raise NotAVideoError(f"{path.name}: the file is empty (0 bytes)")
+        raise NotAVideoError(f"{name}: the file is empty (0 bytes)")
 
-    cmd = [ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
-    proc = _run_tool(cmd, timeout_s=timeout_s)
+    cmd = [ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
+    proc = _run_tool([*cmd, *input_args(path)], timeout_s=timeout_s)
     if proc.returncode != 0:
+        raise_if_unreachable(path, proc.stderr)
         reason = _tail(proc.stderr)
         if _looks_like_video_container(path):
-            raise UnreadableVideoError(f"{path.name}: the video is damaged or truncated ({reason})")
-        raise NotAVideoError(f"{path.name}: not a video file ({reason})")
+            raise UnreadableVideoError(f"{name}: the video is damaged or truncated ({reason})")
+        raise NotAVideoError(f"{name}: not a video file ({reason})")
     try:
         data = json.loads(proc.stdout or "{}")
     except json.JSONDecodeError as exc:
-        raise ToolError(f"ffprobe printed something that is not JSON for {path.name}: {exc}") from exc
+        raise ToolError(f"ffprobe printed something that is not JSON for {name}: {exc}") from exc
 
-    info, stream = _video_info_from_probe(data, name=path.name, size_bytes=size)
+    info, stream = _video_info_from_probe(data, name=name, size_bytes=size)
     _check_tail(path, stream_index=int(stream["index"]), info=info, ffprobe=ffprobe, timeout_s=timeout_s)
     return info
 
@@ -165,7 +244,9 @@ def _video_info_from_probe(data: dict[str, Any], *, name: str, size_bytes: int) 
     return info, stream
 
 
-def _check_tail(path: Path, *, stream_index: int, info: VideoInfo, ffprobe: str, timeout_s: float) -> None:
+def _check_tail(
+    path: VideoSource, *, stream_index: int, info: VideoInfo, ffprobe: str, timeout_s: float
+) -> None:
     """Read the video packets of the last second (without decoding) and check they reach the
     stated duration: a truncated MP4 with its index at the front probes fine but lacks them."""
     start = max(0.0, info.duration_s - 1.0)
@@ -181,17 +262,18 @@ def _check_tail(path: Path, *, stream_index: int, info: VideoInfo, ffprobe: str,
         "packet=pts_time,duration_time",
         "-of",
         "json",
-        str(path),
+        *input_args(path),
     ]
     proc = _run_tool(cmd, timeout_s=timeout_s)
     if proc.returncode != 0:
-        raise UnreadableVideoError(f"{path.name}: cannot read the end of the video ({_tail(proc.stderr)})")
+        raise_if_unreachable(path, proc.stderr)
+        raise UnreadableVideoError(f"{info.name}: cannot read the end of the video ({_tail(proc.stderr)})")
     try:
         packets = json.loads(proc.stdout or "{}").get("packets") or []
     except json.JSONDecodeError as exc:
-        raise ToolError(f"ffprobe printed something that is not JSON for {path.name}: {exc}") from exc
+        raise ToolError(f"ffprobe printed something that is not JSON for {info.name}: {exc}") from exc
     if not packets:
-        raise UnreadableVideoError(f"{path.name}: the video is truncated (no video data near the end)")
+        raise UnreadableVideoError(f"{info.name}: the video is truncated (no video data near the end)")
     ends = [
         pts + (_positive_float(p.get("duration_time")) or 0.0)
         for p in packets
@@ -202,7 +284,7 @@ def _check_tail(path: Path, *, stream_index: int, info: VideoInfo, ffprobe: str,
     reached = max(ends)
     if reached < info.duration_s - max(0.25, 3.0 / info.fps):
         raise UnreadableVideoError(
-            f"{path.name}: the video is truncated (data ends at {reached:.2f} s of {info.duration_s:.2f} s)"
+            f"{info.name}: the video is truncated (data ends at {reached:.2f} s of {info.duration_s:.2f} s)"
         )
 
 
@@ -227,7 +309,7 @@ def frame_size(info: VideoInfo, *, max_height_px: int) -> tuple[int, int]:
 
 
 def sample_frames(
-    path: Path | str,
+    path: VideoSource | str,
     *,
     info: VideoInfo,
     start_s: float,
@@ -247,7 +329,7 @@ def sample_frames(
     generator early kills ffmpeg and joins the thread. Raises UnreadableVideoError with ffmpeg's
     message when frames cannot be decoded, ToolError when ffmpeg is missing.
     """
-    path = Path(path)
+    path = path if isinstance(path, RemoteVideo) else Path(path)
     indices = grid_indices(start_s, end_s, target_fps=target_fps, duration_s=info.duration_s)
     if not indices:
         return
@@ -290,7 +372,7 @@ def sample_frames(
                     stderr=_read_tail(stderr_file),
                 )
             elif returncode != 0 or os.fstat(stderr_file.fileno()).st_size > 0:
-                log.warning("ffmpeg reported problems decoding %s: %s", path.name, _read_tail(stderr_file))
+                log.warning("ffmpeg reported problems decoding %s: %s", info.name, _read_tail(stderr_file))
         finally:
             reader.stop()
             if proc.poll() is None:
@@ -301,7 +383,7 @@ def sample_frames(
 
 
 def _sample_command(
-    path: Path,
+    path: VideoSource,
     *,
     info: VideoInfo,
     first_t_s: float,
@@ -330,19 +412,20 @@ def _sample_command(
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"]
     if seek > 0:
         cmd += ["-ss", f"{seek:.6f}"]
-    cmd += ["-i", str(path), "-map", "0:V:0", "-vf", filters, "-frames:v", str(count)]
+    cmd += [*input_args(path), "-map", "0:V:0", "-vf", filters, "-frames:v", str(count)]
     cmd += ["-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]
     return cmd
 
 
 def _raise_or_warn_short(
-    path: Path, *, info: VideoInfo, missing: range, target_fps: float, returncode: int, stderr: str
+    path: VideoSource, *, info: VideoInfo, missing: range, target_fps: float, returncode: int, stderr: str
 ) -> None:
     """ffmpeg gave fewer frames than the grid asks for. Missing frames in the last two source
     frame intervals (a container that states a slightly long duration) are only worth a warning."""
     first_missing_t = missing[0] / target_fps
+    raise_if_unreachable(path, stderr)
     message = (
-        f"{path.name}: ffmpeg decoded no frame for {len(missing)} grid times from {first_missing_t:.3f} s"
+        f"{info.name}: ffmpeg decoded no frame for {len(missing)} grid times from {first_missing_t:.3f} s"
         f" (exit status {returncode}): {stderr or 'no message'}"
     )
     if returncode == 0 and first_missing_t >= info.duration_s - 2.0 / info.fps:
@@ -428,7 +511,7 @@ def _run_tool(cmd: list[str], *, timeout_s: float) -> subprocess.CompletedProces
             f"{cmd[0]!r} not found: install ffmpeg (it provides ffprobe) or set POSEREEL_FFPROBE"
         ) from exc
     except subprocess.TimeoutExpired as exc:
-        raise ToolError(f"{cmd[0]} did not finish within {timeout_s:.0f} s on {cmd[-1]}") from exc
+        raise ToolError(f"{cmd[0]} did not finish within {timeout_s:.0f} s on {_tail(cmd[-1])}") from exc
 
 
 def sniff_container(head: bytes) -> str | None:
@@ -449,7 +532,9 @@ def sniff_container(head: bytes) -> str | None:
     return next((family for magic, family in _MAGIC.items() if head.startswith(magic)), None)
 
 
-def _looks_like_video_container(path: Path) -> bool:
+def _looks_like_video_container(path: VideoSource) -> bool:
+    if isinstance(path, RemoteVideo):
+        return True  # its first bytes were sniffed before it was probed (see RemoteVideo)
     with path.open("rb") as f:
         return sniff_container(f.read(SNIFF_BYTES)) is not None
 
@@ -511,7 +596,7 @@ def _positive_int(value: Any) -> int | None:
 
 
 def _tail(text: str | None) -> str:
-    text = (text or "").strip()
+    text = redact_links((text or "").strip())
     return text[-_STDERR_TAIL_CHARS:] if text else "no message"
 
 

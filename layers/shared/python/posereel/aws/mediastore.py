@@ -20,7 +20,7 @@ from posereel.aws._errors import error_code, transient_errors
 from posereel.errors import ObjectNotFoundError, TransientError
 from posereel.outputs import attachment
 from posereel.pipeline.ports import ObjectInfo, PresignedPost, UploadedPart
-from posereel.video import VIDEO_CONTENT_TYPES
+from posereel.video import VIDEO_CONTENT_TYPES, RemoteVideo
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -29,6 +29,10 @@ _MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket", "NoSuchUpl
 _REFUSED_PARTS = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML"})
 # A conditional request whose condition no longer holds (the object was replaced).
 _CHANGED = frozenset({"PreconditionFailed", "412"})
+# How long a stage's link to the video it reads stays valid: longer than any stage runs (a link
+# signed with a role's temporary credentials ends with them anyway, whichever comes first).
+VIDEO_LINK_EXPIRY_S = 6 * 3600
+_STREAM_PIECE_BYTES = 1024**2  # what read_range yields at a time
 _DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
 
 
@@ -67,6 +71,17 @@ class MediaStore:
             if error_code(exc) == "InvalidRange":  # a range of an empty object
                 return b""
             raise
+
+    def read_range(self, bucket: str, key: str, *, start: int, length: int) -> Iterator[bytes]:
+        with _missing_as_not_found(bucket, key):
+            response = self._client.get_object(
+                Bucket=bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
+            )
+        body = response["Body"]
+        try:
+            yield from body.iter_chunks(_STREAM_PIECE_BYTES)
+        finally:
+            body.close()
 
     def download(self, bucket: str, key: str, dest: Path) -> Path:
         dest = Path(dest)
@@ -107,6 +122,13 @@ class MediaStore:
                 ExpiresIn=expires_in_s,
             )
         return PresignedPost(url=post["url"], fields={k: str(v) for k, v in post["fields"].items()})
+
+    def open_video(self, bucket: str, key: str, *, name: str) -> RemoteVideo:
+        head = self.head(bucket, key)
+        if head is None:
+            raise ObjectNotFoundError(f"s3://{bucket}/{key} does not exist")
+        url = self.presigned_get(bucket, key, expires_in_s=VIDEO_LINK_EXPIRY_S)
+        return RemoteVideo(url=url, name=name, size_bytes=head.size_bytes)
 
     def presigned_get(
         self, bucket: str, key: str, *, expires_in_s: int, download_as: str | None = None

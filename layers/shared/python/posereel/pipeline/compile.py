@@ -1,5 +1,6 @@
 """Compile a job's results: render every artefact (posereel.stages.compile: reel, overlay,
-thumbnails, timeline, data files) in a temporary directory, zip them all once more for "download
+thumbnails, timeline, data files; the source read in place, only the windows it cuts) in a
+temporary directory, zip them all once more for "download
 all" (results.zip), upload them under results/{job_id}/ with their content types, and write the
 result summary into the job record.
 
@@ -67,11 +68,11 @@ def compile_job(
     plan = media.read_model(bucket, plan_key(event.job_id), PlanFile)
     merged = media.read_model(bucket, merged_key(event.job_id), MergedFile)
     name = PurePosixPath(plan.source.key).name or "video"
+    try:
+        source = media.open_video(plan.source.bucket, plan.source.key, name=name)
+    except ObjectNotFoundError as exc:
+        raise VideoNotFoundError(f"the upload {name} is gone") from exc
     with tempfile.TemporaryDirectory(prefix="compile-", dir=workdir) as tmp:
-        try:
-            source = media.download(plan.source.bucket, plan.source.key, Path(tmp) / "source" / name)
-        except ObjectNotFoundError as exc:
-            raise VideoNotFoundError(f"the upload {name} is gone") from exc
         out_dir = Path(tmp) / "out"
         result, outputs = render_results(
             source,

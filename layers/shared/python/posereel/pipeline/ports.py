@@ -3,7 +3,7 @@ value types that cross them. ``posereel.aws`` implements them with boto3; tests 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from posereel.jobs import Delivery, JobError, JobRecord, JobResult, JobStatus, ReelRecord, SourceObject
+from posereel.video import VideoSource
 from posereel.webhooks import Answer
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -167,6 +168,17 @@ class MediaStorePort(Protocol):
         ...
 
     def download(self, bucket: str, key: str, dest: Path) -> Path: ...
+
+    def read_range(self, bucket: str, key: str, *, start: int, length: int) -> Iterator[bytes]:
+        """The bytes [start, start + length) of the object, in pieces as they arrive (never all
+        of it in memory)."""
+        ...
+
+    def open_video(self, bucket: str, key: str, *, name: str) -> VideoSource:
+        """The object as a video that ffprobe and ffmpeg read where it is (in S3: a presigned
+        link they read by range requests, so a stage reads the parts it needs and never
+        downloads the whole). ObjectNotFoundError when it is gone."""
+        ...
 
     def upload_file(self, path: Path, bucket: str, key: str, *, content_type: str) -> None: ...
 

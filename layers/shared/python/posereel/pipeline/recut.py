@@ -94,11 +94,11 @@ def _cut(
     analysis = reel.request.applied_to(plan.settings)
     name = PurePosixPath(plan.source.key).name or "video"
     prefix = reel_prefix(job_id, reel.reel_id)
+    try:
+        source = media.open_video(plan.source.bucket, plan.source.key, name=name)
+    except ObjectNotFoundError as exc:
+        raise VideoNotFoundError(SOURCE_GONE) from exc
     with tempfile.TemporaryDirectory(prefix="recut-", dir=workdir) as tmp:
-        try:
-            source = media.download(plan.source.bucket, plan.source.key, Path(tmp) / "source" / name)
-        except ObjectNotFoundError as exc:
-            raise VideoNotFoundError(SOURCE_GONE) from exc
         out_dir = Path(tmp) / "out"
         made = cut_reel(
             source, result, tracks, out_dir, reel_id=reel.reel_id, settings=analysis, runtime=settings.runtime

@@ -1,6 +1,13 @@
 """Take an upload out of the clients' reach and virus-scan it with ClamAV; an infected one is
 moved to the quarantine bucket.
 
+Every byte is scanned, whatever the size: clamscan takes at most 2 GiB at once, so an upload is
+streamed from S3 in pieces (``pieces``: 2000 MiB, overlapping by 1 MiB) into ``clamscan -``, one
+piece after the other, and the first infected piece decides. A body signature (a byte pattern,
+far shorter than the overlap) that straddles a border lies whole in the piece after it; a
+whole-file hash signature matches an upload of one piece only. Nothing is downloaded: the
+scan's disk holds one piece (clamscan's copy of its input).
+
 ``clamscan`` exits 0 (clean), 1 (a signature matched: its name is on stdout) or 2 (an error: no
 or bad database, unreadable file). An error is a ToolError: retrying the same scan gives the
 same answer, so the job fails rather than loops. The signature database is
@@ -17,11 +24,12 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from posereel.errors import MalwareError, ObjectNotFoundError, TooLargeError, ToolError, VideoNotFoundError
+from posereel.errors import MalwareError, ObjectNotFoundError, ToolError, VideoNotFoundError
 from posereel.pipeline.deletion import job_wanted, raise_if_deleted
 from posereel.pipeline.events import ScanEvent, ScanResult, SourceRef
 from posereel.pipeline.files import source_key
@@ -34,9 +42,10 @@ log = logging.getLogger(__name__)
 JOB_TAG = "posereel:job_id"
 THREAT_TAG = "posereel:threat"
 # clamscan skips (and calls clean) files above its size limits (100 MB / 400 MB by default):
-# raise them to the most it takes (it scans nothing of 2 GiB or more), so a whole upload is scanned.
-CLAMSCAN_MAX_BYTES = 2047 * 1024**2
+# raise them to the most it takes (it scans nothing of 2 GiB or more), above every piece's size.
 _CLAMSCAN_MAX_SIZE = "2047M"
+PIECE_BYTES = 2000 * 1024**2
+PIECE_OVERLAP_BYTES = 1024**2
 _OUTPUT_TAIL_CHARS = 1500
 _FOUND = re.compile(r":\s*(?P<signature>.+?)\s+FOUND\s*$", re.MULTILINE)
 # S3 tag values: letters, digits, spaces and + - = . _ : / @, at most 256 characters.
@@ -52,7 +61,38 @@ class ScanVerdict:
 class Scanner(Protocol):
     engine: str
 
-    def scan(self, path: Path) -> ScanVerdict: ...
+    def scan(self, data: Iterable[bytes], *, name: str) -> ScanVerdict:
+        """Scan the bytes ``data`` yields (at most PIECE_BYTES); ``name`` is for messages."""
+        ...
+
+
+def pieces(
+    size_bytes: int, *, piece_bytes: int = PIECE_BYTES, overlap_bytes: int = PIECE_OVERLAP_BYTES
+) -> list[tuple[int, int]]:
+    """(start, length) of the pieces that cover ``size_bytes`` bytes: each at most
+    ``piece_bytes`` long, each after the first starting ``overlap_bytes`` before the end of the
+    one before it."""
+    if not 0 <= overlap_bytes < piece_bytes:
+        raise ValueError("the overlap must be shorter than a piece")
+    spans, start = [], 0
+    while True:
+        length = min(piece_bytes, size_bytes - start)
+        spans.append((start, length))
+        if start + length >= size_bytes:
+            return spans
+        start += piece_bytes - overlap_bytes
+
+
+def scan_object(
+    media: MediaStorePort, bucket: str, key: str, *, size_bytes: int, name: str, scanner: Scanner
+) -> ScanVerdict:
+    """Scan the object piece by piece (``pieces``), streamed from the store; the first infected
+    piece decides."""
+    for start, length in pieces(size_bytes):
+        verdict = scanner.scan(media.read_range(bucket, key, start=start, length=length), name=name)
+        if not verdict.clean:
+            return verdict
+    return ScanVerdict(clean=True)
 
 
 class ClamAV:
@@ -92,32 +132,52 @@ class ClamAV:
         # "ClamAV 1.4.6/27500/Mon Jan  1 ..." (the database part only with the official one)
         return proc.stdout.strip().split("/", 1)[0] or "ClamAV"
 
-    def scan(self, path: Path) -> ScanVerdict:
-        size = path.stat().st_size
-        if size > CLAMSCAN_MAX_BYTES:
-            raise TooLargeError(
-                f"{path.name} is {size / 1e6:.0f} MB; the virus scanner takes at most "
-                f"{CLAMSCAN_MAX_BYTES / 1e6:.0f} MB"
-            )
-        proc = self._run(
-            [
-                "--no-summary",
-                f"--max-filesize={_CLAMSCAN_MAX_SIZE}",
-                f"--max-scansize={_CLAMSCAN_MAX_SIZE}",
-                "-d",
-                str(self.database),
-                str(path),
-            ]
-        )
-        if proc.returncode == 0:
+    def scan(self, data: Iterable[bytes], *, name: str) -> ScanVerdict:
+        """``clamscan -`` fed ``data`` through its standard input (it copies it to a temporary
+        file, then scans it: the disk holds one piece)."""
+        cmd = [
+            self.clamscan, "--no-summary", f"--max-filesize={_CLAMSCAN_MAX_SIZE}",
+            f"--max-scansize={_CLAMSCAN_MAX_SIZE}", "-d", str(self.database), "-",
+        ]  # fmt: skip
+        with tempfile.TemporaryFile() as errors:
+            try:
+                proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
+            except FileNotFoundError as exc:
+                raise ToolError(f"{self.clamscan!r} not found: install ClamAV (Debian: clamav)") from exc
+            assert proc.stdin is not None and proc.stdout is not None
+            timed_out = threading.Event()
+
+            def stop() -> None:
+                timed_out.set()
+                proc.kill()
+
+            timer = threading.Timer(self.timeout_s, stop)
+            timer.start()
+            try:
+                try:
+                    for piece in data:
+                        proc.stdin.write(piece)
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass  # clamscan stopped reading: its exit status says why
+                output = proc.stdout.read().decode(errors="replace")
+                returncode = proc.wait()
+            finally:
+                timer.cancel()
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            errors.seek(0)
+            message = errors.read().decode(errors="replace")
+        if timed_out.is_set():
+            raise ToolError(f"clamscan did not finish {name} within {self.timeout_s:.0f} s")
+        if returncode == 0:
             return ScanVerdict(clean=True)
-        if proc.returncode == 1:
-            found = _FOUND.search(proc.stdout)
+        if returncode == 1:
+            found = _FOUND.search(output)
             return ScanVerdict(clean=False, signature=found["signature"] if found else "unknown signature")
-        raise ToolError(
-            f"clamscan failed (exit status {proc.returncode}) on {path.name}: "
-            f"{_tail(proc.stderr or proc.stdout) or 'no message'}"
-        )
+        detail = _tail(message or output) or "no message"
+        raise ToolError(f"clamscan failed (exit status {returncode}) on {name}: {detail}")
 
 
 _db_lock = threading.Lock()
@@ -164,7 +224,6 @@ def scan_upload(
     media: MediaStorePort,
     jobs: JobStorePort,
     scanner: Scanner,
-    workdir: Path | None = None,
 ) -> ScanResult:
     """Take the upload out of the clients' reach, then scan it: the first stage to read a job's
     bytes, so nothing parses a file before it is scanned.
@@ -189,15 +248,13 @@ def scan_upload(
             raise MalwareError(_malware_message(name, threat))
         raise VideoNotFoundError(f"the upload {name} is gone")
     # The copy is the upload whose size _take_upload checked (the copy is conditional on its ETag).
-    with (
-        discard_when_rejected(media, pinned),
-        tempfile.TemporaryDirectory(prefix="scan-", dir=workdir) as tmp,
-    ):
+    with discard_when_rejected(media, pinned):
         try:
-            path = media.download(pinned.bucket, pinned.key, Path(tmp) / name)
+            verdict = scan_object(
+                media, pinned.bucket, pinned.key, size_bytes=stored.size_bytes, name=name, scanner=scanner
+            )
         except ObjectNotFoundError:
             raise VideoNotFoundError(f"the upload {name} is gone") from None
-        verdict = scanner.scan(path)
     if verdict.clean:
         wanted = job_wanted(event.job_id, jobs=jobs)
         raise_if_deleted(

@@ -4,17 +4,17 @@ Runs after scan, on the copy scan accepted (the scanned bytes, out of the client
 parser reads an unscanned file. Cheapest checks first, each rejection an InputError subclass
 with its own code: EMPTY_FILE and TOO_LARGE (from the size alone; scan checks them first),
 NOT_A_VIDEO (the first bytes, never the name: video.sniff_container), then ffprobe on the
-downloaded file: NO_VIDEO_STREAM, UNREADABLE, TOO_LONG, RESOLUTION_TOO_HIGH. A rejected file is
+file where it is (reading its index by range requests, never downloading it): NO_VIDEO_STREAM,
+UNREADABLE, TOO_LONG, RESOLUTION_TOO_HIGH. A rejected file is
 deleted at once and the message says so. Safe to run any number of times.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from posereel.errors import (
     EmptyFileError,
@@ -31,7 +31,7 @@ from posereel.pipeline.events import SourceRef, ValidateEvent, ValidateResult, V
 from posereel.pipeline.ports import MediaStorePort
 from posereel.schemas import VideoInfo
 from posereel.settings import PipelineSettings
-from posereel.video import SNIFF_BYTES, probe, sniff_container
+from posereel.video import SNIFF_BYTES, VideoSource, probe, sniff_container
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def check_limits(info: VideoInfo, settings: PipelineSettings) -> None:
         )
 
 
-def probe_upload(path: Path, *, ffprobe: str) -> VideoInfo:
+def probe_upload(path: VideoSource, *, ffprobe: str) -> VideoInfo:
     """ffprobe a file whose first bytes are a video container's. probe's NotAVideoError then
     means the container holds no usable video stream (audio only, or a single picture)."""
     try:
@@ -84,7 +84,7 @@ def probe_upload(path: Path, *, ffprobe: str) -> VideoInfo:
 
 
 def validate_upload(
-    event: ValidateEvent, *, settings: PipelineSettings, media: MediaStorePort, workdir: Path | None = None
+    event: ValidateEvent, *, settings: PipelineSettings, media: MediaStorePort
 ) -> ValidateResult:
     """Check the accepted copy of the upload (``event.source``); returns its video summary or
     deletes it and raises the rejection."""
@@ -101,12 +101,11 @@ def validate_upload(
                 f"{name} is not a video file (its content is no MP4, MOV, MKV/WebM, AVI, MPEG-TS, "
                 "MPEG-PS, FLV, Ogg or WMV)"
             )
-        with tempfile.TemporaryDirectory(prefix="validate-", dir=workdir) as tmp:
-            try:
-                path = media.download(bucket, key, Path(tmp) / name)
-            except ObjectNotFoundError as exc:
-                raise VideoNotFoundError(f"the upload {name} is gone") from exc
-            info = probe_upload(path, ffprobe=settings.runtime.ffprobe)
+        try:
+            video = media.open_video(bucket, key, name=name)
+        except ObjectNotFoundError as exc:
+            raise VideoNotFoundError(f"the upload {name} is gone") from exc
+        info = probe_upload(video, ffprobe=settings.runtime.ffprobe)
         check_limits(info, settings)
     return ValidateResult(video=VideoSummary.of(info))
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
@@ -15,7 +14,7 @@ from posereel.modelstore import DETECTOR, resolve_model
 from posereel.pose import ModelFiles, PersonFinder
 from posereel.schemas import Box, ChunkResult, ChunkSpec, FramePoses, PersonPose, TrackAppearance, VideoInfo
 from posereel.settings import AnalysisSettings, RuntimeSettings
-from posereel.video import sample_frames
+from posereel.video import VideoSource, sample_frames
 
 
 def model_files(settings: AnalysisSettings, runtime: RuntimeSettings) -> ModelFiles:
@@ -27,7 +26,7 @@ def model_files(settings: AnalysisSettings, runtime: RuntimeSettings) -> ModelFi
 
 
 def analyze_chunk(
-    source: Path,
+    source: VideoSource,
     chunk: ChunkSpec,
     *,
     info: VideoInfo,

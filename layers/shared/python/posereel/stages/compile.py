@@ -17,6 +17,7 @@ from posereel.schemas import AnalysisResult, MetricsFile, SegmentsFile
 from posereel.settings import AnalysisSettings, RuntimeSettings
 from posereel.stages.merge import Merged
 from posereel.stages.recut import ReelCut, render_reel
+from posereel.video import VideoSource
 
 T = TypeVar("T")
 
@@ -39,7 +40,7 @@ class Outputs:
 
 
 def render_results(
-    source: Path,
+    source: VideoSource,
     merged: Merged,
     out_dir: Path,
     *,

@@ -15,7 +15,7 @@ from posereel.motion import TrackEnergy
 from posereel.outputs import REEL_FILES
 from posereel.schemas import AnalysisResult, FramePoses, ReelFile, ReelWindow, Segment, TracksFile
 from posereel.settings import AnalysisSettings, RuntimeSettings
-from posereel.video import frame_size
+from posereel.video import VideoSource, frame_size
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def recut(result: AnalysisResult, tracks: TracksFile, *, settings: AnalysisSetti
 
 
 def cut_reel(
-    source: Path,
+    source: VideoSource,
     result: AnalysisResult,
     tracks: TracksFile,
     out_dir: Path,
@@ -85,7 +85,7 @@ def cut_reel(
 
 
 def render_reel(
-    source: Path,
+    source: VideoSource,
     cut: ReelCut,
     tracks: TracksFile,
     out_dir: Path,
