@@ -155,6 +155,25 @@ def post_uploads(body: CreateUploadsRequest) -> Response[CreateUploadsResponse]:
     return json_response(HTTPStatus.CREATED, created.model_dump(mode="json"))
 
 
+@router.get(
+    "/uploads/<job_id>/parts",
+    summary="Where a multipart upload stands: the parts S3 holds, and links for the others",
+    tags=["uploads"],
+    security=SECURED,
+    responses={
+        **answer(HTTPStatus.OK, ops.UploadProgress),
+        **errors(*COMMON, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+    },
+)
+def upload_parts(job_id: JobId) -> Response[ops.UploadProgress]:
+    progress = ops.upload_progress(
+        job_id, caller=caller(), settings=settings(), jobs=job_store(), media=media_store()
+    )
+    if progress is None:
+        raise JobNotFoundError(job_id)
+    return json_response(HTTPStatus.OK, progress.model_dump(mode="json"))
+
+
 @router.post(
     "/uploads/<job_id>/complete",
     summary="Finish a multipart upload with its parts' ETags",

@@ -35,6 +35,7 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("/health", "GET", public=True),
     Route("/uploads", "POST"),
+    Route("/uploads/{job_id}/parts", "GET"),
     Route("/uploads/{job_id}/complete", "POST"),
     Route("/jobs", "GET"),
     Route("/jobs/{job_id}", "GET"),

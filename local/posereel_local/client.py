@@ -171,15 +171,31 @@ class ApiClient:
         self._request(request)
 
     def _upload_parts(self, upload: Upload, path: Path) -> None:
-        parts = []
+        urls = dict(enumerate(upload.part_urls, start=1))
+        self._send_parts(upload.job_id, path, urls, part_size=upload.part_size_bytes, held={})
+
+    def resume_upload(self, job_id: str, path: Path) -> None:
+        """Finish a multipart upload that this or another client began and lost track of (a
+        restart): the parts S3 holds stay, the others are sent, then the upload is completed."""
+        progress = self._json("GET", f"/uploads/{job_id}/parts")
+        urls = {int(p["part_number"]): str(p["url"]) for p in progress["parts"]}
+        held = {int(p["part_number"]): str(p["etag"]) for p in progress["uploaded"]}
+        self._send_parts(job_id, path, urls, part_size=int(progress["part_size_bytes"]), held=held)
+
+    def _send_parts(
+        self, job_id: str, path: Path, urls: dict[int, str], *, part_size: int, held: dict[int, str]
+    ) -> None:
+        etags = dict(held)
         with path.open("rb") as f:
-            for number, url in enumerate(upload.part_urls, start=1):
-                data = f.read(upload.part_size_bytes)
+            for number, url in sorted(urls.items()):
+                f.seek((number - 1) * part_size)
+                data = f.read(part_size)
                 # A raw body: without a type urllib would label it a form (and moto would parse it).
                 put = Request(url, data=data, method="PUT", headers={"Content-Type": _FALLBACK_TYPE})
                 _, headers, _ = self._exchange(put)
-                parts.append({"part_number": number, "etag": headers.get("ETag", "")})
-        self._json("POST", f"/uploads/{upload.job_id}/complete", {"parts": parts})
+                etags[number] = headers.get("ETag", "")
+        parts = [{"part_number": n, "etag": etags[n]} for n in sorted(etags)]
+        self._json("POST", f"/uploads/{job_id}/complete", {"parts": parts})
 
     def get_job(self, job_id: str) -> JobView:
         return JobView.model_validate(self._json("GET", f"/jobs/{job_id}"))

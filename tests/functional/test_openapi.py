@@ -12,6 +12,7 @@ from posereel_functions.openapi import render
 CHECKED_IN = Path(__file__).resolve().parents[2] / "web" / "openapi.json"
 ROUTES = {
     ("POST", "/uploads"),
+    ("GET", "/uploads/{job_id}/parts"),
     ("POST", "/uploads/{job_id}/complete"),
     ("GET", "/jobs"),
     ("GET", "/jobs/{job_id}"),

@@ -229,6 +229,29 @@ def test_multipart_parts_larger_than_declared_are_refused(
     assert stored_keys(stack, ticket["job_id"]) == []
 
 
+def test_a_multipart_upload_resumes_after_its_client_restarts(
+    stack: LocalStack, alice: ApiClient, clip: Any
+) -> None:
+    # Given a multipart upload announced by a client that stopped before sending anything
+    path = clip(CLIP)
+    upload = alice.create_upload(path, content_type="video/mp4")
+    assert upload.fields is None and upload.part_urls
+    # When a new client asks where it stands and finishes it
+    restarted = ApiClient(stack.api_url, api_key=stack.api_key)
+    status, progress = http(
+        "GET", f"{stack.api_url}/uploads/{upload.job_id}/parts", headers={"x-api-key": stack.api_key}
+    )
+    assert status == 200 and progress["uploaded"] == []
+    assert [p["part_number"] for p in progress["parts"]] == list(range(1, len(upload.part_urls) + 1))
+    restarted.resume_upload(upload.job_id, path)
+    # Then the job runs to its end as if nothing had happened, and there is nothing left to resume
+    record = restarted.wait(upload.job_id, timeout_s=TIMEOUT_S)
+    assert record.status == JobStatus.SUCCEEDED, record.error
+    with pytest.raises(ApiError) as caught:
+        restarted._json("GET", f"/uploads/{upload.job_id}/parts")
+    assert caught.value.status == 409
+
+
 # --- a real clip through a multipart upload, its results, and its delete ----------------------
 
 

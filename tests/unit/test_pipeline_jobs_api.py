@@ -30,6 +30,7 @@ from posereel.pipeline.api import (
     people,
     segments_in_reel,
     timeline,
+    upload_progress,
 )
 from posereel.pipeline.events import ExecutionStatusChange, ExecutionStatusEvent
 from posereel.pipeline.files import source_key
@@ -186,6 +187,36 @@ def test_completing_a_multipart_upload_joins_its_parts_into_the_object() -> None
     assert record is not None and record.source is not None and record.job_id == ticket.job_id
     assert media.read_bytes(UPLOADS, record.source.key) == b"a" * 5 * MIB + b"b" * MIB
     assert media.uploads == {}
+
+
+def test_a_client_that_lost_track_learns_which_parts_are_held_and_gets_links_for_the_rest() -> None:
+    # Given a 12 MiB file in three parts, of which the first and the last reached S3
+    jobs, media = FakeJobStore(), FakeMediaStore()
+    ticket = announce_large(jobs, media, 12 * MIB)
+    assert ticket.multipart is not None
+    upload_id = ticket.multipart.upload_id
+    first = media.upload_part(upload_id, 1, b"a" * 5 * MIB)
+    media.upload_part(upload_id, 3, b"c" * 2 * MIB)
+    settings = pipeline_settings(**LARGE)
+    # When a restarted client asks where the upload stands
+    progress = upload_progress(ticket.job_id, caller="user-1", settings=settings, jobs=jobs, media=media)
+    # Then it learns the held parts with their ETags, and gets a link for the missing one only
+    assert progress is not None and (progress.upload_id, progress.part_count) == (upload_id, 3)
+    assert [(p.part_number, p.size_bytes) for p in progress.uploaded] == [(1, 5 * MIB), (3, 2 * MIB)]
+    assert progress.uploaded[0].etag == first
+    assert [p.part_number for p in progress.parts] == [2]
+    assert 0 < progress.expires_in_s <= ticket.expires_in_s
+    # And completing with the held ETags and the new part joins the whole file
+    second = media.upload_part(upload_id, 2, b"b" * 5 * MIB)
+    etags = {p.part_number: p.etag for p in progress.uploaded} | {2: second}
+    body = CompleteUploadRequest(parts=[CompletedPart(part_number=n, etag=etags[n]) for n in (1, 2, 3)])
+    record = complete_upload(ticket.job_id, body, caller="user-1", jobs=jobs, media=media)
+    assert record is not None and record.source is not None
+    assert media.read_bytes(UPLOADS, record.source.key) == b"a" * 5 * MIB + b"b" * 5 * MIB + b"c" * 2 * MIB
+    # Someone else's key learns nothing; once completed there is nothing to resume (a conflict)
+    assert upload_progress(ticket.job_id, caller="user-2", settings=settings, jobs=jobs, media=media) is None
+    with pytest.raises(ConflictError):
+        upload_progress(ticket.job_id, caller="user-1", settings=settings, jobs=jobs, media=media)
 
 
 def test_parts_adding_up_to_more_than_announced_are_refused_and_the_upload_dropped() -> None:

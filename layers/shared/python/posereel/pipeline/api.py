@@ -163,6 +163,25 @@ class MultipartUpload(BaseModel):
     parts: list[UploadPart]
 
 
+class PartView(BaseModel):
+    part_number: int
+    size_bytes: int
+    etag: str
+
+
+class UploadProgress(BaseModel):
+    """Where a multipart upload stands, for a client that lost track (a reload, a crash): the
+    parts S3 already holds (keep their ETags for /complete) and fresh links for the others,
+    valid as long as the upload itself."""
+
+    upload_id: str
+    part_size_bytes: int
+    part_count: int
+    expires_in_s: int
+    uploaded: list[PartView]
+    parts: list[UploadPart] = Field(description="links for the parts S3 does not hold yet")
+
+
 class UploadTicket(BaseModel):
     """One announced file: its job, and exactly one of ``post`` and ``multipart``."""
 
@@ -441,6 +460,54 @@ def _create_upload(
     parts = [UploadPart(part_number=n, url=url) for n, url in enumerate(urls, start=1)]
     upload = MultipartUpload(upload_id=upload_id, part_size_bytes=size, parts=parts)
     return ticket.model_copy(update={"multipart": upload})
+
+
+def upload_progress(
+    job_id: str,
+    *,
+    caller: str,
+    settings: PipelineSettings,
+    jobs: JobStorePort,
+    media: MediaStorePort,
+) -> UploadProgress | None:
+    """The parts of a multipart upload that S3 holds, and links for the rest (until the upload's
+    own deadline); None when the caller has no such job."""
+    record = own_job(job_id, caller, jobs)
+    if record is None:
+        return None
+    source = record.source
+    if record.status != JobStatus.AWAITING_UPLOAD or record.upload_id is None or source is None:
+        raise ConflictError(
+            f"job {job_id} is not waiting for a multipart upload (it is {record.status.value})"
+        )
+    left_s = 0
+    if record.upload_deadline is not None:
+        deadline = datetime.fromisoformat(record.upload_deadline.replace("Z", "+00:00"))
+        left_s = int((deadline - datetime.now(UTC)).total_seconds()) - settings.upload_grace_s
+    if left_s <= 0:
+        raise ConflictError(
+            f"the upload of job {job_id} has expired; announce it again", code="UPLOAD_EXPIRED"
+        )
+    try:
+        held = media.list_parts(source.bucket, source.key, upload_id=record.upload_id)
+    except ObjectNotFoundError as exc:
+        raise ConflictError(
+            f"the upload of job {job_id} has expired or was dropped; announce it again"
+        ) from exc
+    size = part_size(source.size_bytes or 0, settings)
+    count = max(1, math.ceil((source.size_bytes or 0) / size))
+    urls = media.presigned_part_urls(
+        source.bucket, source.key, upload_id=record.upload_id, parts=count, expires_in_s=left_s
+    )
+    have = {p.part_number for p in held}
+    return UploadProgress(
+        upload_id=record.upload_id,
+        part_size_bytes=size,
+        part_count=count,
+        expires_in_s=left_s,
+        uploaded=[PartView(part_number=p.part_number, size_bytes=p.size_bytes, etag=p.etag) for p in held],
+        parts=[UploadPart(part_number=n, url=url) for n, url in enumerate(urls, start=1) if n not in have],
+    )
 
 
 def complete_upload(
