@@ -491,11 +491,11 @@ function personWords(person) {
   ];
 }
 
-function choosePerson(trackId) {
+function choosePerson(trackId, { scroll = true } = {}) {
   const box = document.querySelector(`#recut-people input[value="${trackId}"]`);
   if (!box) return;
   box.checked = !box.checked;
-  box.closest("label").scrollIntoView({ block: "nearest" });
+  if (scroll) box.closest("label").scrollIntoView({ block: "nearest" });
   document.querySelectorAll(`[data-testid="person-card"][data-track="${trackId}"], [data-testid="legend-person"][data-track="${trackId}"]`)
     .forEach((node) => node.classList.toggle("chosen", box.checked));
   markChosen();
@@ -536,6 +536,7 @@ const BONES = [[0, 1], [1, 2], [2, 3], [3, 7], [0, 4], [4, 5], [5, 6], [6, 8], [
   [29, 31], [30, 32], [27, 31], [28, 32]];
 const TRACK_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"];
 const MIN_VISIBILITY = 0.5;
+const CONTROLS_PX = 48; // the height of a <video>'s own controls bar
 const trackColour = (id) => (id === null || id === undefined ? "#b0b0b0"
   : TRACK_COLOURS[id] || `hsl(${Math.round(((id * 0.6180339887498949) % 1) * 360)} 70% 50%)`);
 
@@ -556,7 +557,7 @@ function pictureRect(video) {
 // A canvas over ``video`` that draws the people of the analysed frame nearest to the source time
 // ``sourceTime(video.currentTime)`` (null: nothing to draw), at every frame the video shows.
 function skeletonLayer(video, canvas) {
-  const layer = { poses: null, sourceTime: null, on: true, chosen: new Set() };
+  const layer = { poses: null, sourceTime: null, on: true, chosen: new Set(), hits: [] };
   const ctx = canvas.getContext("2d");
   layer.draw = () => {
     const ratio = window.devicePixelRatio || 1;
@@ -567,6 +568,8 @@ function skeletonLayer(video, canvas) {
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, W, H);
     canvas.dataset.people = "0";
+    canvas.dataset.boxes = "[]";
+    layer.hits = [];
     if (!layer.on || !layer.poses || !layer.sourceTime) return;
     const t = layer.sourceTime(video.currentTime);
     if (t === null) return;
@@ -575,6 +578,10 @@ function skeletonLayer(video, canvas) {
     const r = pictureRect(video);
     const unit = Math.max(1.5, r.h / 240);
     for (const person of frame.persons) {
+      if (person.track_id !== null && person.track_id !== undefined) {
+        const [x0, y0, x1, y1] = person.box;
+        layer.hits.push({ track: person.track_id, x0: r.x + x0 * r.w, y0: r.y + y0 * r.h, x1: r.x + x1 * r.w, y1: r.y + y1 * r.h });
+      }
       const faded = layer.chosen.size && !layer.chosen.has(person.track_id);
       ctx.globalAlpha = faded ? 0.35 : 1;
       const at = (k) => [r.x + person.landmarks[k][0] * r.w, r.y + person.landmarks[k][1] * r.h];
@@ -599,6 +606,7 @@ function skeletonLayer(video, canvas) {
     }
     ctx.globalAlpha = 1;
     canvas.dataset.people = String(frame.persons.length);
+    canvas.dataset.boxes = JSON.stringify(layer.hits.map((h) => [h.track, h.x0, h.y0, h.x1, h.y1].map(Math.round)));
   };
   // At the video's own frame rate where the browser can (requestVideoFrameCallback), else per paint.
   const tick = () => { layer.draw(); schedule(); };
@@ -609,6 +617,27 @@ function skeletonLayer(video, canvas) {
   };
   for (const name of ["play", "seeked", "loadeddata", "pause"]) video.addEventListener(name, () => { layer.draw(); schedule(); });
   new ResizeObserver(() => layer.draw()).observe(video);
+  // A click on a drawn person chooses them (as their card does), not play/pause; the smallest box
+  // wins where people overlap. The controls' bar at the bottom keeps its clicks.
+  const personAt = (e) => {
+    const box = video.getBoundingClientRect(); // not offsetX: the controls' shadow tree may be the target
+    const x = e.clientX - box.left; const y = e.clientY - box.top;
+    if (y > video.clientHeight - CONTROLS_PX) return null;
+    const under = layer.hits.filter((h) => x >= h.x0 && x <= h.x1 && y >= h.y0 && y <= h.y1);
+    under.sort((a, b) => (a.x1 - a.x0) * (a.y1 - a.y0) - (b.x1 - b.x0) * (b.y1 - b.y0));
+    return under.length ? under[0].track : null;
+  };
+  video.addEventListener("click", (e) => {
+    const track = personAt(e);
+    if (track === null) return;
+    e.preventDefault();
+    choosePerson(track, { scroll: false }); // the page stays on the video being watched
+  });
+  video.addEventListener("mousemove", (e) => {
+    const track = personAt(e);
+    video.style.cursor = track === null ? "" : "pointer";
+    video.title = track === null ? "" : `Person ${track}: click to choose them for a new reel`;
+  });
   return layer;
 }
 

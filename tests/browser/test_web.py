@@ -3,6 +3,7 @@ to a segment, download everything; a file that is not a video is refused with a 
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import zipfile
@@ -230,6 +231,25 @@ def test_upload_follow_watch_and_seek(
     assert "chosen" in (key.get_attribute("class") or "")
     key.click()
     assert "chosen" not in (key.get_attribute("class") or "")
+
+    # When the main person is clicked on the whole video, they are chosen (and the video still pauses)
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    page.find_element(  # back to the segment's start, where the main person is drawn
+        By.CSS_SELECTOR, f"[data-testid=segment-band][data-segment='{segment['index']}']"
+    ).click()
+    wait_until(lambda: drawn("source-skeleton") >= 1, what="the people drawn again", timeout_s=15)
+    boxes = json.loads(page.find_element(By.ID, "source-skeleton").get_attribute("data-boxes") or "[]")
+    track, x0, y0, x1, y1 = next(b for b in boxes if b[0] == main["track_id"])
+    player = page.find_element(By.ID, "source-video")
+    page.execute_script("arguments[0].scrollIntoView({block: 'center'})", player)
+    width, height = player.size["width"], player.size["height"]
+    at = ((x0 + x1) / 2 - width / 2, y0 + (y1 - y0) / 3 - height / 2)  # the chest, from the centre
+    ActionChains(page).move_to_element_with_offset(player, *at).click().perform()
+    card = page.find_element(By.CSS_SELECTOR, f"[data-testid=person-card][data-track='{track}']")
+    assert "chosen" in (card.get_attribute("class") or "") and video(page, "source-video")["paused"]
+    ActionChains(page).move_to_element_with_offset(player, *at).click().perform()
+    assert "chosen" not in (card.get_attribute("class") or "")
 
     # When the main person's card is clicked and a vertical re-cut of them is asked for
     assert [
