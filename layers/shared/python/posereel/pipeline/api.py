@@ -51,7 +51,7 @@ from posereel.outputs import RESULT_FILES, RESULT_NAME, THUMBNAILS_DIR, content_
 from posereel.pipeline.deletion import delete_job_objects
 from posereel.pipeline.files import source_key
 from posereel.pipeline.finalize import reconcile_job
-from posereel.pipeline.ports import JobStorePort, MediaStorePort, ObjectInfo, WorkflowPort
+from posereel.pipeline.ports import JobStorePort, MediaStorePort, ObjectInfo, UploadedPart, WorkflowPort
 from posereel.pipeline.public import public_error
 from posereel.pipeline.start import expires_at
 from posereel.schemas import AnalysisResult, Segment
@@ -462,6 +462,29 @@ def _create_upload(
     return ticket.model_copy(update={"multipart": upload})
 
 
+def _pending_multipart(record: JobRecord) -> tuple[SourceObject, str]:
+    """The upload object and multipart upload id of a job that waits for its parts
+    (ConflictError for any other)."""
+    source = record.source
+    if record.status != JobStatus.AWAITING_UPLOAD or record.upload_id is None or source is None:
+        raise ConflictError(
+            f"job {record.job_id} is not waiting for a multipart upload (it is {record.status.value})"
+        )
+    return source, record.upload_id
+
+
+def _held_parts(
+    media: MediaStorePort, source: SourceObject, upload_id: str, *, job_id: str
+) -> list[UploadedPart]:
+    """The parts S3 holds (ConflictError when the upload expired or was dropped)."""
+    try:
+        return media.list_parts(source.bucket, source.key, upload_id=upload_id)
+    except ObjectNotFoundError as exc:
+        raise ConflictError(
+            f"the upload of job {job_id} has expired or was dropped; announce it again"
+        ) from exc
+
+
 def upload_progress(
     job_id: str,
     *,
@@ -475,11 +498,7 @@ def upload_progress(
     record = own_job(job_id, caller, jobs)
     if record is None:
         return None
-    source = record.source
-    if record.status != JobStatus.AWAITING_UPLOAD or record.upload_id is None or source is None:
-        raise ConflictError(
-            f"job {job_id} is not waiting for a multipart upload (it is {record.status.value})"
-        )
+    source, upload_id = _pending_multipart(record)
     left_s = 0
     if record.upload_deadline is not None:
         deadline = datetime.fromisoformat(record.upload_deadline.replace("Z", "+00:00"))
@@ -488,20 +507,15 @@ def upload_progress(
         raise ConflictError(
             f"the upload of job {job_id} has expired; announce it again", code="UPLOAD_EXPIRED"
         )
-    try:
-        held = media.list_parts(source.bucket, source.key, upload_id=record.upload_id)
-    except ObjectNotFoundError as exc:
-        raise ConflictError(
-            f"the upload of job {job_id} has expired or was dropped; announce it again"
-        ) from exc
+    held = _held_parts(media, source, upload_id, job_id=job_id)
     size = part_size(source.size_bytes or 0, settings)
     count = max(1, math.ceil((source.size_bytes or 0) / size))
     urls = media.presigned_part_urls(
-        source.bucket, source.key, upload_id=record.upload_id, parts=count, expires_in_s=left_s
+        source.bucket, source.key, upload_id=upload_id, parts=count, expires_in_s=left_s
     )
     have = {p.part_number for p in held}
     return UploadProgress(
-        upload_id=record.upload_id,
+        upload_id=upload_id,
         part_size_bytes=size,
         part_count=count,
         expires_in_s=left_s,
@@ -524,30 +538,21 @@ def complete_upload(
     record = own_job(job_id, caller, jobs)
     if record is None:
         return None
-    source = record.source
-    if record.status != JobStatus.AWAITING_UPLOAD or record.upload_id is None or source is None:
-        raise ConflictError(
-            f"job {job_id} is not waiting for a multipart upload (it is {record.status.value})"
-        )
+    source, upload_id = _pending_multipart(record)
     numbers = [part.part_number for part in request.parts]
     if numbers != sorted(set(numbers)):
         raise InvalidFieldError("parts", "parts must be listed once each, in ascending part_number order")
-    try:
-        uploaded = media.list_parts(source.bucket, source.key, upload_id=record.upload_id)
-    except ObjectNotFoundError as exc:
-        raise ConflictError(
-            f"the upload of job {job_id} has expired or was dropped; announce it again"
-        ) from exc
+    uploaded = _held_parts(media, source, upload_id, job_id=job_id)
     total = sum(part.size_bytes for part in uploaded if part.part_number in set(numbers))
     declared = source.size_bytes or 0
     if total > declared:
-        media.abort_multipart(source.bucket, source.key, upload_id=record.upload_id)
+        media.abort_multipart(source.bucket, source.key, upload_id=upload_id)
         raise TooLargeError(f"the parts add up to {total} bytes, more than the {declared} announced")
     try:
         media.complete_multipart(
             source.bucket,
             source.key,
-            upload_id=record.upload_id,
+            upload_id=upload_id,
             parts=[(part.part_number, part.etag) for part in request.parts],
         )
     except ValueError as exc:
