@@ -80,7 +80,7 @@ def iso_utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _parse_time(value: str) -> datetime:
+def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
@@ -146,7 +146,7 @@ class ReelRecord(BaseModel):
 
     def seen_at(self, now: datetime) -> ReelRecord:
         """The reel as it stands at ``now``: past its deadline without an end, it has failed."""
-        if self.status.terminal or now <= _parse_time(self.deadline):
+        if self.status.terminal or now <= parse_time(self.deadline):
             return self
         return self.model_copy(
             update={
@@ -231,12 +231,12 @@ class JobRecord(BaseModel):
     @classmethod
     def _one_time_format(cls, value: str | None) -> str | None:
         # The workflow writes Step Functions' $$.State.EnteredTime, which may read +00:00.
-        return iso_utc(_parse_time(value)) if value else value
+        return iso_utc(parse_time(value)) if value else value
 
     @field_validator("stage_started")
     @classmethod
     def _one_time_format_each(cls, value: dict[str, str]) -> dict[str, str]:
-        return {stage: iso_utc(_parse_time(t)) for stage, t in value.items()}
+        return {stage: iso_utc(parse_time(t)) for stage, t in value.items()}
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -257,11 +257,11 @@ class JobRecord(BaseModel):
     def stage_seconds(self) -> dict[str, float]:
         """How long each stage took (the running one: so far), from the stage start times."""
         starts = sorted(
-            ((s, _parse_time(t)) for s, t in self.stage_started.items() if s in Stage.__members__),
+            ((s, parse_time(t)) for s, t in self.stage_started.items() if s in Stage.__members__),
             key=lambda st: STAGE_ORDER.index(Stage(st[0])),
         )
         out: dict[str, float] = {}
-        end_of_last = _parse_time(self.finished_at) if self.finished_at else None
+        end_of_last = parse_time(self.finished_at) if self.finished_at else None
         for i, (stage, began) in enumerate(starts):
             ended = starts[i + 1][1] if i + 1 < len(starts) else end_of_last
             if ended is not None:

@@ -43,6 +43,7 @@ from posereel.jobs import (
     is_job_id,
     iso_utc,
     new_job_id,
+    parse_time,
     upload_key,
     utc_now,
 )
@@ -501,8 +502,8 @@ def upload_progress(
     source, upload_id = _pending_multipart(record)
     left_s = 0
     if record.upload_deadline is not None:
-        deadline = datetime.fromisoformat(record.upload_deadline.replace("Z", "+00:00"))
-        left_s = int((deadline - datetime.now(UTC)).total_seconds()) - settings.upload_grace_s
+        left_s = int((parse_time(record.upload_deadline) - datetime.now(UTC)).total_seconds())
+        left_s -= settings.upload_grace_s
     if left_s <= 0:
         raise ConflictError(
             f"the upload of job {job_id} has expired; announce it again", code="UPLOAD_EXPIRED"
