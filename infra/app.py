@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from aws_cdk import App, Aspects, Environment, Stack, Tags
 from cdk_nag import AwsSolutionsChecks
 
-from infra.config import EnvironmentConfig
+from infra.config import EnvironmentConfig, instance_vcpus
 from infra.stacks.api import ApiStack
 from infra.stacks.compute import ComputeStack
 from infra.stacks.monitoring import MonitoringStack
 from infra.stacks.pipeline import CLAMAV_PREFIX, PipelineStack
 from infra.stacks.storage import StorageStack
 from infra.stacks.web import WebStack
+from posereel.costs import CostBasis
 from posereel.resources import ResourceNames
 from posereel.settings import ChunkSettings, PipelineSettings, RuntimeSettings, settings_environment
 
@@ -52,6 +53,12 @@ def environment_settings(names: ResourceNames, config: EnvironmentConfig) -> Pip
         clamav_db=f"s3://{names.bucket('results', account=config.account)}/{CLAMAV_PREFIX}",
         job_ttl_days=config.job_ttl_days,
         allowed_origins=config.api.allowed_origins,
+        costs=CostBasis(
+            **config.prices.model_dump(),
+            worker_vcpus=config.workers.worker_vcpus,
+            worker_memory_mib=config.workers.worker_memory_mib,
+            gpu_instance_vcpus=instance_vcpus(config.workers.gpu_instance_types[0]),
+        ),
         runtime=RuntimeSettings(model_dir=IMAGE_MODEL_DIR),
     )
 

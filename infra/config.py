@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from posereel.costs import PriceTable
+
 CONTEXT_KEY = "posereel:environments"
 
 # CloudWatch Logs accepts only these retention periods.
@@ -129,6 +131,11 @@ class EnvironmentConfig(_Strict):
     clamav_refresh_hours: int = Field(ge=1, le=24)
     alarm_email: str | None = None
     api: ApiConfig
+    prices: PriceTable = Field(
+        default_factory=PriceTable,
+        description="what this environment pays (USD), for each job's cost estimate; the defaults are "
+        "AWS's on-demand list prices in us-east-1 (spot pools: give their price)",
+    )
 
     @field_validator("log_retention_days")
     @classmethod

@@ -40,6 +40,7 @@ from posereel.pipeline.ports import (
     WorkerJob,
 )
 from posereel.pipeline.scan import ScanVerdict
+from posereel.usage import StageUse
 from posereel.webhooks import Answer
 from tests.builders import SETTINGS
 
@@ -108,6 +109,14 @@ class FakeJobStore:
     def set_result(self, job_id: str, result: JobResult) -> None:
         if not self._set(job_id, result=result):
             raise ObjectNotFoundError(f"no job {job_id}")
+
+    def add_usage(self, job_id: str, key: str, use: StageUse, *, replace: bool = False) -> bool:
+        record = self.records.get(job_id)
+        if record is None:
+            return False
+        old = record.usage.get(key)
+        new = use if replace or old is None else old.plus(use)
+        return self._set(job_id, usage={**record.usage, key: new})
 
     def mark_failed(self, job_id: str, error: JobError, *, finished_at: str) -> bool:
         record = self.records.get(job_id)

@@ -153,6 +153,26 @@ function notifyMessage(notify) {
   return `Webhook ${notify.url}: attempt ${last.attempt} failed (${why}).`;
 }
 
+function duration(seconds) {
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  const minutes = Math.floor(seconds / 60);
+  return minutes < 60 ? `${minutes} min ${Math.round(seconds % 60)} s` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+function usd(value) {
+  return value < 0.01 ? `$${value.toFixed(4)}` : `$${value.toFixed(2)}`;
+}
+
+// "Cost so far (estimate): $0.0042 · $0.0021 per video minute · CPU 4 min 10 s · GPU 0 s"
+function costMessage(job) {
+  const cost = job.cost;
+  if (!cost) return null;
+  const parts = [`${TERMINAL.has(job.status) ? "Cost" : "Cost so far"} (estimate): ${usd(cost.total_usd)}`];
+  if (cost.per_video_minute_usd !== null) parts.push(`${usd(cost.per_video_minute_usd)} per video minute`);
+  parts.push(`CPU ${duration(cost.cpu_s)}`, `GPU ${duration(cost.gpu_s)}`);
+  return parts.join(" · ");
+}
+
 // Follows one job until it ends: 1 s between polls, growing to 10 s while nothing changes, back
 // to 1 s on progress; network and server errors are retried with the same backoff.
 function pollJob(jobId, onJob, onRetry) {
@@ -892,6 +912,9 @@ async function showJobPage(jobId) {
     $("#job-status").textContent = jobMessage(job);
     $("#job-notify").hidden = !job.notify;
     if (job.notify) $("#job-notify").textContent = notifyMessage(job.notify);
+    const cost = costMessage(job);
+    $("#job-cost").hidden = !cost;
+    $("#job-cost").textContent = cost || "";
     $("#job-view").dataset.status = job.status;
     $("#job-progress").value = job.percent || 0;
     $("#job-progress").hidden = TERMINAL.has(job.status);

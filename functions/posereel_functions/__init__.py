@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from posereel.aws import Functions, JobStore, MediaStore, Workflow
+from posereel.aws.mediastore import s3_requests
+from posereel.observability import logger
+from posereel.resources import FUNCTIONS
 from posereel.settings import PipelineSettings
+from posereel.usage import Meter, Platform
 
 T = TypeVar("T")
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
 _per_container: list[Any] = []
 
 
@@ -49,6 +54,42 @@ def workflow() -> Workflow:
 @per_container
 def functions() -> Functions:
     return Functions()
+
+
+def metered(function: str) -> Callable[[HandlerT], HandlerT]:
+    """Record what the handler of ``function`` used (posereel.usage) under its job's usage key
+    (posereel.resources.FUNCTIONS), whatever its outcome: a failed or retried run is paid for
+    too. A failure to record is logged, and never fails the stage."""
+    key = FUNCTIONS[function].usage
+    if key is None:
+        raise ValueError(f"the {function} function records no usage (posereel.resources.FUNCTIONS)")
+
+    def wrap(handler: HandlerT) -> HandlerT:
+        @functools.wraps(handler)
+        def run(event: Any, context: Any) -> Any:
+            meter, (gets, puts) = Meter(), s3_requests()
+            try:
+                return handler(event, context)
+            finally:
+                job_id = event.get("job_id") if isinstance(event, dict) else None
+                if isinstance(job_id, str):
+                    gets_now, puts_now = s3_requests()
+                    use = meter.stop(
+                        platform=Platform.LAMBDA,
+                        memory_mb=int(getattr(context, "memory_limit_in_mb", 0) or 0),
+                        s3_gets=gets_now - gets,
+                        s3_puts=puts_now - puts,
+                    )
+                    try:
+                        job_store().add_usage(job_id, key, use)
+                    except Exception:
+                        logger.warning(
+                            "could not record the stage's usage", extra={"usage": key}, exc_info=True
+                        )
+
+        return cast(HandlerT, run)
+
+    return wrap
 
 
 def reset() -> None:

@@ -188,7 +188,7 @@ def complete_upload(job_id: JobId, body: CompleteUploadRequest) -> Response[JobV
     record = ops.complete_upload(job_id, body, caller=caller(), jobs=job_store(), media=media_store())
     if record is None:
         raise JobNotFoundError(job_id)
-    return json_response(HTTPStatus.OK, JobView.of(record).model_dump(mode="json"))
+    return json_response(HTTPStatus.OK, JobView.of(record, costs=settings().costs).model_dump(mode="json"))
 
 
 @router.get(
@@ -206,7 +206,9 @@ def list_jobs(
         Query(max_length=1024, pattern=r"^[A-Za-z0-9_-]+$", description="next_cursor of the last page"),
     ] = None,
 ) -> JobPage:
-    return ops.list_jobs(caller=caller(), status=status, limit=limit, cursor=cursor, jobs=job_store())
+    return ops.list_jobs(
+        caller=caller(), status=status, limit=limit, cursor=cursor, jobs=job_store(), costs=settings().costs
+    )
 
 
 @router.get(
@@ -220,7 +222,7 @@ def read_job(job_id: JobId) -> Response[JobView]:
     record = ops.get_job(job_id, caller=caller(), jobs=job_store(), workflow=workflow())
     if record is None:
         raise JobNotFoundError(job_id)
-    return json_response(HTTPStatus.OK, JobView.of(record).model_dump(mode="json"))
+    return json_response(HTTPStatus.OK, JobView.of(record, costs=settings().costs).model_dump(mode="json"))
 
 
 @router.get(

@@ -7,10 +7,11 @@ from typing import Any
 from posereel.observability import lambda_boundary
 from posereel.pipeline.compile import compile_job
 from posereel.pipeline.events import CompileEvent
-from posereel_functions import job_store, media_store, settings
+from posereel_functions import job_store, media_store, metered, settings
 
 
 @lambda_boundary
+@metered("compile")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = compile_job(
         CompileEvent.model_validate(event), settings=settings(), media=media_store(), jobs=job_store()

@@ -7,10 +7,13 @@ from typing import Any
 from posereel.observability import lambda_boundary
 from posereel.pipeline.events import MergeEvent
 from posereel.pipeline.merge import merge_job
-from posereel_functions import media_store, settings
+from posereel_functions import job_store, media_store, metered, settings
 
 
 @lambda_boundary
+@metered("merge")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result = merge_job(MergeEvent.model_validate(event), settings=settings(), media=media_store())
+    result = merge_job(
+        MergeEvent.model_validate(event), settings=settings(), media=media_store(), jobs=job_store()
+    )
     return result.model_dump(mode="json")

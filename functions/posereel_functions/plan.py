@@ -7,10 +7,11 @@ from typing import Any
 from posereel.observability import lambda_boundary
 from posereel.pipeline.events import PlanEvent
 from posereel.pipeline.plan import plan_job
-from posereel_functions import job_store, media_store, settings
+from posereel_functions import job_store, media_store, metered, settings
 
 
 @lambda_boundary
+@metered("plan")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = plan_job(
         PlanEvent.model_validate(event), settings=settings(), media=media_store(), jobs=job_store()

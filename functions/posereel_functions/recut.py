@@ -10,10 +10,11 @@ from typing import Any
 from posereel.observability import lambda_boundary
 from posereel.pipeline.events import ReelEvent
 from posereel.pipeline.recut import run_reel
-from posereel_functions import job_store, media_store, settings
+from posereel_functions import job_store, media_store, metered, settings
 
 
 @lambda_boundary
+@metered("recut")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = run_reel(
         ReelEvent.model_validate(event), settings=settings(), jobs=job_store(), media=media_store()

@@ -161,6 +161,9 @@ class PipelineStack(Stack):
         results.grant_read(roles["compile"], "work/*")
         results.grant_read_write(roles["compile"], "results/*")
         jobs.grant(roles["compile"], "dynamodb:GetItem", "dynamodb:UpdateItem")
+        # Each stage records what it used in its job's record (posereel_functions.metered).
+        for name in (name for name, spec in FUNCTIONS.items() if spec.usage):
+            jobs.grant(roles[name], "dynamodb:GetItem", "dynamodb:UpdateItem")
         # Re-cuts: the api starts them with an event; the recut function reads the job's plan,
         # source copy and results, and writes its reel under results/{job}/reels/.
         fns["recut"].grant_invoke(roles["api"])

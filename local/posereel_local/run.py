@@ -104,11 +104,40 @@ def print_outcome(outcome: RunOutcome, *, console: Console) -> None:
     if record.stage_seconds:
         stages = ", ".join(f"{s.lower()} {v:.2f}" for s, v in record.stage_seconds.items())
         console.print(f"seconds per stage: {stages}")
+    if record.usage:
+        _print_usage(record, console)
     if outcome.out_dir is not None:
         result_path = outcome.out_dir / RESULT_NAME
         if result_path.is_file():
             _print_segments(AnalysisResult.model_validate_json(result_path.read_bytes()), console)
         console.print(f"{len(outcome.files)} files in {outcome.out_dir}")
+
+
+def _print_usage(record: JobView, console: Console) -> None:
+    table = Table(title="What each stage used", title_justify="left")
+    for col in ("stage", "runs", "wall (s)", "CPU (s)", "GPU (s)", "peak MB", "S3 requests", "USD"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    prices = record.cost.by_stage_usd if record.cost else {}
+    for key, use in record.usage.items():
+        table.add_row(
+            key,
+            str(use.runs),
+            f"{use.wall_s:.1f}",
+            f"{use.cpu_s:.1f}",
+            f"{use.gpu_s:.1f}",
+            f"{use.peak_memory_mb:.0f}",
+            str(use.s3_gets + use.s3_puts),
+            f"{prices.get(key, 0):.5f}",
+        )
+    console.print(table)
+    if record.cost is not None:
+        per_minute = record.cost.per_video_minute_usd
+        console.print(
+            f"estimated cost {record.cost.total_usd:.4f} USD"
+            + (f", {per_minute:.4f} USD per video minute" if per_minute is not None else "")
+            + f" (workflow: {record.cost.transitions} transitions; the local stack prices as "
+            "AWS's on-demand list prices)"
+        )
 
 
 def _print_segments(result: AnalysisResult, console: Console) -> None:

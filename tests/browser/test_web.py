@@ -111,6 +111,10 @@ def test_upload_follow_watch_and_seek(
         lambda: page.find_element(By.ID, "job-results").is_displayed(), what="the results", timeout_s=30
     )
     assert page.current_url.endswith(f"#/jobs/{job_id}")
+    # And it says what the job cost, as the API estimates it
+    cost = page.find_element(By.CSS_SELECTOR, "[data-testid=job-cost]").text
+    assert cost.startswith("Cost (estimate): $") and "per video minute" in cost and "CPU " in cost, cost
+    assert job["cost"]["total_usd"] > 0 and job["cost"]["cpu_s"] > 0, job["cost"]
 
     # Then the reel loads with the job's reel length and plays
     reel_s = job["result"]["reel_duration_s"]

@@ -12,8 +12,10 @@ import requests
 from botocore.stub import Stubber
 
 from posereel.aws import JobStore, MediaStore, Workflow
+from posereel.aws.mediastore import s3_requests
 from posereel.errors import ObjectNotFoundError, TransientError
 from posereel.jobs import JobError, JobRecord, JobStatus
+from posereel.usage import Platform, StageUse
 from tests.builders import REGION, RESULTS, TABLE, UPLOADS
 from tests.functional.moto_pipeline import PipelineAws, pipeline_aws
 
@@ -105,6 +107,48 @@ def test_updates_never_create_a_job(aws: PipelineAws) -> None:
     with pytest.raises(ObjectNotFoundError):
         store.set_chunks_total("f" * 32, 3)
     assert store.get("f" * 32) is None
+
+
+def use(wall_s: float, *, peak_mb: float = 100.0, platform: Platform = Platform.LAMBDA) -> StageUse:
+    return StageUse(
+        platform=platform, wall_s=wall_s, cpu_s=wall_s / 2, memory_mb=1024, peak_memory_mb=peak_mb, s3_gets=3
+    )
+
+
+def test_usage_adds_up_over_runs_and_a_total_replaces(aws: PipelineAws) -> None:
+    # Given a job whose item was stored before usage was kept (no usage attribute at all)
+    store = JobStore(TABLE)
+    store.create_if_absent(job(1, "o"))
+    boto3.client("dynamodb").update_item(
+        TableName=TABLE, Key={"job_id": {"S": ids(1)[0]}}, UpdateExpression="REMOVE #u",
+        ExpressionAttributeNames={"#u": "usage"},
+    )  # fmt: skip
+    # When a stage runs twice and the workers' total is stored twice
+    assert store.add_usage(ids(1)[0], "SCAN", use(10.0, peak_mb=300))
+    assert store.add_usage(ids(1)[0], "SCAN", use(4.0, peak_mb=200))
+    worker = use(60.0, platform=Platform.CPU_WORKER)
+    for _ in range(2):
+        assert store.add_usage(ids(1)[0], "ANALYZE_CPU", worker, replace=True)
+    # Then the stage's runs add up (peak: the larger), the total is kept once
+    record = store.get(ids(1)[0])
+    assert record is not None
+    scan = record.usage["SCAN"]
+    assert (scan.runs, scan.wall_s, scan.cpu_s, scan.peak_memory_mb, scan.s3_gets) == (2, 14.0, 7.0, 300, 6)
+    assert record.usage["ANALYZE_CPU"] == worker
+    # And no job, no usage
+    assert not store.add_usage(ids(2)[0], "SCAN", use(1.0))
+    assert store.get(ids(2)[0]) is None
+
+
+def test_the_sdk_requests_of_a_media_store_are_counted_by_price_tier(aws: PipelineAws) -> None:
+    media = MediaStore()
+    gets, puts = s3_requests()
+    media.put_bytes(b"abc", RESULTS, "work/j/a.json", content_type="application/json")  # PUT
+    media.head(RESULTS, "work/j/a.json")  # HEAD: GET tier
+    media.read_bytes(RESULTS, "work/j/a.json")  # GET
+    media.list_keys(RESULTS, "work/j/")  # LIST: PUT tier
+    media.delete(RESULTS, "work/j/a.json")  # free
+    assert (s3_requests()[0] - gets, s3_requests()[1] - puts) == (2, 2)
 
 
 def test_objects_round_trip_and_prefixes_are_deleted(aws: PipelineAws) -> None:

@@ -22,6 +22,7 @@ from posereel.aws.jobstore import JobStore
 from posereel.jobs import STAGE_ORDER, JobStatus, Stage, results_prefix, upload_key
 from posereel.pipeline.api import JobView
 from posereel.pipeline.files import chunk_key, plan_key
+from posereel.resources import FUNCTIONS
 from posereel.settings import AnalysisSettings, ChunkSettings, RuntimeSettings
 from posereel_local.client import ApiClient, ApiError
 from posereel_local.run import RunOutcome, run_video
@@ -80,7 +81,7 @@ def wait_in_table(stack: LocalStack, job_id: str) -> JobView:
         what=f"job {job_id} to end",
         timeout_s=TIMEOUT_S,
     )
-    return JobView.of(record)
+    return JobView.of(record, costs=stack.settings.costs)
 
 
 def finished(stack: LocalStack, record: JobView) -> Finished:
@@ -128,6 +129,25 @@ def test_job_succeeds_with_every_stage_timed(walk: RunOutcome) -> None:
     assert record.finished_at is not None
     assert record.result is not None and record.result.segments >= 1
     assert walk.exit_code == 0
+
+
+@pytest.mark.slow
+def test_the_job_says_what_each_stage_used_and_what_it_cost(
+    walk: RunOutcome, walk_execution: Finished
+) -> None:
+    record = walk.record
+    # Every stage recorded its run; the chunk workers' together, on the device they ran on
+    workers = {f"ANALYZE_{device.upper()}" for device in record.devices.values()}
+    assert set(record.usage) == {"SCAN", "VALIDATE", "PLAN", "MERGE", "COMPILE"} | workers
+    assert sum(record.usage[key].runs for key in workers) == record.chunks_total
+    for key, use in record.usage.items():
+        assert use.wall_s > 0 and use.peak_memory_mb > 0 and use.s3_gets > 0, (key, use)
+    assert record.usage["COMPILE"].memory_mb == FUNCTIONS["compile"].memory_mb
+    assert record.usage["COMPILE"].cpu_s > 0  # ffmpeg's encode counts, though a child process
+    # And the estimate prices them, with the workflow's transitions as the execution made them
+    assert record.cost is not None and record.cost.total_usd > 0
+    assert record.cost.transitions == len(walk_execution.entered())
+    assert record.cost.per_video_minute_usd is not None
 
 
 @pytest.mark.slow

@@ -46,7 +46,7 @@ from posereel.schemas import (
 )
 from posereel.settings import JobOptions, PipelineSettings
 from tests import builders
-from tests.builders import RESULTS, UPLOADS, pipeline_settings
+from tests.builders import RESULTS, SETTINGS, UPLOADS, pipeline_settings
 from tests.fakes import FakeFunctions, FakeJobStore, FakeMediaStore, FakeWorkflow
 
 JOB = "0123456789abcdef0123456789abcdef"
@@ -79,7 +79,7 @@ def test_the_choices_an_upload_carries_are_kept_on_its_job_and_shown() -> None:
     with_options, plain = announce(chosen, video_file("b.mp4"), jobs=jobs, media=media)
     # Then the job keeps them (the plan stage reads them there), and its view shows them
     assert jobs.records[with_options.job_id].options == options
-    assert JobView.of(jobs.records[with_options.job_id]).options == options
+    assert JobView.of(jobs.records[with_options.job_id], costs=SETTINGS.costs).options == options
     assert jobs.records[plain.job_id].options is None
 
 
@@ -289,7 +289,9 @@ def test_pages_of_jobs_give_every_job_once_newest_first() -> None:
     # When the pages are read two by two
     seen, cursor, pages = [], None, 0
     while True:
-        page = list_jobs(caller="user-1", status=None, limit=2, cursor=cursor, jobs=jobs)
+        page = list_jobs(
+            caller="user-1", status=None, limit=2, cursor=cursor, jobs=jobs, costs=SETTINGS.costs
+        )
         seen += [job.job_id for job in page.jobs]
         pages += 1
         if (cursor := page.next_cursor) is None:
@@ -300,19 +302,23 @@ def test_pages_of_jobs_give_every_job_once_newest_first() -> None:
 
 def test_a_status_filter_lists_only_jobs_of_that_status() -> None:
     jobs = FakeJobStore(owned(1, status=JobStatus.FAILED), owned(2), owned(3, status=JobStatus.FAILED))
-    page = list_jobs(caller="user-1", status=JobStatus.FAILED, limit=20, cursor=None, jobs=jobs)
+    page = list_jobs(
+        caller="user-1", status=JobStatus.FAILED, limit=20, cursor=None, jobs=jobs, costs=SETTINGS.costs
+    )
     assert [job.job_id for job in page.jobs] == [f"{3:032x}", f"{1:032x}"] and page.next_cursor is None
 
 
 def test_a_forged_cursor_or_another_owners_is_an_invalid_field() -> None:
     # Given a cursor of user-2's listing
     jobs = FakeJobStore(*(owned(n, "user-2") for n in range(1, 4)))
-    theirs = list_jobs(caller="user-2", status=None, limit=1, cursor=None, jobs=jobs).next_cursor
+    theirs = list_jobs(
+        caller="user-2", status=None, limit=1, cursor=None, jobs=jobs, costs=SETTINGS.costs
+    ).next_cursor
     assert theirs is not None
     # Then neither it nor a made-up one lists anything for user-1
     for cursor in (theirs, "bm90IGEgY3Vyc29y"):
         with pytest.raises(InvalidFieldError) as caught:
-            list_jobs(caller="user-1", status=None, limit=1, cursor=cursor, jobs=jobs)
+            list_jobs(caller="user-1", status=None, limit=1, cursor=cursor, jobs=jobs, costs=SETTINGS.costs)
         assert caught.value.field == "cursor"
 
 

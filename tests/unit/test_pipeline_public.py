@@ -10,6 +10,7 @@ import pytest
 from posereel.jobs import JobError, JobRecord, JobResult, JobStatus, SourceObject
 from posereel.pipeline.api import JobView
 from posereel.pipeline.public import plain, public_error
+from tests.builders import SETTINGS
 
 INTERNAL = re.compile(r"/tmp|/var/|0x[0-9a-f]{4,}|s3://|arn:aws|\d{12}|posereel-dev-uploads")
 
@@ -61,6 +62,6 @@ def test_a_job_view_names_no_bucket_key_or_prefix() -> None:
         ),
         result=JobResult(prefix="results/0123456789abcdef/", segments=1, reel_duration_s=2.0),
     )
-    text = JobView.of(record).model_dump_json()
+    text = JobView.of(record, costs=SETTINGS.costs).model_dump_json()
     assert "uploads/" not in text and "results/" not in text and "123456789012" not in text
     assert '"name":"clip.mp4"' in text

@@ -29,6 +29,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from posereel.aws.mediastore import s3_requests
 from posereel.errors import GpuUnavailableError, InputError, JobDeletedError, PoseReelError
 from posereel.jobs import is_job_id
 from posereel.pipeline.deletion import plan_present, raise_if_deleted
@@ -37,6 +38,7 @@ from posereel.pipeline.ports import MediaStorePort
 from posereel.resources import WORKER_EXIT_INPUT, WORKER_EXIT_NO_GPU
 from posereel.schemas import ChunkResult, ChunkSpec
 from posereel.settings import AnalysisSettings, RuntimeSettings
+from posereel.usage import Meter, Platform, container_memory_mb
 
 log = logging.getLogger("posereel_worker")
 
@@ -108,6 +110,7 @@ def run_chunk(task: ChunkTask, *, store: MediaStorePort, runtime: RuntimeSetting
     """Analyse the chunk (or keep its stored result) and return the result that is stored."""
     from posereel.stages.analyze import analyze_chunk
 
+    meter, (gets, puts) = Meter(), s3_requests()
     plan = store.read_model(task.bucket, plan_key(task.job_id), PlanFile)
     spec = next((c for c in plan.chunks if c.index == task.chunk), None)
     if spec is None:
@@ -131,6 +134,15 @@ def run_chunk(task: ChunkTask, *, store: MediaStorePort, runtime: RuntimeSetting
         task.device.upper(),
     )
     result = analyze_chunk(source, spec, info=plan.video, settings=settings, runtime=runtime)
+    gets_now, puts_now = s3_requests()
+    usage = meter.stop(
+        platform=Platform.GPU_WORKER if result.device == "gpu" else Platform.CPU_WORKER,
+        memory_mb=container_memory_mb(),
+        gpu=result.device == "gpu",
+        s3_gets=gets_now - gets,
+        s3_puts=puts_now - puts + 1,  # and the PUT of the result, next
+    )
+    result = result.model_copy(update={"usage": usage})
     store.write_model(result, task.bucket, key)
     wanted = plan_present(task.job_id, bucket=task.bucket, media=store)
     raise_if_deleted(

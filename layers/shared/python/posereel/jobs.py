@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 from posereel.outputs import reel_dir
 from posereel.schemas import SCHEMA_VERSION
 from posereel.settings import JobOptions, ReelRequest
+from posereel.usage import StageUse
 
 
 class JobStatus(StrEnum):
@@ -109,6 +110,7 @@ class JobResult(BaseModel):
     segments: int
     reel_duration_s: float
     primary_track_id: int | None = None
+    video_duration_s: float | None = None
 
 
 class ReelStatus(StrEnum):
@@ -225,6 +227,9 @@ class JobRecord(BaseModel):
     deliveries: list[Delivery] = Field(default_factory=list, description="webhook POSTs, the latest last")
     announced: list[JobStatus] = Field(
         default_factory=list, description="terminal statuses put on the event bus (each once)"
+    )
+    usage: dict[str, StageUse] = Field(
+        default_factory=dict, description="what each stage used (posereel.usage.USAGE_KEYS), over its runs"
     )
 
     @field_validator("created_at", "updated_at", "finished_at")

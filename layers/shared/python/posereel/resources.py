@@ -178,6 +178,8 @@ class FunctionSpec:
     size; the source itself is read in place), a number is MiB, None is Lambda's default 512 MiB.
     asynchronous: invoked by events (EventBridge), not by the workflow: failed events go to the
     dead-letter queue.
+    usage: the key of its job's record (posereel.usage.USAGE_KEYS) under which each run records
+    what it used (posereel_functions.metered); None: its runs are not a job's cost.
     """
 
     handler: str
@@ -186,6 +188,7 @@ class FunctionSpec:
     tools: bool = False
     tmp: Literal["upload"] | int | None = None
     asynchronous: bool = False
+    usage: str | None = None
 
 
 FUNCTIONS: dict[str, FunctionSpec] = {
@@ -193,16 +196,24 @@ FUNCTIONS: dict[str, FunctionSpec] = {
     # API Gateway gives up after 29 s.
     "api": FunctionSpec("posereel_functions.api.handler", 29, 512),
     # validate and plan read the video where it is (its index, a few seconds per chunk start).
-    "validate": FunctionSpec("posereel_functions.validate.handler", 90, 1024, tools=True),
+    "validate": FunctionSpec("posereel_functions.validate.handler", 90, 1024, tools=True, usage="VALIDATE"),
     # scan streams the upload piece by piece; clamscan copies one piece (2000 MiB) to /tmp.
-    "scan": FunctionSpec("posereel_functions.scan.handler", 900, 3008, tools=True, tmp=2560),
-    "plan": FunctionSpec("posereel_functions.plan.handler", 90, 1024, tools=True),
-    "merge": FunctionSpec("posereel_functions.merge.handler", 600, 3008, tools=True, tmp=2048),
-    "compile": FunctionSpec("posereel_functions.compile.handler", 900, 3008, tools=True, tmp="upload"),
+    "scan": FunctionSpec("posereel_functions.scan.handler", 900, 3008, tools=True, tmp=2560, usage="SCAN"),
+    "plan": FunctionSpec("posereel_functions.plan.handler", 90, 1024, tools=True, usage="PLAN"),
+    "merge": FunctionSpec("posereel_functions.merge.handler", 600, 3008, tools=True, tmp=2048, usage="MERGE"),
+    "compile": FunctionSpec(
+        "posereel_functions.compile.handler", 900, 3008, tools=True, tmp="upload", usage="COMPILE"
+    ),
     "finalize": FunctionSpec("posereel_functions.finalize.handler", 60, 256, asynchronous=True),
     # Re-cuts, invoked by the api with an event per reel: no pose estimation, the stored tracks.
     "recut": FunctionSpec(
-        "posereel_functions.recut.handler", 900, 3008, tools=True, tmp="upload", asynchronous=True
+        "posereel_functions.recut.handler",
+        900,
+        3008,
+        tools=True,
+        tmp="upload",
+        asynchronous=True,
+        usage="REELS",
     ),
     # Tells the owner a job ended (the event bus, the webhook with its retries), invoked with an
     # event by finalize and the watchdog.

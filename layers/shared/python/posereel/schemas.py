@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from posereel.usage import StageUse
+
 # 2: PersonPose.score is the landmark model's pose presence; ChunkResult.tracks (appearance);
 # TrackSummary.score (a track's mean presence).
 SCHEMA_VERSION = "2"
@@ -104,6 +106,7 @@ class ChunkResult(Model):
     frames: list[FramePoses]
     tracks: list[TrackAppearance] = Field(default_factory=list)
     timings_s: dict[str, float] = Field(default_factory=dict)
+    usage: StageUse | None = Field(None, description="what the worker used (the merge adds them up)")
 
 
 class TrackSummary(Model):

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from posereel.costs import CostBasis
 from posereel.resources import ResourceNames
 
 PoseModelName = Literal["lite", "full", "heavy"]
@@ -314,6 +315,8 @@ class PipelineSettings(BaseSettings):
     clamav_db: str = "/var/lib/clamav"
     job_ttl_days: int = Field(30, ge=1)
     chunks: ChunkSettings = ChunkSettings()
+    # The environment's prices and worker shape, for each job's cost estimate.
+    costs: CostBasis = CostBasis()
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
 
     @classmethod

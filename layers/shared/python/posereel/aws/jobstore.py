@@ -19,7 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from posereel.aws._errors import error_code, transient_errors
-from posereel.errors import ObjectNotFoundError
+from posereel.errors import ObjectNotFoundError, TransientError
 from posereel.jobs import (
     AWAITING,
     Delivery,
@@ -34,6 +34,7 @@ from posereel.jobs import (
 )
 from posereel.pipeline.causes import job_error
 from posereel.resources import AWAITING_UPLOAD_INDEX, BY_OWNER_INDEX, JOBS_TABLE
+from posereel.usage import StageUse
 
 # Attributes derived from others (never stored) and the nested error (stored flat).
 _NOT_STORED = {"percent", "stage_seconds", "error"}
@@ -43,6 +44,7 @@ _REEL_TERMINAL = [s for s in ReelStatus if s.terminal]
 # The sparse index's attributes, present only while a job awaits its upload.
 _AWAITING_ATTRIBUTES = ("awaiting", "upload_deadline")
 _MAX_PAGE_READS = 5  # index pages read for one filtered page of jobs
+_USAGE_ATTEMPTS = 8  # read-add-write rounds of add_usage before it gives up (writers racing)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -163,6 +165,53 @@ class JobStore:
 
     def set_result(self, job_id: str, result: JobResult) -> None:
         self._require(job_id, self._update(job_id, {"result": result.model_dump()}))
+
+    def add_usage(self, job_id: str, key: str, use: StageUse, *, replace: bool = False) -> bool:
+        """Add ``use`` to the job's ``usage[key]`` (``replace``: store it as it is, for totals a
+        stage computes whole); False when the job has no record. Concurrent adders to one key
+        (re-cuts side by side) each read, add and write on the condition that nobody wrote between."""
+        for _ in range(_USAGE_ATTEMPTS):
+            record = self.get(job_id)
+            if record is None:
+                return False
+            old = record.usage.get(key)
+            new = use if replace or old is None else old.plus(use)
+            names = {"#u": "usage", "#k": key}
+            values: dict[str, Any] = {":use": _to_attribute(new.model_dump(mode="json"))}
+            if not record.usage:  # a record from before usage was kept, or none recorded yet
+                with transient_errors(f"updating job {job_id}"):
+                    self._client.update_item(
+                        TableName=self.table_name,
+                        Key={"job_id": {"S": job_id}},
+                        UpdateExpression="SET #u = if_not_exists(#u, :empty)",
+                        ConditionExpression="attribute_exists(job_id)",
+                        ExpressionAttributeNames={"#u": "usage"},
+                        ExpressionAttributeValues={":empty": {"M": {}}},
+                    )
+            if replace:
+                condition = "attribute_exists(job_id)"
+            elif old is None:
+                condition = "attribute_not_exists(#u.#k)"
+            else:
+                names["#runs"] = "runs"
+                values[":runs"] = {"N": str(old.runs)}
+                condition = "#u.#k.#runs = :runs"
+            try:
+                with transient_errors(f"updating job {job_id}"):
+                    self._client.update_item(
+                        TableName=self.table_name,
+                        Key={"job_id": {"S": job_id}},
+                        UpdateExpression="SET #u.#k = :use",
+                        ConditionExpression=condition,
+                        ExpressionAttributeNames=names,
+                        ExpressionAttributeValues=values,
+                    )
+            except ClientError as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    continue  # another writer came first: read again
+                raise
+            return True
+        raise TransientError(f"the usage of job {job_id} kept changing under {_USAGE_ATTEMPTS} writes")
 
     def mark_failed(self, job_id: str, error: JobError, *, finished_at: str) -> bool:
         fields = _ended_fields(JobStatus.FAILED, error, finished_at)

@@ -6,6 +6,7 @@ throttling and connection failures raise TransientError.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +37,29 @@ _STREAM_PIECE_BYTES = 1024**2  # what read_range yields at a time
 _DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
 
 
+# The SDK's S3 requests of this process so far, by price tier (GET-like, PUT-like; deletes and
+# aborts are free), for each stage's usage (posereel.usage.StageUse).
+_FREE_OPERATIONS = ("Delete", "Abort")
+_PUT_TIER_OPERATIONS = ("Put", "Copy", "Create", "Complete", "Upload", "List", "Restore")
+_requests = {"get": 0, "put": 0}
+_requests_lock = threading.Lock()
+
+
+def s3_requests() -> tuple[int, int]:
+    """(GET-tier, PUT-tier) requests this process's media stores have made."""
+    with _requests_lock:
+        return _requests["get"], _requests["put"]
+
+
+def _count_request(model: Any, **_: Any) -> None:
+    name = str(model.name)
+    if name.startswith(_FREE_OPERATIONS):
+        return
+    tier = "put" if name.startswith(_PUT_TIER_OPERATIONS) else "get"
+    with _requests_lock:
+        _requests[tier] += 1
+
+
 class MediaStore:
     """S3 objects; implements posereel.pipeline.ports.MediaStorePort."""
 
@@ -44,6 +68,7 @@ class MediaStore:
         self._client = (
             client if client is not None else boto3.client("s3", config=Config(signature_version="s3v4"))
         )
+        self._client.meta.events.register("before-call.s3", _count_request)
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         try:

@@ -24,6 +24,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, field_validator
 
+from posereel.costs import CostBasis, CostEstimate, estimate
 from posereel.errors import (
     ConflictError,
     InvalidFieldError,
@@ -57,6 +58,7 @@ from posereel.pipeline.public import public_error
 from posereel.pipeline.start import expires_at
 from posereel.schemas import AnalysisResult, Segment
 from posereel.settings import JobOptions, PipelineSettings
+from posereel.usage import StageUse
 from posereel.video import VIDEO_CONTENT_TYPES
 from posereel.webhooks import MAX_URL_CHARS, SIGNATURE_HEADER, url_problem
 
@@ -232,6 +234,7 @@ class ResultView(BaseModel):
     segments: int
     reel_duration_s: float
     primary_track_id: int | None
+    video_duration_s: float | None = Field(description="the analysed video's length")
 
 
 class JobView(BaseModel):
@@ -253,15 +256,40 @@ class JobView(BaseModel):
     error: JobError | None
     result: ResultView | None
     notify: NotifyView | None = Field(description="the webhook given at upload; null: none")
+    usage: dict[str, StageUse] = Field(
+        description="what each stage used so far (SCAN, VALIDATE, PLAN, ANALYZE_GPU, ANALYZE_CPU, MERGE, "
+        "COMPILE; REELS: every re-cut), summed over its runs"
+    )
+    cost: CostEstimate | None = Field(
+        description="an estimate of what the job has cost so far, from the environment's price table "
+        "(compute, workflow transitions and S3 requests; not storage or transfer); null before any stage ran"
+    )
 
     @classmethod
-    def of(cls, record: JobRecord) -> Self:
-        view = {**record.model_dump(include=set(cls.model_fields) - {"notify"}), "notify": None}
+    def of(cls, record: JobRecord, *, costs: CostBasis) -> Self:
+        view = {
+            **record.model_dump(include=set(cls.model_fields) - {"notify", "cost"}),
+            "notify": None,
+            "cost": job_cost(record, costs),
+        }
         if record.error is not None:
             view["error"] = public_error(record.error).model_dump()
         if record.notify is not None:
             view["notify"] = {"url": record.notify.url, "deliveries": record.deliveries}
         return cls.model_validate(view)
+
+
+def job_cost(record: JobRecord, costs: CostBasis) -> CostEstimate | None:
+    """The estimate of what ``record``'s job has cost so far (posereel.costs)."""
+    if not record.usage:
+        return None
+    return estimate(
+        record.usage,
+        costs,
+        chunks=record.chunks_total,
+        cpu_chunks=sum(1 for device in record.devices.values() if device == "cpu"),
+        video_duration_s=record.result.video_duration_s if record.result else None,
+    )
 
 
 class JobPage(BaseModel):
@@ -568,6 +596,7 @@ def list_jobs(
     limit: int,
     cursor: str | None,
     jobs: JobStorePort,
+    costs: CostBasis,
 ) -> JobPage:
     try:
         records, next_cursor = jobs.list_page(
@@ -575,7 +604,8 @@ def list_jobs(
         )
     except ValueError as exc:
         raise InvalidFieldError("cursor", f"cursor: {exc}") from exc
-    return JobPage(jobs=[JobView.of(r) for r in records if r.deleted_at is None], next_cursor=next_cursor)
+    views = [JobView.of(r, costs=costs) for r in records if r.deleted_at is None]
+    return JobPage(jobs=views, next_cursor=next_cursor)
 
 
 def get_job(job_id: str, *, caller: str, jobs: JobStorePort, workflow: WorkflowPort) -> JobRecord | None:

@@ -92,6 +92,7 @@ def compile_job(
             segments=len(result.segments),
             reel_duration_s=round(outputs.reel_duration_s, 3),
             primary_track_id=result.primary_track_id,
+            video_duration_s=round(result.video.duration_s, 3),
         ),
     )
     return CompileResult(

@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from posereel.jobs import Delivery, JobError, JobRecord, JobResult, JobStatus, ReelRecord, SourceObject
+from posereel.usage import StageUse
 from posereel.video import VideoSource
 from posereel.webhooks import Answer
 
@@ -107,6 +108,10 @@ class JobStorePort(Protocol):
     def set_chunks_total(self, job_id: str, chunks_total: int) -> None: ...
 
     def set_result(self, job_id: str, result: JobResult) -> None: ...
+
+    def add_usage(self, job_id: str, key: str, use: StageUse, *, replace: bool = False) -> bool:
+        """Add ``use`` to the job's usage[key] (``replace``: store it as it is); False: no such job."""
+        ...
 
     def mark_failed(self, job_id: str, error: JobError, *, finished_at: str) -> bool:
         """Status FAILED with the error, unless the job already ended; False when it had."""
