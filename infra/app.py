@@ -15,9 +15,14 @@ from infra.stacks.monitoring import MonitoringStack
 from infra.stacks.pipeline import CLAMAV_PREFIX, PipelineStack
 from infra.stacks.storage import StorageStack
 from infra.stacks.web import WebStack
-from posereel.costs import CostBasis
 from posereel.resources import ResourceNames
-from posereel.settings import ChunkSettings, PipelineSettings, RuntimeSettings, settings_environment
+from posereel.settings import (
+    ChunkSettings,
+    CostBasis,
+    PipelineSettings,
+    RuntimeSettings,
+    settings_environment,
+)
 
 
 @dataclass(frozen=True)

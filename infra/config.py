@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from posereel.costs import PriceTable
+from posereel.settings import PriceTable
 
 CONTEXT_KEY = "posereel:environments"
 

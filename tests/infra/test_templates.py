@@ -804,6 +804,32 @@ def test_api_function_may_do_what_the_api_does_and_no_more(synth, env):
     assert "Quarantine" not in json.dumps(actions)
 
 
+def test_every_stage_that_records_its_usage_may_write_its_job_record(synth, env):
+    template = synth.template(env, "pipeline")
+    recording = [name for name, spec in FUNCTIONS.items() if spec.usage]
+    assert {"scan", "validate", "plan", "merge", "compile", "recut"} <= set(recording)
+    for name in recording:
+        actions = role_actions(template, f"posereel-{env}-{name}-fn")
+        for action in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
+            tables = {json.dumps(r) for s in actions[action] for r in listed(s["Resource"])}
+            assert tables and all("Jobs" in t and "index" not in t for t in tables), (name, action, tables)
+
+
+def test_the_price_table_of_each_environment_reaches_its_functions(synth, env, monkeypatch):
+    _, fn = function(synth, env, "api")
+    for key, value in fn["Properties"]["Environment"]["Variables"].items():
+        if isinstance(value, str):
+            monkeypatch.setenv(key, value)
+    config = synth.configs[env]
+    costs = PipelineSettings().costs
+    assert costs.gpu_instance_usd_per_h == config.prices.gpu_instance_usd_per_h
+    assert costs.fargate_usd_per_vcpu_h == config.prices.fargate_usd_per_vcpu_h
+    assert (costs.worker_vcpus, costs.worker_memory_mib) == (
+        config.workers.worker_vcpus,
+        config.workers.worker_memory_mib,
+    )
+
+
 def test_workflow_role_may_do_what_the_workflow_does_and_no_more(synth, env):
     actions = set(role_actions(synth.template(env, "pipeline"), f"posereel-{env}-workflow"))
     assert {

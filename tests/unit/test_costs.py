@@ -15,11 +15,11 @@ from posereel.costs import (
     CHUNK_TRANSITIONS,
     FALLBACK_TRANSITIONS,
     JOB_TRANSITIONS,
-    CostBasis,
     estimate,
     stage_usd,
 )
 from posereel.resources import FUNCTIONS, WORKFLOW_FILE
+from posereel.settings import CostBasis
 from posereel.usage import USAGE_KEYS, Meter, Platform, StageUse, container_memory_mb, total
 
 REPO = Path(__file__).resolve().parents[2]

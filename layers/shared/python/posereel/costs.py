@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from posereel.settings import CostBasis
 from posereel.usage import Platform, StageUse
 
 # State transitions of a job that succeeds (statemachine/pipeline.asl.json: from Configure to
@@ -22,31 +23,6 @@ from posereel.usage import Platform, StageUse
 JOB_TRANSITIONS = 16
 CHUNK_TRANSITIONS = 2
 FALLBACK_TRANSITIONS = 1
-
-
-class PriceTable(BaseModel):
-    """What an environment pays, in USD."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    lambda_usd_per_gb_s: float = Field(0.0000166667, ge=0, description="x86")
-    lambda_usd_per_request: float = Field(0.0000002, ge=0)
-    fargate_usd_per_vcpu_h: float = Field(0.04048, ge=0, description="the CPU workers (Fargate Spot: less)")
-    fargate_usd_per_gb_h: float = Field(0.004445, ge=0)
-    gpu_instance_usd_per_h: float = Field(
-        0.526, ge=0, description="one GPU instance of the pool (g4dn.xlarge on demand; spot: less)"
-    )
-    step_functions_usd_per_transition: float = Field(0.000025, ge=0)
-    s3_usd_per_get: float = Field(0.0000004, ge=0)
-    s3_usd_per_put: float = Field(0.000005, ge=0)
-
-
-class CostBasis(PriceTable):
-    """The prices and the shape of the workers they apply to (from the environment's config)."""
-
-    worker_vcpus: float = Field(2, gt=0)
-    worker_memory_mib: int = Field(8192, gt=0)
-    gpu_instance_vcpus: int = Field(4, gt=0, description="a chunk job pays its vCPUs' share of the instance")
 
 
 class CostEstimate(BaseModel):

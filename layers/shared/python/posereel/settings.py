@@ -11,7 +11,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from posereel.costs import CostBasis
 from posereel.resources import ResourceNames
 
 PoseModelName = Literal["lite", "full", "heavy"]
@@ -236,6 +235,34 @@ class ReelRequest(CutOptions):
         return analysis.model_copy(
             update={"segments": analysis.segments.model_copy(update={"track_ids": chosen})}
         )
+
+
+# --- prices (posereel.costs estimates each job's cost with them) ---------------------------
+
+
+class PriceTable(BaseModel):
+    """What an environment pays, in USD."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lambda_usd_per_gb_s: float = Field(0.0000166667, ge=0, description="x86")
+    lambda_usd_per_request: float = Field(0.0000002, ge=0)
+    fargate_usd_per_vcpu_h: float = Field(0.04048, ge=0, description="the CPU workers (Fargate Spot: less)")
+    fargate_usd_per_gb_h: float = Field(0.004445, ge=0)
+    gpu_instance_usd_per_h: float = Field(
+        0.526, ge=0, description="one GPU instance of the pool (g4dn.xlarge on demand; spot: less)"
+    )
+    step_functions_usd_per_transition: float = Field(0.000025, ge=0)
+    s3_usd_per_get: float = Field(0.0000004, ge=0)
+    s3_usd_per_put: float = Field(0.000005, ge=0)
+
+
+class CostBasis(PriceTable):
+    """The prices and the shape of the workers they apply to (from the environment's config)."""
+
+    worker_vcpus: float = Field(2, gt=0)
+    worker_memory_mib: int = Field(8192, gt=0)
+    gpu_instance_vcpus: int = Field(4, gt=0, description="a chunk job pays its vCPUs' share of the instance")
 
 
 def default_model_dir() -> Path:

@@ -24,7 +24,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, field_validator
 
-from posereel.costs import CostBasis, CostEstimate, estimate
+from posereel.costs import CostEstimate, estimate
 from posereel.errors import (
     ConflictError,
     InvalidFieldError,
@@ -57,7 +57,7 @@ from posereel.pipeline.ports import JobStorePort, MediaStorePort, ObjectInfo, Up
 from posereel.pipeline.public import public_error
 from posereel.pipeline.start import expires_at
 from posereel.schemas import AnalysisResult, Segment
-from posereel.settings import JobOptions, PipelineSettings
+from posereel.settings import CostBasis, JobOptions, PipelineSettings
 from posereel.usage import StageUse
 from posereel.video import VIDEO_CONTENT_TYPES
 from posereel.webhooks import MAX_URL_CHARS, SIGNATURE_HEADER, url_problem
