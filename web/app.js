@@ -119,6 +119,9 @@ function el(tag, attrs = {}, ...children) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const fmtTime = (s) => `${Math.floor(s / 60)}:${(s % 60).toFixed(1).padStart(4, "0")}`;
+const fmtDuration = (s) => (s < 60 ? `${Math.round(s)} s` : s < 3600
+  ? `${Math.floor(s / 60)} min ${Math.round(s % 60)} s` : `${Math.floor(s / 3600)} h ${Math.floor(s / 60) % 60} min`);
+const fmtUsd = (usd) => `$${usd.toFixed(usd < 0.01 ? 4 : 2)}`;
 const fmtBytes = (n) => (n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB`
   : `${Math.max(1, Math.round(n / 1e3))} kB`);
 
@@ -153,23 +156,13 @@ function notifyMessage(notify) {
   return `Webhook ${notify.url}: attempt ${last.attempt} failed (${why}).`;
 }
 
-function duration(seconds) {
-  if (seconds < 60) return `${Math.round(seconds)} s`;
-  const minutes = Math.floor(seconds / 60);
-  return minutes < 60 ? `${minutes} min ${Math.round(seconds % 60)} s` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
-}
-
-function usd(value) {
-  return value < 0.01 ? `$${value.toFixed(4)}` : `$${value.toFixed(2)}`;
-}
-
 // "Cost so far (estimate): $0.0042 · $0.0021 per video minute · CPU 4 min 10 s · GPU 0 s"
 function costMessage(job) {
   const cost = job.cost;
   if (!cost) return null;
-  const parts = [`${TERMINAL.has(job.status) ? "Cost" : "Cost so far"} (estimate): ${usd(cost.total_usd)}`];
-  if (cost.per_video_minute_usd !== null) parts.push(`${usd(cost.per_video_minute_usd)} per video minute`);
-  parts.push(`CPU ${duration(cost.cpu_s)}`, `GPU ${duration(cost.gpu_s)}`);
+  const parts = [`${TERMINAL.has(job.status) ? "Cost" : "Cost so far"} (estimate): ${fmtUsd(cost.total_usd)}`];
+  if (cost.per_video_minute_usd !== null) parts.push(`${fmtUsd(cost.per_video_minute_usd)} per video minute`);
+  parts.push(`CPU ${fmtDuration(cost.cpu_s)}`, `GPU ${fmtDuration(cost.gpu_s)}`);
   return parts.join(" · ");
 }
 

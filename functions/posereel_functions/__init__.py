@@ -17,7 +17,7 @@ from posereel.aws.mediastore import s3_requests
 from posereel.observability import logger
 from posereel.resources import FUNCTIONS
 from posereel.settings import PipelineSettings
-from posereel.usage import Meter, Platform
+from posereel.usage import Meter, Platform, StageUse
 
 T = TypeVar("T")
 HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
@@ -67,29 +67,25 @@ def metered(function: str) -> Callable[[HandlerT], HandlerT]:
     def wrap(handler: HandlerT) -> HandlerT:
         @functools.wraps(handler)
         def run(event: Any, context: Any) -> Any:
-            meter, (gets, puts) = Meter(), s3_requests()
+            meter = Meter(s3_requests)
             try:
                 return handler(event, context)
             finally:
                 job_id = event.get("job_id") if isinstance(event, dict) else None
                 if isinstance(job_id, str):
-                    gets_now, puts_now = s3_requests()
-                    use = meter.stop(
-                        platform=Platform.LAMBDA,
-                        memory_mb=int(getattr(context, "memory_limit_in_mb", 0) or 0),
-                        s3_gets=gets_now - gets,
-                        s3_puts=puts_now - puts,
-                    )
-                    try:
-                        job_store().add_usage(job_id, key, use)
-                    except Exception:
-                        logger.warning(
-                            "could not record the stage's usage", extra={"usage": key}, exc_info=True
-                        )
+                    memory_mb = int(getattr(context, "memory_limit_in_mb", 0) or 0)
+                    _record_usage(job_id, key, meter.stop(platform=Platform.LAMBDA, memory_mb=memory_mb))
 
         return cast(HandlerT, run)
 
     return wrap
+
+
+def _record_usage(job_id: str, key: str, use: StageUse) -> None:
+    try:
+        job_store().add_usage(job_id, key, use)
+    except Exception:
+        logger.warning("could not record the stage's usage", extra={"usage": key}, exc_info=True)
 
 
 def reset() -> None:

@@ -110,7 +110,7 @@ def run_chunk(task: ChunkTask, *, store: MediaStorePort, runtime: RuntimeSetting
     """Analyse the chunk (or keep its stored result) and return the result that is stored."""
     from posereel.stages.analyze import analyze_chunk
 
-    meter, (gets, puts) = Meter(), s3_requests()
+    meter = Meter(s3_requests)
     plan = store.read_model(task.bucket, plan_key(task.job_id), PlanFile)
     spec = next((c for c in plan.chunks if c.index == task.chunk), None)
     if spec is None:
@@ -134,15 +134,13 @@ def run_chunk(task: ChunkTask, *, store: MediaStorePort, runtime: RuntimeSetting
         task.device.upper(),
     )
     result = analyze_chunk(source, spec, info=plan.video, settings=settings, runtime=runtime)
-    gets_now, puts_now = s3_requests()
     usage = meter.stop(
         platform=Platform.GPU_WORKER if result.device == "gpu" else Platform.CPU_WORKER,
         memory_mb=container_memory_mb(),
         gpu=result.device == "gpu",
-        s3_gets=gets_now - gets,
-        s3_puts=puts_now - puts + 1,  # and the PUT of the result, next
     )
-    result = result.model_copy(update={"usage": usage})
+    # It holds the PUT of the result too, which comes next.
+    result = result.model_copy(update={"usage": usage.model_copy(update={"s3_puts": usage.s3_puts + 1})})
     store.write_model(result, task.bucket, key)
     wanted = plan_present(task.job_id, bucket=task.bucket, media=store)
     raise_if_deleted(

@@ -2,14 +2,16 @@
 measured by the process that ran it (``Meter``) and kept in the job record under ``usage``, one
 entry per stage (summed over its runs: a retried stage costs twice). posereel.costs prices it.
 
-Plain data and the standard library, no AWS: the S3 request counts come from whoever calls
-``Meter.stop`` (the SDK's own counters, posereel.aws.mediastore).
+Plain data and the standard library, no AWS: the S3 request counts come from the counter the
+caller gives ``Meter`` (the SDK's own, posereel.aws.mediastore.s3_requests).
 """
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 
@@ -79,14 +81,12 @@ def _cpu_s() -> float:
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _reset_peak() -> bool:
+def _reset_peak() -> None:
     """Start this process's peak resident set afresh (Linux: clear_refs 5), so that a warm
-    Lambda container measures each invocation on its own; False where it cannot."""
-    try:
+    Lambda container measures each invocation on its own; where it cannot, the peak is the
+    process's."""
+    with contextlib.suppress(OSError):
         (_PROC_SELF / "clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def _peak_mb() -> float:
@@ -117,25 +117,24 @@ def container_memory_mb(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     return 0
 
 
+RequestCounter = Callable[[], tuple[int, int]]  # (GET-tier, PUT-tier) requests so far
+
+
 class Meter:
     """This process's use from construction to ``stop``: wall time, CPU time of all its threads
-    and of the child processes it waited for, and peak memory."""
+    and of the child processes it waited for, peak memory, and the S3 requests ``requests``
+    counted meanwhile."""
 
-    def __init__(self) -> None:
+    def __init__(self, requests: RequestCounter | None = None) -> None:
         _reset_peak()
+        self._requests = requests
+        self._requests0 = requests() if requests else (0, 0)
         self._wall0 = time.perf_counter()
         self._cpu0 = _cpu_s()
 
-    def stop(
-        self,
-        *,
-        platform: Platform,
-        memory_mb: int,
-        gpu: bool = False,
-        s3_gets: int = 0,
-        s3_puts: int = 0,
-    ) -> StageUse:
+    def stop(self, *, platform: Platform, memory_mb: int, gpu: bool = False) -> StageUse:
         wall = time.perf_counter() - self._wall0
+        gets, puts = self._requests() if self._requests else (0, 0)
         return StageUse(
             platform=platform,
             wall_s=round(wall, 3),
@@ -143,6 +142,6 @@ class Meter:
             gpu_s=round(wall, 3) if gpu else 0.0,
             memory_mb=memory_mb,
             peak_memory_mb=_peak_mb(),
-            s3_gets=s3_gets,
-            s3_puts=s3_puts,
+            s3_gets=gets - self._requests0[0],
+            s3_puts=puts - self._requests0[1],
         )
