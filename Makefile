@@ -27,7 +27,7 @@ APT_PACKAGES := ffmpeg clamav libegl1 libgles2 chromium chromium-driver
 
 SUITES := unit functional pipeline infra browser
 
-.PHONY: help setup models system-deps demo analyze up test $(SUITES:%=test-%) typecheck lint format bench bench-tracking stress fuzz openapi lock clean
+.PHONY: help setup models system-deps demo analyze up test $(SUITES:%=test-%) typecheck lint format bench bench-tracking bench-long stress fuzz openapi lock clean
 
 help:
 	@echo "make demo     a real clip through the whole serverless pipeline on this machine, results in $(OUT)/demo"
@@ -38,6 +38,7 @@ help:
 	@echo "make typecheck  mypy on the domain package, the functions and the worker"
 	@echo "make bench    speed and memory of the engine against a naive baseline"
 	@echo "make bench-tracking  recall, precision, id switches, IDF1 and speed on the labelled clips"
+	@echo "make bench-long  a 60-minute video through the local pipeline (MINUTES=10 for less): stages, memory, cost, a 3-hour projection"
 	@echo "make stress   100 concurrent uploads through the local API: terminal states, none lost, peak memory"
 	@echo "make fuzz     schemathesis (every check) against the local API's OpenAPI document"
 	@echo "make openapi  regenerate web/openapi.json from the API's code"
@@ -56,11 +57,16 @@ system-deps:
 # with --no-deps: they declare opencv-python or opencv-contrib-python (and supervision PyAV); what
 # they import is listed in pyproject's `worker` and `dev` extras, next to opencv-python-headless,
 # so exactly one package owns `cv2`.
-$(VENV)/.installed: pyproject.toml Makefile
+# The shipped pins (make lock) constrain what the tests run with, so a release on PyPI changes
+# nothing until `make lock` takes it on purpose.
+LOCKS := infra/layer/requirements.txt containers/lambda/requirements.txt containers/worker/requirements.txt
+EXTRAS := .[worker,local,dev,infra]
+
+$(VENV)/.installed: pyproject.toml Makefile $(LOCKS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q --no-deps mediapipe==$(MEDIAPIPE_VERSION) trackers==$(TRACKERS_VERSION) supervision==$(SUPERVISION_VERSION)
-	$(PY) -m pip install -q -e '.[worker,local,dev,infra]'
+	$(PY) -m pip install -q -e '$(EXTRAS)' $(LOCKS:%=-c %)
 	$(PY) -c "import importlib.metadata as md, cv2, mediapipe, trackers, posereel; \
 	  owners = {d.metadata['Name'] for d in md.distributions() if d.metadata['Name'].startswith('opencv')}; \
 	  assert owners == {'opencv-python-headless'}, f'cv2 must come from opencv-python-headless only: {owners}'"
@@ -110,6 +116,12 @@ bench: setup
 bench-tracking: setup
 	$(PY) tests/bench/bench_tracking.py --media $(SHARED)/media --out $(OUT)/bench-tracking
 
+# A long recording (MINUTES, default 60) through the whole local pipeline: wall / length, each
+# stage's seconds, memory and S3 requests, the cost, and a projection of 3 hours of 1080p in AWS.
+# Not in CI (tens of minutes).
+bench-long: setup
+	$(PY) tests/bench/bench_long.py --media $(SHARED)/media --out $(OUT)/bench-long --minutes $(or $(MINUTES),60)
+
 # 100 concurrent uploads through the local API: how many reach each terminal state, none lost or
 # stuck, peak memory of the stack. Not in CI (minutes).
 stress: setup
@@ -122,6 +134,7 @@ fuzz: setup
 # The pinned requirements of the Lambda layer and of the images, from the versions the tests ran
 # with; a test fails when one is stale.
 lock: setup
+	$(PY) -m pip install -q --upgrade -e '$(EXTRAS)'
 	$(PY) -m posereel_local.lock
 
 # The API's OpenAPI document, generated from the api function's routes and models; a test

@@ -115,9 +115,9 @@ class EnvironmentConfig(_Strict):
     max_concurrency: int = Field(ge=1, le=40, description="chunks analysed at once per video (inline Map)")
     max_upload_bytes: int = Field(
         gt=0,
-        lt=2 * 1024**3,
-        description="the scan streams any size through ClamAV in pieces, but within its Lambda's 15 "
-        "minutes, and compile renders in a Lambda too: below 2 GiB until they run as container jobs",
+        le=5 * 1024**4,
+        description="S3 takes objects of up to 5 TiB; the scan, merge and compile of what is too large "
+        "or too long for their Lambdas run as stage jobs (posereel.pipeline.placement)",
     )
     max_duration_s: float = Field(gt=0)
     upload_expiry_days: int = Field(ge=1, description="uploads are deleted this long after they land")

@@ -12,9 +12,12 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+from pydantic import BaseModel
+
 from posereel.aws import Functions, JobStore, MediaStore, Workflow
 from posereel.aws.mediastore import s3_requests
 from posereel.observability import logger
+from posereel.pipeline.placement import stored_outcome
 from posereel.resources import FUNCTIONS
 from posereel.settings import PipelineSettings
 from posereel.usage import Meter, Platform, StageUse
@@ -75,6 +78,26 @@ def metered(function: str) -> Callable[[HandlerT], HandlerT]:
                 if isinstance(job_id, str):
                     memory_mb = int(getattr(context, "memory_limit_in_mb", 0) or 0)
                     _record_usage(job_id, key, meter.stop(platform=Platform.LAMBDA, memory_mb=memory_mb))
+
+        return cast(HandlerT, run)
+
+    return wrap
+
+
+def after_container(stage: str, result_type: type[BaseModel]) -> Callable[[HandlerT], HandlerT]:
+    """A stage that may have run as a container job first (posereel.pipeline.placement): the
+    outcome that job stored is the handler's answer (an error raised again); without one the
+    handler runs the stage itself."""
+
+    def wrap(handler: HandlerT) -> HandlerT:
+        @functools.wraps(handler)
+        def run(event: Any, context: Any) -> Any:
+            job_id = event.get("job_id") if isinstance(event, dict) else None
+            if isinstance(job_id, str):
+                stored = stored_outcome(stage, job_id, result_type, media=media_store(), settings=settings())
+                if stored is not None:
+                    return stored.model_dump(mode="json")
+            return handler(event, context)
 
         return cast(HandlerT, run)
 

@@ -6,12 +6,13 @@ from typing import Any
 
 from posereel.observability import lambda_boundary
 from posereel.pipeline.compile import compile_job
-from posereel.pipeline.events import CompileEvent
-from posereel_functions import job_store, media_store, metered, settings
+from posereel.pipeline.events import CompileEvent, CompileResult
+from posereel_functions import after_container, job_store, media_store, metered, settings
 
 
 @lambda_boundary
 @metered("compile")
+@after_container("compile", CompileResult)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = compile_job(
         CompileEvent.model_validate(event), settings=settings(), media=media_store(), jobs=job_store()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from posereel.observability import lambda_boundary
-from posereel.pipeline.events import ScanEvent
+from posereel.pipeline.events import ScanEvent, ScanResult
 from posereel.pipeline.scan import ClamAV, resolve_clamav_db, scan_upload
-from posereel_functions import job_store, media_store, metered, per_container, settings
+from posereel_functions import after_container, job_store, media_store, metered, per_container, settings
 
 
 @per_container
@@ -18,6 +18,7 @@ def scanner() -> ClamAV:
 
 @lambda_boundary
 @metered("scan")
+@after_container("scan", ScanResult)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = scan_upload(
         ScanEvent.model_validate(event),

@@ -23,9 +23,11 @@ from constructs import Construct
 
 from infra.common import DOCKER_CONTEXT_EXCLUDE, REPO, log_group, suppress
 from infra.config import EnvironmentConfig
-from infra.stacks.storage import StorageStack
+from infra.stacks.storage import StorageStack, stage_role_name
 from posereel.resources import (
     IMAGE_BUILD_ARGS,
+    STAGE_COMMAND,
+    STAGE_JOB,
     WORKER_ATTEMPTS,
     WORKER_COMMAND,
     WORKER_RETRY_RULES,
@@ -101,6 +103,16 @@ class ComputeStack(Stack):
             description="PoseReel chunk worker: reads the scanned copy and the plan, writes chunk results",
         )
         storage.results.grant_read_write(self.worker_role, "work/*")
+        # The stage job (posereel.resources.STAGE_JOB) runs scan, merge or compile for uploads too
+        # large or long for their Lambdas: its role holds what those stages' functions hold
+        # (PipelineStack grants both, in one place).
+        self.stage_role = iam.Role(
+            self,
+            "StageRole",
+            role_name=stage_role_name(names),
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="PoseReel stage job: scan, merge or compile of a long upload",
+        )
 
         self.worker_environment = worker_environment
         self.images = {
@@ -228,6 +240,28 @@ class BatchWorkers:
                 logging=ecs.LogDriver.aws_logs(stream_prefix="cpu", log_group=stack.job_logs),
             ),
         )
+        # Long or large uploads' scan, merge and compile: the CPU worker's image on the CPU queue.
+        self.stage_job_definition = batch.EcsJobDefinition(
+            stack,
+            "StageJobDefinition",
+            job_definition_name=names.stage_job_definition,
+            timeout=Duration.seconds(STAGE_JOB.timeout_s),
+            retry_attempts=STAGE_JOB.attempts,
+            container=batch.EcsFargateContainerDefinition(
+                stack,
+                "StageContainer",
+                image=ecs.ContainerImage.from_docker_image_asset(stack.images["cpu"]),
+                command=STAGE_COMMAND,
+                cpu=STAGE_JOB.vcpus,
+                memory=Size.mebibytes(STAGE_JOB.memory_mib),
+                job_role=stack.stage_role,
+                environment=stack.worker_environment,
+                assign_public_ip=True,
+                ephemeral_storage_size=Size.gibibytes(STAGE_JOB.disk_gib),
+                fargate_platform_version=ecs.FargatePlatformVersion.LATEST,
+                logging=ecs.LogDriver.aws_logs(stream_prefix="stage", log_group=stack.job_logs),
+            ),
+        )
         self._names = names
         self.job_queue_arns: dict[WorkerDevice, str] = {
             "gpu": self.gpu_queue.job_queue_arn,
@@ -237,12 +271,13 @@ class BatchWorkers:
             "gpu": self.gpu_job_definition.job_definition_arn,
             "cpu": self.cpu_job_definition.job_definition_arn,
         }
+        self.stage_job_definition_arn = self.stage_job_definition.job_definition_arn
 
     def grant_workflow(self, role: iam.Role) -> None:
         stack = Stack.of(role)
         job_definition_arns = [
             stack.format_arn(service="batch", resource="job-definition", resource_name=f"{name}*")
-            for name in map(self._names.job_definition, WORKERS)
+            for name in [*map(self._names.job_definition, WORKERS), self._names.stage_job_definition]
         ]
         role.add_to_policy(
             iam.PolicyStatement(

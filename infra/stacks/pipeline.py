@@ -143,27 +143,42 @@ class PipelineStack(Stack):
         # The start function deletes what is posted after scan took the upload (a form used twice).
         uploads.grant_delete(roles["start"], "uploads/*")
         results.grant_read(roles["start"], "work/*")
+        # Scan, merge and compile run in their functions, or (long uploads) in the stage job
+        # (posereel.pipeline.placement), whose role holds what all three hold.
+        stage_role = compute.stage_role
         # Scan takes the upload: copies it to work/{job}/source/, deletes it from uploads/, and
         # moves an infected copy to quarantine. Every later stage reads the copy only.
-        uploads.grant_read(roles["scan"], "uploads/*")
-        uploads.grant_delete(roles["scan"], "uploads/*")
-        results.grant_read_write(roles["scan"], "work/*")
-        results.grant_delete(roles["scan"], "work/*")
-        quarantine.grant_read_write(roles["scan"])
-        jobs.grant(roles["scan"], "dynamodb:GetItem")  # a job deleted meanwhile: remove the copy
-        results.grant_read(roles["scan"], f"{CLAMAV_PREFIX}*")
+        for role in (roles["scan"], stage_role):
+            uploads.grant_read(role, "uploads/*")
+            uploads.grant_delete(role, "uploads/*")
+            results.grant_read_write(role, "work/*")
+            results.grant_delete(role, "work/*")
+            quarantine.grant_read_write(role)
+            jobs.grant(role, "dynamodb:GetItem")  # a job deleted meanwhile: remove the copy
+            results.grant_read(role, f"{CLAMAV_PREFIX}*")
         results.grant_read(roles["validate"], "work/*")
         results.grant_delete(roles["validate"], "work/*")  # a rejected file is deleted
         results.grant_read_write(roles["plan"], "work/*")
         results.grant_delete(roles["plan"], "work/*")
         jobs.grant(roles["plan"], "dynamodb:GetItem", "dynamodb:UpdateItem")
-        results.grant_read_write(roles["merge"], "work/*")
-        results.grant_read(roles["compile"], "work/*")
-        results.grant_read_write(roles["compile"], "results/*")
-        jobs.grant(roles["compile"], "dynamodb:GetItem", "dynamodb:UpdateItem")
-        # Each stage records what it used in its job's record (posereel_functions.metered).
-        for name in (name for name, spec in FUNCTIONS.items() if spec.usage):
-            jobs.grant(roles[name], "dynamodb:GetItem", "dynamodb:UpdateItem")
+        for role in (roles["merge"], stage_role):
+            results.grant_read_write(role, "work/*")
+        for role in (roles["compile"], stage_role):
+            results.grant_read(role, "work/*")
+            results.grant_read_write(role, "results/*")
+            jobs.grant(role, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        # Each stage records what it used in its job's record (posereel_functions.metered, and
+        # the stage job itself).
+        for role in [roles[name] for name, spec in FUNCTIONS.items() if spec.usage] + [stage_role]:
+            jobs.grant(role, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        suppress(
+            stage_role,
+            {
+                "AwsSolutions-IAM5": "Object keys under our own prefixes (uploads/*, work/*, results/*, "
+                "clamav/*) and the quarantine bucket's objects: what the scan, merge and compile functions "
+                "hold, whose stages this role's jobs run for long uploads."
+            },
+        )
         # Re-cuts: the api starts them with an event; the recut function reads the job's plan,
         # source copy and results, and writes its reel under results/{job}/reels/.
         fns["recut"].grant_invoke(roles["api"])
@@ -208,6 +223,7 @@ class PipelineStack(Stack):
             work_bucket=results.bucket_name,
             job_queue_arns=compute.workers.job_queue_arns,
             job_definition_arns=compute.workers.job_definition_arns,
+            stage_job_definition_arn=compute.workers.stage_job_definition_arn,
             chunk_timeout_s=config.chunk_timeout_s,
             max_concurrency=config.max_concurrency,
         )

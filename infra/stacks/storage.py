@@ -21,6 +21,11 @@ def function_role_name(names: ResourceNames, function: str) -> str:
     return f"{names.prefix}-{function}-fn"
 
 
+def stage_role_name(names: ResourceNames) -> str:
+    """The stage job's role (posereel.resources.STAGE_JOB), named for the same reason."""
+    return f"{names.prefix}-stage"
+
+
 class StorageStack(Stack):
     def __init__(
         self,
@@ -119,9 +124,11 @@ class StorageStack(Stack):
             **logged("quarantine"),
             **common,
         )
-        scan_role_arn = self.format_arn(
-            service="iam", region="", resource="role", resource_name=function_role_name(names, "scan")
-        )
+        # The scan runs in its function, or for a large upload in the stage job.
+        scanner_arns = [
+            self.format_arn(service="iam", region="", resource="role", resource_name=name)
+            for name in (function_role_name(names, "scan"), stage_role_name(names))
+        ]
         self.quarantine.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="OnlyTheScannerWrites",
@@ -129,7 +136,7 @@ class StorageStack(Stack):
                 principals=[iam.AnyPrincipal()],
                 actions=["s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectAcl", "s3:RestoreObject"],
                 resources=[self.quarantine.arn_for_objects("*")],
-                conditions={"ArnNotEquals": {"aws:PrincipalArn": scan_role_arn}},
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": scanner_arns}},
             )
         )
 

@@ -37,6 +37,8 @@ from posereel.resources import (
     FUNCTIONS,
     JOBS_TABLE,
     LAMBDA_PYTHON,
+    STAGE_COMMAND,
+    STAGE_JOB,
     WORKER_COMMAND,
     WORKER_ENTRYPOINT,
     WORKERS,
@@ -326,13 +328,16 @@ class LocalStack:
         environment = settings_environment(settings)
         functions = self._create_functions(names, role, environment)
         self._prewarm(account, region, [key for key in functions if key not in _UNSCHEDULED_FUNCTIONS])
-        queues, definitions = self._create_batch(names, role, {**environment, **_WORKER_LOCAL_ENV})
+        queues, definitions, stage_definition = self._create_batch(
+            names, role, {**environment, **_WORKER_LOCAL_ENV}
+        )
         substitutions = workflow_substitutions(
             function_arns=functions,
             jobs_table=settings.jobs_table,
             work_bucket=settings.results_bucket,
             job_queue_arns=queues,
             job_definition_arns=definitions,
+            stage_job_definition_arn=stage_definition,
             chunk_timeout_s=self._chunk_timeout_s,
             max_concurrency=self.max_concurrency,
         )
@@ -543,7 +548,9 @@ class LocalStack:
 
     def _create_batch(
         self, names: ResourceNames, role: str, environment: dict[str, str]
-    ) -> tuple[dict[WorkerDevice, str], dict[WorkerDevice, str]]:
+    ) -> tuple[dict[WorkerDevice, str], dict[WorkerDevice, str], str]:
+        """The chunk workers' queues and job definitions, and the stage job's definition (the
+        CPU worker's image; its jobs go to the CPU queue)."""
         batch = self.client("batch")
         compute = batch.create_compute_environment(
             computeEnvironmentName=f"{names.prefix}-local",
@@ -580,7 +587,22 @@ class LocalStack:
                 timeout={"attemptDurationSeconds": self._chunk_timeout_s},
                 retryStrategy=worker_retry_strategy(),
             )["jobDefinitionArn"]
-        return queues, definitions
+        stage = batch.register_job_definition(
+            jobDefinitionName=names.stage_job_definition,
+            type="container",
+            containerProperties={
+                "image": worker_image("cpu"),
+                "command": STAGE_COMMAND,
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": LOCAL_WORKER_VCPUS},
+                    {"type": "MEMORY", "value": LOCAL_WORKER_MEMORY_MIB},
+                ],
+                "environment": env,
+            },
+            timeout={"attemptDurationSeconds": STAGE_JOB.timeout_s},
+            retryStrategy={"attempts": STAGE_JOB.attempts},
+        )["jobDefinitionArn"]
+        return queues, definitions, stage
 
 
 def _placeholder_zip() -> bytes:

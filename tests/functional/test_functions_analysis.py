@@ -48,6 +48,7 @@ def test_plan_writes_a_tiling_of_the_video_and_counts_the_chunks(aws: PipelineAw
     assert result == {
         "plan_key": f"work/{JOB}/plan.json",
         "chunks": [{"index": 0}, {"index": 1}, {"index": 2}],
+        "placement": {"merge": "lambda", "compile": "lambda"},  # 10 s of video: the Lambdas
     }
     stored = stored_plan()
     assert stored.video.width == 426 and stored.settings.chunks.chunk_seconds == 4

@@ -49,7 +49,11 @@ def test_an_upload_starts_one_execution_even_when_delivered_twice(
     executions = aws.executions()
     assert [e["name"] for e in executions] == [JOB]
     described = aws.client("stepfunctions").describe_execution(executionArn=executions[0]["executionArn"])
-    assert json.loads(described["input"]) == {"job_id": JOB, "source": {"bucket": UPLOADS, "key": key}}
+    assert json.loads(described["input"]) == {
+        "job_id": JOB,
+        "source": {"bucket": UPLOADS, "key": key},
+        "placement": {"scan": "lambda"},
+    }
     # and the record, queued for an anonymous owner, unchanged by the second delivery
     record = aws.job()
     assert record is not None and record == record_after_first

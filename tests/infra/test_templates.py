@@ -13,9 +13,12 @@ import pytest
 from posereel.resources import (
     FUNCTIONS,
     LAMBDA_PYTHON,
+    STAGE_COMMAND,
+    STAGE_JOB,
     SUBSTITUTION_KEYS,
     WORKER_COMMAND,
     WORKER_ENTRYPOINT,
+    WORKERS,
     ResourceNames,
 )
 from posereel.settings import PipelineSettings
@@ -142,6 +145,8 @@ def test_only_the_scanner_writes_to_quarantine(synth, env):
     assert "s3:PutObject" in deny["Action"]
     allowed = json.dumps(deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"])
     assert f"role/posereel-{env}-scan-fn" in allowed
+    assert f"role/posereel-{env}-stage" in allowed  # the scan of a large upload, in the stage job
+    assert len(deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]) == 2
     # ... and that is the scan function's role.
     roles = synth.resources(env, "pipeline", "AWS::IAM::Role")
     _, scan = function(synth, env, "scan")
@@ -442,6 +447,63 @@ def test_job_definitions_run_the_worker_entry_point(synth, env, device):
     assert dockerfile in files
     (entrypoint,) = re.findall(r"^ENTRYPOINT (.+)$", (REPO / dockerfile).read_text(), flags=re.M)
     assert json.loads(entrypoint) == WORKER_ENTRYPOINT
+
+
+def test_long_uploads_stages_run_as_a_fargate_stage_job_with_room_for_them(synth, env):
+    names = ResourceNames(env)
+    definitions = synth.resources(env, "compute", "AWS::Batch::JobDefinition")
+    _, definition = only(definitions, JobDefinitionName=names.stage_job_definition)
+    props = definition["Properties"]
+    assert props["PlatformCapabilities"] == ["FARGATE"]
+    assert props["Timeout"] == {"AttemptDurationSeconds": STAGE_JOB.timeout_s}
+    assert props["RetryStrategy"]["Attempts"] == STAGE_JOB.attempts
+    container = props["ContainerProperties"]
+    assert container["Command"] == STAGE_COMMAND
+    requirements = {r["Type"]: r["Value"] for r in container["ResourceRequirements"]}
+    assert requirements == {"VCPU": str(STAGE_JOB.vcpus), "MEMORY": str(STAGE_JOB.memory_mib)}
+    assert container["EphemeralStorage"] == {"SizeInGiB": STAGE_JOB.disk_gib}
+    # The CPU worker's image (with clamscan), and the settings every stage reads
+    _, cpu = only(definitions, JobDefinitionName=names.job_definition("cpu"))
+    assert container["Image"] == cpu["Properties"]["ContainerProperties"]["Image"]
+    assert "clamav" in (REPO / WORKERS["cpu"].image).read_text()
+    variables = {v["Name"]: v["Value"] for v in container["Environment"]}
+    assert variables["POSEREEL_MAX_UPLOAD_BYTES"] == str(synth.configs[env].max_upload_bytes)
+    assert "POSEREEL_LAMBDA_VIDEO_MAX_S" in variables and "POSEREEL_LAMBDA_SCAN_MAX_BYTES" in variables
+
+
+def test_the_stage_job_may_do_what_scan_merge_and_compile_do(synth, env):
+    template = synth.template(env, "compute")
+    actions = role_actions(template, f"posereel-{env}-stage")
+    granted = {action: json.dumps([s["Resource"] for s in found]) for action, found in actions.items()}
+    for action in ("s3:GetObject*", "s3:DeleteObject*", "s3:PutObject"):
+        assert action in granted, action
+    assert "uploads/*" in granted["s3:DeleteObject*"] and "work/*" in granted["s3:DeleteObject*"]
+    assert "results/*" in granted["s3:PutObject"] and "Quarantine" in granted["s3:PutObject"]
+    assert "clamav/" in granted["s3:GetObject*"]
+    for action in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
+        assert "Jobs" in granted[action]
+    assert not {a for a in actions if a.startswith(("states:", "lambda:", "batch:"))}
+
+
+def test_the_workflow_places_stages_by_the_environments_limits(synth, env):
+    # The Lambdas' limits hold what they are given: a 15-minute function, and the thresholds above
+    # which the stage job runs instead reach the start and plan functions.
+    config = synth.configs[env]
+    for name in ("start", "plan"):
+        _, fn = function(synth, env, name)
+        variables = fn["Properties"]["Environment"]["Variables"]
+        assert int(variables["POSEREEL_LAMBDA_SCAN_MAX_BYTES"]) <= 10 * 1024**3
+        assert float(variables["POSEREEL_LAMBDA_VIDEO_MAX_S"]) <= 20 * 60
+    for name in ("scan", "merge", "compile"):
+        _, fn = function(synth, env, name)
+        assert fn["Properties"]["Timeout"] <= 900
+    # Staging and prod take a whole afternoon: at least 4 hours and 50 GiB
+    if env != "dev":
+        assert config.max_duration_s >= 4 * 3600 and config.max_upload_bytes >= 50 * 1024**3
+    (machine,) = synth.resources(env, "pipeline", "AWS::StepFunctions::StateMachine").values()
+    substitutions = machine["Properties"]["DefinitionSubstitutions"]
+    assert substitutions["StageJobWaitSeconds"] == str(STAGE_JOB.wait_s)
+    assert "StageJobDefinition" in json.dumps(substitutions["StageJobDefinitionArn"])
 
 
 # -- API, alarms, logs ----------------------------------------------------------------------------

@@ -15,10 +15,11 @@ from posereel.costs import (
     CHUNK_TRANSITIONS,
     FALLBACK_TRANSITIONS,
     JOB_TRANSITIONS,
+    STAGE_JOB_TRANSITIONS,
     estimate,
     stage_usd,
 )
-from posereel.resources import FUNCTIONS, WORKFLOW_FILE
+from posereel.resources import CONTAINER_STAGES, FUNCTIONS, STAGE_JOB, WORKFLOW_FILE
 from posereel.settings import CostBasis
 from posereel.usage import USAGE_KEYS, Meter, Platform, StageUse, container_memory_mb, total
 
@@ -91,7 +92,9 @@ def test_every_function_that_records_usage_records_under_a_known_key() -> None:
     keys = [spec.usage for spec in FUNCTIONS.values() if spec.usage]
     assert sorted(keys) == sorted(set(keys))
     assert set(keys) <= set(USAGE_KEYS)
-    assert set(USAGE_KEYS) - set(keys) == {"ANALYZE_GPU", "ANALYZE_CPU"}  # the merge adds those up
+    jobs = {f"{FUNCTIONS[stage].usage}{STAGE_JOB.usage_suffix}" for stage in CONTAINER_STAGES}
+    # The merge adds up the workers; each stage job records its own.
+    assert set(USAGE_KEYS) - set(keys) == {"ANALYZE_GPU", "ANALYZE_CPU", *jobs}
 
 
 def test_each_platform_is_priced_as_it_is_billed() -> None:
@@ -105,6 +108,11 @@ def test_each_platform_is_priced_as_it_is_billed() -> None:
     # A CPU chunk job on Fargate: its vCPUs and memory for an hour
     assert stage_usd(use(Platform.CPU_WORKER, 3600), basis) == pytest.approx(
         2 * basis.fargate_usd_per_vcpu_h + 8 * basis.fargate_usd_per_gb_h
+    )
+    # A stage job on Fargate: the shape it was given (4 vCPU, 16 GiB), not the chunk workers'
+    stage_job = use(Platform.CPU_WORKER, 3600, memory_mb=16384, vcpus=4)
+    assert stage_usd(stage_job, basis) == pytest.approx(
+        4 * basis.fargate_usd_per_vcpu_h + 16 * basis.fargate_usd_per_gb_h
     )
     # S3 requests on top, by tier
     with_requests = use(Platform.CPU_WORKER, 0, s3_gets=1000, s3_puts=10)
@@ -126,20 +134,33 @@ def test_a_job_estimate_sums_its_stages_and_the_workflow_per_video_minute() -> N
     assert estimate(usage, BASIS, chunks=1, cpu_chunks=0, video_duration_s=None).per_video_minute_usd is None
 
 
-def _path(states: dict[str, Any], start: str) -> list[str]:
-    """The states a run enters from ``start`` when every task succeeds."""
+def _path(states: dict[str, Any], start: str, *, containers: bool = False) -> list[str]:
+    """The states a run enters from ``start`` when every task succeeds, each stage in its Lambda
+    (a Choice's Default) or, with ``containers``, as a container job first."""
     entered, name = [], start
     while True:
         entered.append(name)
         state = states[name]
         if state.get("End") or state["Type"] in ("Succeed", "Fail"):
             return entered
-        name = state["Next"]
+        if state["Type"] == "Choice":
+            name = state["Choices"][0]["Next"] if containers else state["Default"]
+        else:
+            name = state["Next"]
 
 
 def test_the_transition_counts_are_those_of_the_workflow_file() -> None:
     workflow = json.loads((REPO / WORKFLOW_FILE).read_text())
     assert len(_path(workflow["States"], workflow["StartAt"])) == JOB_TRANSITIONS
+    # Every choice of where a stage runs sends it to a container job first, which then goes on
+    # to the Lambda the default goes to.
+    places = [s for name, s in workflow["States"].items() if name.startswith("Place")]
+    assert len(places) == len(CONTAINER_STAGES)
+    for place in places:
+        job = workflow["States"][place["Choices"][0]["Next"]]
+        assert job["Resource"].startswith("arn:aws:states:::batch:") and job["Next"] == place["Default"]
+    in_containers = _path(workflow["States"], workflow["StartAt"], containers=True)
+    assert len(in_containers) == JOB_TRANSITIONS + STAGE_JOB_TRANSITIONS * len(CONTAINER_STAGES)
     analyze = next(s for s in workflow["States"].values() if s["Type"] == "Map")
     chunk = analyze["ItemProcessor"]
     assert len(_path(chunk["States"], chunk["StartAt"])) == CHUNK_TRANSITIONS

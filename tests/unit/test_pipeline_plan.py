@@ -116,3 +116,23 @@ def test_the_plan_analyses_with_the_choices_the_upload_carried() -> None:
     plan = media.read_model(RESULTS, plan_key(JOB), PlanFile)
     assert plan.settings == options.applied_to(AnalysisSettings(chunks=settings.chunks))
     assert plan.settings.segments.min_still_s == 0.4 and plan.settings.reel.buffer_after_s == 0.0
+
+
+@pytest.mark.parametrize(("fps", "analysed_fps"), [(25.0, 10.0), (10.0, 10.0), (4.0, 4.0), (0.5, 0.5)])
+def test_a_video_is_never_analysed_at_more_frames_than_it_has(fps: float, analysed_fps: float) -> None:
+    # Given a video at ``fps`` (a 4 fps camera, a time-lapse)
+    source = SourceRef(bucket=UPLOADS, key=f"uploads/{JOB}/v.mp4")
+    media, jobs = FakeMediaStore(), FakeJobStore(JobRecord(job_id=JOB, status=JobStatus.RUNNING))
+    media.put(UPLOADS, source.key, b"not read: probe is replaced")
+    info = VideoInfo(
+        name="v.mp4", duration_s=8.0, fps=fps, width=640, height=360, codec="h264", has_audio=False
+    )
+    # When the plan is made
+    with patch("posereel.pipeline.plan.probe", return_value=info):
+        result = plan_job(
+            PlanEvent(job_id=JOB, source=source), settings=pipeline_settings(), media=media, jobs=jobs
+        )
+    # Then it analyses each of its frames once at most: no frame decoded twice onto the grid
+    plan = media.read_model(RESULTS, plan_key(JOB), PlanFile)
+    assert plan.settings.sampling.target_fps == analysed_fps
+    assert result.placement.compile == "lambda"  # 8 seconds: the Lambdas merge and compile it

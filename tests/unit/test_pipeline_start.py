@@ -37,7 +37,11 @@ def test_an_unannounced_upload_gets_an_anonymous_queued_job_and_one_execution() 
     assert record.source is not None and (record.source.key, record.source.size_bytes) == (KEY, 1234)
     assert record.execution_arn == workflow.execution_arn(JOB)
     assert record.expires_at is not None
-    assert workflow.inputs[JOB] == {"job_id": JOB, "source": {"bucket": UPLOADS, "key": KEY}}
+    assert workflow.inputs[JOB] == {
+        "job_id": JOB,
+        "source": {"bucket": UPLOADS, "key": KEY},
+        "placement": {"scan": "lambda"},  # 1234 bytes: the scan's Lambda
+    }
 
 
 def test_an_announced_upload_moves_to_queued_keeping_what_the_client_said() -> None:

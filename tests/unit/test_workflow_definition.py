@@ -14,7 +14,8 @@ import pytest
 
 from posereel.errors import MalwareError
 from posereel.observability import error_payload
-from posereel.resources import FUNCTIONS, SUBSTITUTION_KEYS
+from posereel.pipeline.events import SourceRef, WorkflowInput
+from posereel.resources import FUNCTIONS, STAGE_COMMAND, SUBSTITUTION_KEYS
 from posereel_local.stack import render_definition
 
 DEFINITION = Path(__file__).resolve().parents[2] / "statemachine" / "pipeline.asl.json"
@@ -100,11 +101,13 @@ def test_stages_are_marked_in_order(workflow: dict[str, Any]) -> None:
     order, name = [], workflow["StartAt"]
     while name in states and states[name]["Type"] not in ("Succeed", "Fail"):
         order.append(name)
-        name = states[name]["Next"]
+        state = states[name]
+        name = state["Default"] if state["Type"] == "Choice" else state["Next"]
     assert order == [
         "Configure", "OpenRecord",
-        "MarkScanning", "Scan", "MarkValidating", "Validate", "MarkPlanning", "Plan",
-        "MarkAnalyzing", "Analyze", "MarkMerging", "Merge", "MarkCompiling", "Compile", "MarkSucceeded",
+        "MarkScanning", "PlaceScan", "Scan", "MarkValidating", "Validate", "MarkPlanning", "Plan",
+        "MarkAnalyzing", "Analyze", "MarkMerging", "PlaceMerge", "Merge",
+        "MarkCompiling", "PlaceCompile", "Compile", "MarkSucceeded",
     ]  # fmt: skip
     for marker in [n for n in order if n.startswith("Mark") and n != "MarkSucceeded"]:
         update = states[marker]["Parameters"]
@@ -176,3 +179,42 @@ def test_render_definition_fills_every_key_and_refuses_a_missing_one(text: str) 
     with pytest.raises(ValueError, match="MaxConcurrency"):
         render_definition(text, {**values, "MaxConcurrency": ""})
     assert render_definition('{"a": "${Key}"}', {"Key": 'say "hi"\\'}) == '{"a": "say \\"hi\\"\\\\"}'
+
+
+@pytest.mark.parametrize(
+    ("choice", "stage", "variable"),
+    [
+        ("PlaceScan", "scan", "$.placement.scan"),
+        ("PlaceMerge", "merge", "$.plan.placement.merge"),
+        ("PlaceCompile", "compile", "$.plan.placement.compile"),
+    ],
+)
+def test_a_long_uploads_stage_runs_as_a_stage_job_first_then_in_its_lambda(
+    workflow: dict[str, Any], choice: str, stage: str, variable: str
+) -> None:
+    states = workflow["States"]
+    place = states[choice]
+    assert LAMBDA_TASKS[place["Default"]] == stage
+    # The placement the start function (scan) or the plan (merge, compile) made; an execution
+    # started before placements existed has none and runs every stage in its Lambda.
+    (rule,) = place["Choices"]
+    assert rule["And"] == [
+        {"Variable": variable, "IsPresent": True},
+        {"Variable": variable, "StringEquals": "container"},
+    ]
+    assert WorkflowInput(job_id="j", source=SourceRef(bucket="b", key="k")).model_dump()["placement"]
+    assert states["Plan"]["ResultSelector"]["placement.$"] == "$.Payload.placement"
+    assert states["Plan"]["ResultPath"] == "$.plan"
+    # The job: the stage command's parameters, on the CPU queue, waited for with a limit; any
+    # failure of it fails the job, and its outcome is the Lambda's to hand on
+    job = states[rule["Next"]]
+    assert job["Resource"] == "arn:aws:states:::batch:submitJob.sync"
+    assert job["Parameters"]["JobDefinition"] == "${StageJobDefinitionArn}"
+    assert job["Parameters"]["JobQueue"] == "${CpuJobQueueArn}"
+    parameters = job["Parameters"]["Parameters"]
+    refs = {part.removeprefix("Ref::") for part in STAGE_COMMAND if part.startswith("Ref::")}
+    assert {name.removesuffix(".$") for name in parameters} == refs
+    assert parameters["stage"] == stage
+    assert job["TimeoutSecondsPath"] == "$.limits.stage_job_wait_s"
+    assert job["ResultPath"] is None and job["Next"] == place["Default"]
+    assert job["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ReadFailure"}]

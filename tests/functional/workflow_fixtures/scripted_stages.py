@@ -13,6 +13,7 @@ import boto3
 
 from posereel.errors import MalwareError, TransientError
 from posereel.observability import lambda_boundary
+from posereel.pipeline.events import ChunkRef, PlanResult
 from posereel.settings import PipelineSettings
 
 SETTINGS = PipelineSettings()  # type: ignore[call-arg]
@@ -52,7 +53,9 @@ def plan(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if "Contents" not in s3.list_objects_v2(Bucket=SETTINGS.results_bucket, Prefix=marker):
             s3.put_object(Bucket=SETTINGS.results_bucket, Key=marker, Body=b"1")
             raise TransientError("throttled, try again")
-    return {"plan_key": f"work/{event['job_id']}/plan.json", "chunks": [{"index": 0}, {"index": 1}]}
+    return PlanResult(
+        plan_key=f"work/{event['job_id']}/plan.json", chunks=[ChunkRef(index=0), ChunkRef(index=1)]
+    ).model_dump(mode="json")
 
 
 @lambda_boundary

@@ -14,15 +14,18 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
 
+from posereel.resources import STAGE_JOB
 from posereel.settings import CostBasis
 from posereel.usage import Platform, StageUse
 
 # State transitions of a job that succeeds (statemachine/pipeline.asl.json: from Configure to
-# Succeeded), and of each chunk on top (GpuJob, ChunkDone; CpuJob too where the GPU failed).
+# Succeeded, every stage in its Lambda), of each chunk on top (GpuJob, ChunkDone; CpuJob too
+# where the GPU failed), and of each stage that ran as a container job first (its ...Job state).
 # tests/unit/test_costs.py walks the workflow file to check them.
-JOB_TRANSITIONS = 16
+JOB_TRANSITIONS = 19
 CHUNK_TRANSITIONS = 2
 FALLBACK_TRANSITIONS = 1
+STAGE_JOB_TRANSITIONS = 1
 
 
 class CostEstimate(BaseModel):
@@ -48,10 +51,12 @@ def stage_usd(use: StageUse, basis: CostBasis) -> float:
         compute = (
             hours * basis.gpu_instance_usd_per_h * min(1.0, basis.worker_vcpus / basis.gpu_instance_vcpus)
         )
-    else:
+    else:  # Fargate: the shape it was given (a stage job's), else the chunk workers'
+        vcpus, memory_mib = (
+            (use.vcpus, use.memory_mb) if use.vcpus else (basis.worker_vcpus, basis.worker_memory_mib)
+        )
         compute = hours * (
-            basis.worker_vcpus * basis.fargate_usd_per_vcpu_h
-            + basis.worker_memory_mib / 1024 * basis.fargate_usd_per_gb_h
+            vcpus * basis.fargate_usd_per_vcpu_h + memory_mib / 1024 * basis.fargate_usd_per_gb_h
         )
     return compute + requests
 
@@ -67,7 +72,13 @@ def estimate(
     """The job's cost so far. ``chunks``: chunks planned; ``cpu_chunks``: those that ran on the
     CPU queue (after the GPU queue, so one transition more each)."""
     by_stage = {key: stage_usd(use, basis) for key, use in usage.items()}
-    transitions = JOB_TRANSITIONS + CHUNK_TRANSITIONS * chunks + FALLBACK_TRANSITIONS * cpu_chunks
+    stage_jobs = sum(1 for key in usage if key.endswith(STAGE_JOB.usage_suffix))
+    transitions = (
+        JOB_TRANSITIONS
+        + CHUNK_TRANSITIONS * chunks
+        + FALLBACK_TRANSITIONS * cpu_chunks
+        + STAGE_JOB_TRANSITIONS * stage_jobs
+    )
     by_stage["WORKFLOW"] = transitions * basis.step_functions_usd_per_transition
     total = sum(by_stage.values())
     minutes = video_duration_s / 60 if video_duration_s else None

@@ -132,6 +132,7 @@ def analyze_video(
     ``split_for_workers``: shorten the chunks of a short video so every worker has one."""
     t0 = time.perf_counter()
     info = probe(source, ffprobe=runtime.ffprobe)
+    settings = settings.for_video(info.fps)
     range_s = snap_range(info, settings.sampling.target_fps, start_s, end_s)
     if split_for_workers:
         chunk_s = local_chunk_seconds(range_s[1] - range_s[0], settings, workers=workers)

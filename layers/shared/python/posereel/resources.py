@@ -80,6 +80,11 @@ class ResourceNames:
         return f"{self.prefix}-worker-{device}"
 
     @property
+    def stage_job_definition(self) -> str:
+        """The container job that runs a stage too long or too large for a Lambda (STAGE_JOB)."""
+        return f"{self.prefix}-stage"
+
+    @property
     def event_bus(self) -> str:
         """The bus that carries "PoseReel Job State Change" events."""
         return f"{self.prefix}-events"
@@ -294,6 +299,40 @@ WORKERS: dict[WorkerDevice, WorkerSpec] = {
     "cpu": WorkerSpec("cpu", gpus=0),
 }
 
+# --- stages in a container -------------------------------------------------------------------
+
+# The stages whose work grows with the upload (scan with its size; merge and compile with the
+# video's length) run in a Lambda while it is small enough (posereel.pipeline.placement), and
+# otherwise as a job of STAGE_JOB on the CPU queue, with the worker image: the job runs the same
+# service as the Lambda and stores its outcome (work/{job}/stages/{stage}.json), then the
+# workflow invokes the stage's Lambda, which hands that outcome on as its own (an error as the
+# same error), so what follows, the rejections included, is the same on both paths.
+CONTAINER_STAGES: tuple[str, ...] = ("scan", "merge", "compile")
+STAGE_COMMAND: list[str] = ["stage", "Ref::stage", "--job-id", "Ref::job_id", "--source", "Ref::source"]
+
+
+@dataclass(frozen=True)
+class StageJobSpec:
+    """The stage job's shape: its vCPUs and memory (Fargate: 4 vCPU takes 8-30 GiB), its disk
+    (Fargate's ephemeral storage, 21-200 GiB: a scan piece, or a compile's rendered files) and
+    its time limit (each attempt's; the workflow waits for all of them). The stage's usage key
+    (FUNCTIONS) with this suffix keeps what the jobs used, apart from the Lambda's runs."""
+
+    vcpus: int = 4
+    memory_mib: int = 16384
+    disk_gib: int = 200
+    timeout_s: int = 3 * 3600
+    attempts: int = 2
+    usage_suffix: str = "_JOB"
+
+    @property
+    def wait_s(self) -> int:
+        """How long the workflow waits for the job: every attempt, and time to get a host."""
+        return self.timeout_s * self.attempts + 15 * 60
+
+
+STAGE_JOB = StageJobSpec()
+
 # The worker's exit statuses (posereel_worker.worker) that a retry cannot change.
 WORKER_EXIT_INPUT = 2  # the input can never work
 WORKER_EXIT_NO_GPU = 3  # a GPU job on a host whose GPU does not start: the workflow goes to the CPU
@@ -345,6 +384,7 @@ def workflow_substitutions(
     work_bucket: str,
     job_queue_arns: Mapping[WorkerDevice, str],
     job_definition_arns: Mapping[WorkerDevice, str],
+    stage_job_definition_arn: str,
     chunk_timeout_s: int,
     max_concurrency: int,
 ) -> dict[str, str]:
@@ -358,6 +398,8 @@ def workflow_substitutions(
         "CpuJobQueueArn": job_queue_arns["cpu"],
         "GpuJobDefinitionArn": job_definition_arns["gpu"],
         "CpuJobDefinitionArn": job_definition_arns["cpu"],
+        "StageJobDefinitionArn": stage_job_definition_arn,
+        "StageJobWaitSeconds": str(STAGE_JOB.wait_s),
         "ChunkTimeoutSeconds": str(chunk_timeout_s),
         "MaxConcurrency": str(max_concurrency),
     }
@@ -370,6 +412,7 @@ SUBSTITUTION_KEYS: tuple[str, ...] = tuple(
         work_bucket="",
         job_queue_arns=dict.fromkeys(WORKER_DEVICES, ""),
         job_definition_arns=dict.fromkeys(WORKER_DEVICES, ""),
+        stage_job_definition_arn="",
         chunk_timeout_s=0,
         max_concurrency=0,
     )

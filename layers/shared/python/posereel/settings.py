@@ -125,6 +125,14 @@ class AnalysisSettings(_Knobs):
     reel: ReelSettings = ReelSettings()
     chunks: ChunkSettings = ChunkSettings()
 
+    def for_video(self, fps: float) -> AnalysisSettings:
+        """These settings for a video of ``fps`` frames per second: never more analysis frames
+        than it has (a 5 fps camera or a time-lapse is analysed at its own rate, not each of its
+        frames several times over)."""
+        if fps >= self.sampling.target_fps:
+            return self
+        return self.model_copy(update={"sampling": self.sampling.model_copy(update={"target_fps": fps})})
+
 
 class CutOptions(_Knobs):
     """How a reel is cut from an analysis: what its owner may choose for the first reel (the
@@ -320,10 +328,16 @@ class PipelineSettings(BaseSettings):
     # The chunk workers' Batch job queues (names), which the watchdog watches.
     gpu_job_queue: str = ""
     cpu_job_queue: str = ""
-    # Upload limits (validate rejects what is outside them, each with its own code).
-    # ClamAV cannot scan files of 2 GiB or more.
-    max_upload_bytes: int = Field(2047 * 1024**2, gt=0)
-    max_duration_s: float = Field(20 * 60, gt=0)
+    # Upload limits (validate rejects what is outside them, each with its own code): a whole
+    # afternoon of training by default. No stage grows into a limit of its own with them: the
+    # scan reads in pieces, the workers their own chunks, and the stages below go to containers.
+    max_upload_bytes: int = Field(50 * 1024**3, gt=0)
+    max_duration_s: float = Field(4 * 3600, gt=0)
+    # Where the stages whose work grows with the upload run (posereel.pipeline.placement): in a
+    # Lambda up to these (the scan by the upload's size, merge and compile by the video's
+    # length), as a container job (posereel.resources.STAGE_JOB) above them. 0: always a job.
+    lambda_scan_max_bytes: int = Field(4 * 1024**3, ge=0)
+    lambda_video_max_s: float = Field(20 * 60, ge=0)
     max_width_px: int = Field(4096, gt=0)
     max_height_px: int = Field(4096, gt=0)
     # Browser uploads (api): files above the threshold go up as S3 multipart uploads in parts of

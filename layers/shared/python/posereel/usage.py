@@ -27,8 +27,21 @@ class Platform(StrEnum):
 
 
 # The keys of JobRecord.usage: the workflow's stages (posereel.jobs.Stage), the chunk workers
-# split by device, and every re-cut of the job together.
-USAGE_KEYS = ("SCAN", "VALIDATE", "PLAN", "ANALYZE_GPU", "ANALYZE_CPU", "MERGE", "COMPILE", "REELS")
+# split by device, the stages that ran as container jobs (posereel.resources.CONTAINER_STAGES,
+# "_JOB"), and every re-cut of the job together.
+USAGE_KEYS = (
+    "SCAN",
+    "SCAN_JOB",
+    "VALIDATE",
+    "PLAN",
+    "ANALYZE_GPU",
+    "ANALYZE_CPU",
+    "MERGE",
+    "MERGE_JOB",
+    "COMPILE",
+    "COMPILE_JOB",
+    "REELS",
+)
 
 
 class StageUse(BaseModel):
@@ -42,6 +55,9 @@ class StageUse(BaseModel):
     cpu_s: float = Field(ge=0, description="CPU seconds, its own and its child processes' (ffmpeg)")
     gpu_s: float = Field(0, ge=0, description="seconds it held a GPU")
     memory_mb: int = Field(ge=0, description="memory it was given (Lambda's setting, the worker's)")
+    vcpus: float = Field(
+        0, ge=0, description="vCPUs it was given, where not the environment's chunk worker shape (0)"
+    )
     peak_memory_mb: float = Field(ge=0, description="the most it held at once (resident set)")
     s3_gets: int = Field(
         0, ge=0, description="S3 GET/HEAD requests of the SDK (range reads by ffmpeg not counted)"
@@ -57,6 +73,7 @@ class StageUse(BaseModel):
             cpu_s=round(self.cpu_s + other.cpu_s, 3),
             gpu_s=round(self.gpu_s + other.gpu_s, 3),
             memory_mb=other.memory_mb,
+            vcpus=other.vcpus,
             peak_memory_mb=max(self.peak_memory_mb, other.peak_memory_mb),
             s3_gets=self.s3_gets + other.s3_gets,
             s3_puts=self.s3_puts + other.s3_puts,

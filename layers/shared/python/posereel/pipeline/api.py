@@ -258,7 +258,8 @@ class JobView(BaseModel):
     notify: NotifyView | None = Field(description="the webhook given at upload; null: none")
     usage: dict[str, StageUse] = Field(
         description="what each stage used so far (SCAN, VALIDATE, PLAN, ANALYZE_GPU, ANALYZE_CPU, MERGE, "
-        "COMPILE; REELS: every re-cut), summed over its runs"
+        "COMPILE; SCAN_JOB, MERGE_JOB, COMPILE_JOB: those stages run as container jobs, for long "
+        "uploads; REELS: every re-cut), summed over its runs"
     )
     cost: CostEstimate | None = Field(
         description="an estimate of what the job has cost so far, from the environment's price table "

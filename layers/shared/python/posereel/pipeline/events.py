@@ -75,11 +75,25 @@ class NotifyEvent(JobEvent):
     """Input of the notify function (invoked by finalize and the watchdog): job ``job_id`` ended."""
 
 
+# Where a stage runs (posereel.pipeline.placement): its Lambda, or a container job first.
+Placement = Literal["lambda", "container"]
+
+
+class ScanPlacement(_Result):
+    scan: Placement = "lambda"
+
+
+class AnalysisPlacement(_Result):
+    merge: Placement = "lambda"
+    compile: Placement = "lambda"
+
+
 class WorkflowInput(_Result):
     """The state machine's input; the execution is named by ``job_id``."""
 
     job_id: str
     source: SourceRef
+    placement: ScanPlacement = ScanPlacement()
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -126,6 +140,7 @@ class ChunkRef(_Result):
 class PlanResult(_Result):
     plan_key: str
     chunks: list[ChunkRef]
+    placement: AnalysisPlacement = AnalysisPlacement()
 
 
 class MergeResult(_Result):

@@ -56,5 +56,10 @@ def chunk_key(job_id: str, index: int) -> str:
     return f"{work_prefix(job_id)}chunks/{index:04d}.json"
 
 
+def stage_outcome_key(job_id: str, stage: str) -> str:
+    """What a stage's container job ended with (posereel.pipeline.placement)."""
+    return f"{work_prefix(job_id)}stages/{stage}.json"
+
+
 def merged_key(job_id: str) -> str:
     return f"{work_prefix(job_id)}merged.json"

@@ -21,6 +21,7 @@ from posereel.errors import ObjectNotFoundError, VideoNotFoundError
 from posereel.pipeline.deletion import job_wanted, raise_if_deleted
 from posereel.pipeline.events import ChunkRef, PlanEvent, PlanResult
 from posereel.pipeline.files import PlanFile, plan_key
+from posereel.pipeline.placement import analysis_placement
 from posereel.pipeline.ports import JobStorePort, MediaStorePort
 from posereel.pipeline.validate import discard_when_rejected
 from posereel.schemas import ChunkSpec, VideoInfo
@@ -119,6 +120,7 @@ def plan_job(
             except ObjectNotFoundError as exc:
                 raise VideoNotFoundError(f"the upload {name} is gone") from exc
             info = probe(video, ffprobe=settings.runtime.ffprobe)
+            analysis = analysis.for_video(info.fps)
             chunks = aligned_chunks(video, info, analysis, ffprobe=settings.runtime.ffprobe)
         plan = PlanFile(
             job_id=event.job_id, source=event.source, video=info, settings=analysis, chunks=chunks
@@ -127,7 +129,11 @@ def plan_job(
     wanted = job_wanted(event.job_id, jobs=jobs)
     raise_if_deleted(event.job_id, wanted=wanted, media=media, bucket=bucket, keys=[key], stage="plan")
     jobs.set_chunks_total(event.job_id, len(plan.chunks))
-    return PlanResult(plan_key=key, chunks=[ChunkRef(index=c.index) for c in plan.chunks])
+    return PlanResult(
+        plan_key=key,
+        chunks=[ChunkRef(index=c.index) for c in plan.chunks],
+        placement=analysis_placement(plan.video.duration_s, settings),
+    )
 
 
 def _existing_plan(media: MediaStorePort, bucket: str, key: str, event: PlanEvent) -> PlanFile | None:

@@ -21,6 +21,7 @@ from posereel.errors import TransientError
 from posereel.jobs import JobRecord, JobStatus, SourceObject, job_id_from_key, utc_now
 from posereel.pipeline.events import S3ObjectRef, SourceRef, StartResult, WorkflowInput
 from posereel.pipeline.files import source_key
+from posereel.pipeline.placement import scan_placement
 from posereel.pipeline.ports import JobStorePort, MediaStorePort, WorkflowPort
 from posereel.settings import PipelineSettings
 
@@ -118,7 +119,11 @@ def start_job(
             media.delete(obj.bucket, obj.key)
         return StartOutcome.ALREADY_STARTED, job_id
 
-    payload = WorkflowInput(job_id=job_id, source=SourceRef(bucket=obj.bucket, key=obj.key))
+    payload = WorkflowInput(
+        job_id=job_id,
+        source=SourceRef(bucket=obj.bucket, key=obj.key),
+        placement=scan_placement(obj.size_bytes, settings),
+    )
     arn = workflow.start(job_id, payload.model_dump(mode="json"))
     if jobs.set_execution_arn(job_id, arn):
         log.info("started job %s: %s", job_id, arn)
