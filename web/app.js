@@ -221,9 +221,10 @@ function jobRow(name, jobId = null) {
       const human = ERROR_MESSAGES[code];
       row.set("REJECTED", human ? `${human}${detail ? ` Details: ${detail}` : ""}` : detail);
     },
-    uploadProgress(percent) {
+    uploadProgress(percent, leftS = null) {
       node.dataset.uploadPercent = String(Math.round(percent));
-      row.set("UPLOADING", `Uploading — ${Math.round(percent)}%`, percent);
+      const left = leftS !== null && percent < 100 ? ` · about ${fmtDuration(leftS)} left` : "";
+      row.set("UPLOADING", `Uploading — ${Math.round(percent)}%${left}`, percent);
     },
     showJob(job) {
       const uploaded = job.status === "AWAITING_UPLOAD" && node.dataset.uploadPercent === "100";
@@ -305,30 +306,137 @@ async function withRetries(what, row, attempt) {
   }
 }
 
+// Seconds left at the rate since ``startedMs`` (bytes ``fromBytes`` then, ``doneBytes`` now); null
+// while too little has gone up to tell.
+function secondsLeft(startedMs, fromBytes, doneBytes, totalBytes) {
+  const elapsedS = (performance.now() - startedMs) / 1000;
+  const rate = (doneBytes - fromBytes) / elapsedS;
+  return elapsedS < 2 || rate <= 0 ? null : (totalBytes - doneBytes) / rate;
+}
+
 async function sendFile(file, upload, row) {
   row.node.dataset.uploadMethod = upload.post ? "post" : "multipart";
   if (upload.post) {
     const form = new FormData();
     for (const [name, value] of Object.entries(upload.post.fields)) form.append(name, value);
     form.append("file", file); // S3 ignores every field after the file
-    await withRetries("the upload", row, () =>
-      xhr("POST", upload.post.url, form, (loaded, total) => row.uploadProgress((100 * loaded) / total)));
+    const started = performance.now();
+    await withRetries("the upload", row, () => xhr("POST", upload.post.url, form, (loaded, total) =>
+      row.uploadProgress((100 * loaded) / total, secondsLeft(started, 0, loaded, total))));
     row.uploadProgress(100);
     return;
   }
-  const { part_size_bytes: partSize, parts } = upload.multipart;
-  const etags = [];
-  for (const part of parts) {
-    const start = (part.part_number - 1) * partSize;
-    const blob = file.slice(start, Math.min(start + partSize, file.size));
-    const done = await withRetries(`part ${part.part_number}`, row, () =>
-      xhr("PUT", part.url, blob, (loaded) => row.uploadProgress((100 * (start + loaded)) / file.size)));
-    const etag = done.getResponseHeader("ETag");
-    if (!etag) throw new ApiError(0, "STORAGE", "The storage did not expose the ETag header (CORS).");
-    etags.push({ part_number: part.part_number, etag });
-  }
-  await api("POST", `/uploads/${encodeURIComponent(upload.job_id)}/complete`, { parts: etags });
+  rememberUpload(file, upload.job_id);
+  await sendParts(file, upload.job_id, upload.multipart.part_size_bytes, upload.multipart.parts, [], row);
+  forgetUpload(file);
   row.uploadProgress(100);
+}
+
+// A multipart upload survives a flaky connection and a reload: its parts go up PART_PARALLELISM
+// at a time, each retried, and while it runs the page keeps which job the file went to (by name,
+// size and modification time) in localStorage. Choosing the same file again resumes it from the
+// parts S3 already holds (GET /uploads/{job}/parts) instead of starting over.
+const PENDING_STORAGE = "posereel.pendingUploads";
+const PART_PARALLELISM = 4;
+
+function fileKey(file) {
+  return `${file.name}|${file.size}|${file.lastModified}`;
+}
+
+function pendingUploads() {
+  try {
+    return JSON.parse(localStorage.getItem(PENDING_STORAGE) || "{}");
+  } catch {
+    return {};
+  }
+}
+
+function savePending(pending) {
+  localStorage.setItem(PENDING_STORAGE, JSON.stringify(pending));
+  showPending();
+}
+
+function rememberUpload(file, jobId) {
+  savePending({ ...pendingUploads(), [fileKey(file)]: { job_id: jobId, filename: file.name, size_bytes: file.size } });
+}
+
+function forgetUpload(file) {
+  const pending = pendingUploads();
+  delete pending[fileKey(file)];
+  savePending(pending);
+}
+
+function showPending() {
+  const names = Object.values(pendingUploads()).map((p) => p.filename);
+  const note = $("#pending-uploads");
+  note.hidden = names.length === 0;
+  note.textContent = names.length
+    ? `Unfinished uploads: ${names.join(", ")}. Choose the same file again to go on from where it stopped.`
+    : "";
+}
+
+// PUT the parts in ``todo`` (``done``: those S3 holds, {part_number, etag, size_bytes}), then
+// complete the upload with every part's ETag.
+async function sendParts(file, jobId, partSize, todo, done, row) {
+  const etags = done.map(({ part_number, etag }) => ({ part_number, etag }));
+  let sent = done.reduce((n, part) => n + part.size_bytes, 0);
+  const loading = new Map();
+  const [started, alreadySent] = [performance.now(), sent];
+  const progress = () => {
+    const bytes = sent + [...loading.values()].reduce((a, b) => a + b, 0);
+    row.uploadProgress((100 * bytes) / file.size, secondsLeft(started, alreadySent, bytes, file.size));
+  };
+  const queue = [...todo];
+  let failed = false;
+  async function sender() {
+    while (queue.length && !failed) {
+      const part = queue.shift();
+      const start = (part.part_number - 1) * partSize;
+      const blob = file.slice(start, Math.min(start + partSize, file.size));
+      let answer;
+      try {
+        answer = await withRetries(`part ${part.part_number}`, row, () =>
+          xhr("PUT", part.url, blob, (loaded) => { loading.set(part.part_number, loaded); progress(); }));
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+      loading.delete(part.part_number);
+      const etag = answer.getResponseHeader("ETag");
+      if (!etag) throw new ApiError(0, "STORAGE", "The storage did not expose the ETag header (CORS).");
+      etags.push({ part_number: part.part_number, etag });
+      sent += blob.size;
+      progress();
+    }
+  }
+  progress();
+  await Promise.all(Array.from({ length: Math.min(PART_PARALLELISM, queue.length) }, sender));
+  etags.sort((a, b) => a.part_number - b.part_number);
+  await api("POST", `/uploads/${encodeURIComponent(jobId)}/complete`, { parts: etags });
+}
+
+// Go on with an upload this page started before a reload; false when there is none to go on
+// with (it was completed, expired or never started here).
+async function resumeUpload(file, row) {
+  const pending = pendingUploads()[fileKey(file)];
+  if (!pending) return false;
+  let progress;
+  try {
+    progress = await api("GET", `/uploads/${encodeURIComponent(pending.job_id)}/parts`);
+  } catch (err) {
+    if (err.status === 404 || err.status === 409) {
+      forgetUpload(file);
+      return false;
+    }
+    throw err;
+  }
+  row.setJobId(pending.job_id);
+  row.node.dataset.uploadMethod = "multipart";
+  row.node.dataset.resumed = String(progress.uploaded.length);
+  row.set("UPLOADING", `Resuming: ${progress.uploaded.length} of ${progress.part_count} parts were already uploaded…`);
+  await sendParts(file, pending.job_id, progress.part_size_bytes, progress.parts, progress.uploaded, row);
+  forgetUpload(file);
+  return true;
 }
 
 // The webhook of the upload form, when one is filled in.
@@ -368,6 +476,18 @@ async function uploadFiles(fileList) {
   }
   $("#jobs").prepend(...rows); // newest first, in the order they were chosen
   $("#jobs-empty").hidden = true;
+  const fresh = [];
+  await Promise.all(items.map(async (item) => {
+    try {
+      if (!(await resumeUpload(item.file, item.row))) return fresh.push(item);
+      item.row.set("AWAITING_UPLOAD", UPLOADED, 100);
+      item.row.follow();
+    } catch (err) {
+      item.row.set("ERROR", err.message);
+    }
+    return null;
+  }));
+  items.splice(0, items.length, ...fresh);
   for (let i = 0; i < items.length; i += MAX_BATCH) {
     const batch = items.slice(i, i + MAX_BATCH);
     let uploads;
@@ -967,6 +1087,7 @@ async function start() {
   $("#delete-job").addEventListener("click", deleteJob);
   $("#recut-form").addEventListener("submit", submitRecut);
   setUpDropZone();
+  showPending();
   await loadConfig();
   if (!key) $("#settings").open = true;
   window.addEventListener("hashchange", route);

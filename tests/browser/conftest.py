@@ -103,6 +103,8 @@ def served(models_dir: Path, artifacts_dir: Path) -> Iterator[Served]:
         # Files above 1 MiB (the shared clips) go up as multipart uploads, smaller ones (the
         # rejected text file) with the form POST: the page's two upload paths both run.
         "POSEREEL_MULTIPART_THRESHOLD_BYTES": str(MULTIPART_THRESHOLD_BYTES),
+        # The smallest parts S3 takes, so that a test file of a few MiB has several.
+        "POSEREEL_MULTIPART_PART_BYTES": str(5 * 1024**2),
         "PYTHONUNBUFFERED": "1",
     }
     with log_path.open("wb") as log:

@@ -4,6 +4,7 @@ to a segment, download everything; a file that is not a video is refused with a 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import zipfile
@@ -346,3 +347,46 @@ def test_a_text_file_named_mp4_is_refused_in_its_row(
     page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
     wait_until(lambda: page.execute_script("return window.innerWidth") == 390, what="the phone viewport")
     screenshot("upload-page-phone")
+
+
+def test_an_upload_cut_off_by_a_reload_goes_on_from_the_parts_already_sent(
+    page: Any, served: Any, tmp_path: Path, screenshot: Callable[[str], Path]
+) -> None:
+    from urllib.request import Request, urlopen
+
+    from posereel_local.client import ApiClient
+
+    # Given a file of three parts (a multipart upload) whose first part went up before the
+    # page was reloaded, the page remembering which job it was for
+    big = tmp_path / "afternoon session.mp4"
+    big.write_bytes(os.urandom(11 * 1024**2))  # not a video: validate rejects it once it is whole
+    client = ApiClient(served.origin, api_key=served.key)
+    ticket = client.create_upload(big, content_type="video/mp4")
+    assert len(ticket.part_urls) == 3
+    first = Request(
+        ticket.part_urls[0],
+        data=big.read_bytes()[: ticket.part_size_bytes],
+        method="PUT",
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    with urlopen(first, timeout=30) as answer:
+        assert answer.status == 200
+    file_key = f"{big.name}|{big.stat().st_size}|{big.stat().st_mtime_ns // 1_000_000}"
+    pending = {file_key: {"job_id": ticket.job_id, "filename": big.name, "size_bytes": big.stat().st_size}}
+    page.execute_script("localStorage.setItem('posereel.pendingUploads', arguments[0])", json.dumps(pending))
+    page.refresh()
+    wait_until(lambda: page.execute_script("return document.body.dataset.ready === 'true'"), what="the page")
+    note = page.find_element("css selector", "[data-testid=pending-uploads]")
+    assert note.is_displayed() and big.name in note.text
+    screenshot("upload-page-unfinished")
+
+    # When the same file is chosen again
+    row = upload(page, big)
+    seen = follow(row, 90)
+
+    # Then the same job went on from the parts S3 held, and the page forgot the unfinished upload
+    assert row.get_attribute("data-job-id") == ticket.job_id
+    assert row.get_attribute("data-resumed") == "1"
+    assert seen[-1][0] == "REJECTED" and row.get_attribute("data-code") == "NOT_A_VIDEO", seen
+    assert page.execute_script("return localStorage.getItem('posereel.pendingUploads')") == "{}"
+    assert not note.is_displayed()
