@@ -108,9 +108,9 @@ def stored_outcome(
 
 def _error_classes() -> dict[str, type[errors.PoseReelError]]:
     found: dict[str, type[errors.PoseReelError]] = {}
-    todo: list[type[errors.PoseReelError]] = [errors.PoseReelError]
-    while todo:
-        kind = todo.pop()
+    pending: list[type[errors.PoseReelError]] = [errors.PoseReelError]
+    while pending:
+        kind = pending.pop()
         found[kind.__name__] = kind
-        todo.extend(kind.__subclasses__())
+        pending.extend(kind.__subclasses__())
     return found
