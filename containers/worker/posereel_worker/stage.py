@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
 from posereel.resources import CONTAINER_STAGES, FUNCTIONS, STAGE_JOB
 from posereel.settings import PipelineSettings
 from posereel.usage import Meter, Platform
+from posereel_worker import log_to_stdout
 
 log = logging.getLogger("posereel_worker.stage")
 
@@ -153,12 +153,7 @@ def main(
 ) -> int:
     """The job's process; the stores default to S3 and DynamoDB through boto3."""
     task = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stdout,  # a container's stdout is its CloudWatch log stream
-        format=f"%(asctime)s %(levelname)s job={task.job_id} stage={task.stage} %(name)s: %(message)s",
-    )
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    log_to_stdout(f"job={task.job_id} stage={task.stage}")
     started = time.perf_counter()
     try:
         settings = PipelineSettings()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from posereel.resources import WORKER_EXIT_INPUT, WORKER_EXIT_NO_GPU
 from posereel.schemas import ChunkResult, ChunkSpec
 from posereel.settings import AnalysisSettings, RuntimeSettings
 from posereel.usage import Meter, Platform, container_memory_mb
+from posereel_worker import log_to_stdout
 
 log = logging.getLogger("posereel_worker")
 
@@ -152,13 +152,7 @@ def run_chunk(task: ChunkTask, *, store: MediaStorePort, runtime: RuntimeSetting
 def main(argv: Sequence[str] | None = None, *, store: MediaStorePort | None = None) -> int:
     """The job's process; ``store`` defaults to S3 through boto3 (the SDK's own settings)."""
     task = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stdout,  # a container's stdout is its CloudWatch log stream
-        format=f"%(asctime)s %(levelname)s job={task.job_id} chunk={task.chunk} device={task.device} "
-        "%(name)s: %(message)s",
-    )
-    logging.getLogger("botocore").setLevel(logging.WARNING)  # it logs where it found credentials
+    log_to_stdout(f"job={task.job_id} chunk={task.chunk} device={task.device}")
     started = time.perf_counter()
     try:
         if store is None:
