@@ -28,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pipeline import make_one_minute_video
 
 from posereel.costs import estimate
+from posereel.pipeline.scan import PIECE_BYTES, pieces
+from posereel.resources import STAGE_JOB
 from posereel.settings import CostBasis
 from posereel.usage import Platform, StageUse
 
@@ -137,13 +139,20 @@ def project(
     for key in ("VALIDATE", "PLAN"):
         use = _stage(usage, key)
         times[key] = use.wall_s / use.runs if use else 0.0
+    # At 3 hours scan and compile run as stage jobs, their pieces side by side on its vCPUs: the
+    # scan's pieces in rounds of that many; the reel's passes and the overlay's pieces are
+    # CPU-bound, so the compile's CPU seconds shared out. The merge is one process.
     scan = _stage(usage, "SCAN")
     if scan is not None:
-        times["SCAN"] = scan.wall_s / size_bytes * PROJECTED_S * PROJECTED_BYTES_PER_S
-    for key in ("MERGE", "COMPILE"):
-        use = _stage(usage, key)
-        if use is not None:
-            times[key] = use.wall_s * PROJECTED_S / length_s
+        projected_pieces = len(pieces(round(PROJECTED_S * PROJECTED_BYTES_PER_S)))
+        piece_s = scan.wall_s / size_bytes * PIECE_BYTES
+        times["SCAN"] = math.ceil(projected_pieces / STAGE_JOB.vcpus) * piece_s
+    merge = _stage(usage, "MERGE")
+    if merge is not None:
+        times["MERGE"] = merge.wall_s * PROJECTED_S / length_s
+    compile_use = _stage(usage, "COMPILE")
+    if compile_use is not None:
+        times["COMPILE"] = compile_use.cpu_s / STAGE_JOB.vcpus * PROJECTED_S / length_s
     total = sum(times.values())
     # Cost: each stage's use scaled with the length; the chunk jobs with their number.
     per_chunk, per_length = projected_chunks / max(1, chunks), PROJECTED_S / length_s
@@ -167,7 +176,8 @@ def project(
     print(f"\nprojection, 3 hours of 1080p in AWS at prod's max_concurrency {concurrency} "
           f"({projected_chunks} "
           f"chunks of {chunk_s:g} s, {waves} waves of {chunk_wall:.0f} s on CPU workers):")  # fmt: skip
-    print("  " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items()))
+    print("  " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items())
+          + f" (scan and compile side by side on the stage job's {STAGE_JOB.vcpus} vCPUs)")  # fmt: skip
     print(f"  wall about {total / 60:.0f} minutes (target < 10 on GPU workers; the GPU is not measured here, "
           f"and Batch's start-up, about a minute per wave, is not in it)")  # fmt: skip
     print(f"  cost about {cost.per_video_minute_usd or 0:.4f} USD per video minute on Fargate CPU workers at "

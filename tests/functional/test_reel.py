@@ -149,16 +149,21 @@ def test_reel_lasts_the_sum_of_its_windows(testsrc_av, testsrc_silent, tmp_path,
     assert boxes.index("moov") < boxes.index("mdat")
 
 
-@pytest.mark.parametrize("per_pass", [16, 2], ids=["one pass", "passes of two windows"])
-def test_cuts_are_frame_accurate(numbered, tmp_path, per_pass):
+@pytest.mark.parametrize(
+    ("per_pass", "processes"),
+    [(16, 1), (2, 1), (16, 3)],
+    ids=["one pass", "passes of two windows", "three passes side by side, windows split between them"],
+)
+def test_cuts_are_frame_accurate(numbered, tmp_path, per_pass, processes):
     # Given a video whose frames carry their own number, and windows off the frame grid
     info = probe(numbered)
     windows = _windows((0.3, 0.61), (1.01, 1.5), (2.02, 2.1), (1.6, 1.8), (3.5, 4.0))
 
-    # When the reel is compiled in one pass or in several
+    # When the reel (1.6 s) is compiled in one pass, in several, or in three of about 0.5 s at once
     out = compile_reel(
-        numbered, windows, tmp_path / "reel.mp4", info=info, settings=SETTINGS, max_windows_per_pass=per_pass
-    )
+        numbered, windows, tmp_path / "reel.mp4", info=info, settings=SETTINGS, max_windows_per_pass=per_pass,
+        processes=processes, min_pass_s=0.5,
+    )  # fmt: skip
 
     # Then each window contributes exactly the source frames round(start*fps) .. round(end*fps) - 1
     assert out is not None

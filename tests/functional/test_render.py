@@ -120,15 +120,16 @@ def _moving_frames(indices, *, track_id: int = 0) -> list[FramePoses]:
     ]
 
 
-def test_overlay_has_one_frame_per_analysed_frame(black_video, tmp_path):
+@pytest.mark.parametrize("processes", [1, 3], ids=["in one piece", "in three pieces side by side"])
+def test_overlay_has_one_frame_per_analysed_frame(black_video, tmp_path, processes):
     # Given poses for grid frames 5..24 at 10 fps, with nobody found at 10..12
     info = probe(black_video)
     frames = [f for f in _moving_frames(range(5, 25)) if f.index not in (10, 11, 12)]
 
-    # When the overlay is rendered at most 128 px high
+    # When the overlay is rendered at most 128 px high, in one piece or in pieces of 0.6-0.7 s
     out = render_overlay(
         black_video, frames, tmp_path / "overlay.mp4", info=info, fps=ANALYSIS_FPS, max_height_px=128,
-        primary_track_id=0,
+        primary_track_id=0, processes=processes, min_piece_s=0.6,
     )  # fmt: skip
 
     # Then it has the 20 grid frames 5..24 at 10 fps, scaled to 170x128, playable on the web
@@ -147,6 +148,8 @@ def test_overlay_has_one_frame_per_analysed_frame(black_video, tmp_path):
             assert mask.sum() < 5, f"grid frame {index} should be empty"
         else:
             assert _legs_centre_x(video[k], colour) == pytest.approx((0.2 + 0.02 * index) * 170, abs=3)
+    # And no piece is left beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["overlay.mp4"]
 
 
 def test_overlay_without_frames_writes_nothing(black_video, tmp_path):

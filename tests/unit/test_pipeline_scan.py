@@ -4,7 +4,10 @@ the ClamAV adapter explains a missing database or binary."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,10 +20,23 @@ from posereel.errors import (
     VideoNotFoundError,
 )
 from posereel.jobs import JobRecord, JobStatus
+from posereel.pipeline import scan as scan_module
 from posereel.pipeline.events import ScanEvent, SourceRef
 from posereel.pipeline.files import source_key
 from posereel.pipeline.ports import ObjectInfo
-from posereel.pipeline.scan import JOB_TAG, THREAT_TAG, ClamAV, resolve_clamav_db, scan_upload, tag_value
+from posereel.pipeline.scan import (
+    JOB_TAG,
+    PIECE_BYTES,
+    THREAT_TAG,
+    ClamAV,
+    ScanVerdict,
+    pieces,
+    resolve_clamav_db,
+    scan_object,
+    scan_processes,
+    scan_upload,
+    tag_value,
+)
 from tests.builders import QUARANTINE, RESULTS, UPLOADS, pipeline_settings
 from tests.fakes import FakeJobStore, FakeMediaStore, FakeScanner
 
@@ -168,3 +184,66 @@ def test_an_empty_s3_database_is_a_tool_error(tmp_path: Path) -> None:
 def test_clamav_without_a_database_is_a_clear_tool_error(tmp_path: Path, make_db) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ToolError, match="POSEREEL_CLAMAV_DB"):
         ClamAV(make_db(tmp_path))
+
+
+class _OrderedScanner:
+    """Finds b"BAD<n>" in a piece; the scan of the piece holding ``slow`` waits until every
+    other piece has been scanned, so a later piece's verdict is in first."""
+
+    engine = "FakeAV 1.0"
+
+    def __init__(self, *, slow: bytes, others: int) -> None:
+        self.slow, self.others = slow, others
+        self.done: list[bytes] = []
+        self.lock = threading.Lock()
+        self.rest_done = threading.Event()
+
+    def scan(self, data: Iterable[bytes], *, name: str) -> ScanVerdict:
+        body = b"".join(data)
+        found = [sig for sig in (b"BAD1", b"BAD3") if sig in body]
+        if self.slow in body:
+            assert self.rest_done.wait(timeout=30), "the other pieces were not scanned side by side"
+        with self.lock:
+            self.done.append(body[:1])
+            if len(self.done) == self.others:
+                self.rest_done.set()
+        return ScanVerdict(clean=not found, signature=found[0].decode() if found else None)
+
+
+def test_pieces_scanned_side_by_side_give_the_first_infected_piece_in_the_files_order() -> None:
+    # Given an upload of four pieces, the 2nd and 4th infected, the 2nd's scan the slowest
+    mib = 1024**2
+    piece = 4 * mib  # pieces at 0, 3, 6 and 9 MiB
+    spans = pieces(11 * mib, piece_bytes=piece)
+    assert [start for start, _ in spans] == [0, 3 * mib, 6 * mib, 9 * mib]
+    data = bytearray(11 * mib)
+    data[4 * mib : 4 * mib + 4] = b"BAD1"  # in the 2nd piece only
+    data[10 * mib : 10 * mib + 4] = b"BAD3"  # in the 4th only
+    media = FakeMediaStore()
+    media.put(RESULTS, PINNED, bytes(data))
+    scanner = _OrderedScanner(slow=b"BAD1", others=3)
+
+    # When its pieces are scanned four at once
+    verdict = scan_object(
+        media, RESULTS, PINNED, size_bytes=len(data), name="clip.mp4", scanner=scanner, processes=4,
+        piece_bytes=piece,
+    )  # fmt: skip
+
+    # Then the 4th piece's verdict came first, and the 2nd's decides, as one after the other would
+    assert (verdict.clean, verdict.signature) == (False, "BAD1")
+    one_by_one = scan_object(
+        media, RESULTS, PINNED, size_bytes=len(data), name="clip.mp4", processes=1, piece_bytes=piece,
+        scanner=_OrderedScanner(slow=b"none", others=3),
+    )  # fmt: skip
+    assert one_by_one == verdict
+
+
+@pytest.mark.parametrize(
+    ("free_pieces", "processes", "expected"), [(1, 4, 1), (2, 4, 1), (3, 4, 2), (100, 4, 4), (100, 1, 1)]
+)
+def test_as_many_pieces_are_scanned_at_once_as_the_cores_and_the_scratch_disk_allow(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, free_pieces: int, processes: int, expected: int
+) -> None:
+    usage = SimpleNamespace(free=free_pieces * PIECE_BYTES + 1)
+    monkeypatch.setattr(scan_module.shutil, "disk_usage", lambda _: usage)
+    assert scan_processes(processes, scratch=tmp_path) == expected

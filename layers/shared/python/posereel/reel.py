@@ -9,7 +9,9 @@ AAC priming gap per cut, which a per-window encode + concat demuxer ``-c copy`` 
 audio grew by about one AAC frame per cut). Every open input holds a decoder, so more than
 ``max_windows_per_pass`` windows are done in passes: each pass writes H.264 video with the same
 encoder settings plus PCM audio (no priming), and the passes are joined with the concat demuxer,
-copying the video and encoding the audio once.
+copying the video and encoding the audio once. A long reel is cut into passes of about equal
+length (windows split at a frame where needed) that are encoded side by side, ``processes`` at
+once, so a stage job with more cores finishes sooner; a short one stays one pass.
 
 A reel with a crop or blurred faces (``posereel.framing``) decodes each window's frames instead,
 changes them in Python and encodes them through a pipe; a second ffmpeg run copies that video and
@@ -26,10 +28,12 @@ piece's audio and video have the same length and the reel lasts sum(frames) / fp
 from __future__ import annotations
 
 import logging
+import math
 import os
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +56,9 @@ log = logging.getLogger(__name__)
 # late (time bases of 1/1000 s, the microsecond seek offset) is still kept; the window's length
 # is unchanged, so one frame is never gained or lost. It is also how far audio leads the picture.
 _SEEK_EARLY_S = 0.001
+# A reel is cut into passes encoded side by side only where each pass lasts at least this long:
+# below it, starting another ffmpeg costs more than it saves.
+PARALLEL_PASS_MIN_S = 30.0
 _STDERR_TAIL_CHARS = 2000
 
 
@@ -91,12 +98,16 @@ def compile_reel(
     max_windows_per_pass: int = 16,
     audio_bitrate_kbps: int = 128,
     framing: Framing | None = None,
+    processes: int = 1,
+    min_pass_s: float = PARALLEL_PASS_MIN_S,
 ) -> ReelOutput | None:
     """Cut ``windows`` (seconds of the source, in the given order) and join them into one H.264
     MP4 at ``out_path``: yuv420p, ``+faststart``, libx264 with ``settings.preset``/``settings.crf``,
     AAC audio at ``audio_bitrate_kbps`` when ``info.has_audio`` (no audio track otherwise).
 
     ``framing`` (a crop, blurred faces) changes every frame on the way (see the module docstring).
+    ``processes``: how many passes may be encoded at once; a reel of at least twice
+    ``min_pass_s`` is cut into that many passes of about equal length (never shorter than it).
 
     Returns None and writes nothing when no window holds a frame (no segments is a normal result).
     The file appears atomically (written under a temporary name, then renamed). Raises ToolError
@@ -112,12 +123,14 @@ def compile_reel(
     if not cuts:
         log.info("no reel for %s: no window holds a frame", info.name)
         return None
-    if max_windows_per_pass < 1:
-        raise ValueError("max_windows_per_pass must be at least 1")
+    if max_windows_per_pass < 1 or processes < 1:
+        raise ValueError("max_windows_per_pass and processes must be at least 1")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     encoder = _video_encoder_args(settings)
     audio = info.has_audio
+
+    passes = _passes(cuts, per_pass=max_windows_per_pass, parts=processes, min_pass_s=min_pass_s)
 
     with tempfile.TemporaryDirectory(prefix=".reel-", dir=out_path.parent) as tmp:
         tmp_dir = Path(tmp)
@@ -127,15 +140,17 @@ def compile_reel(
                 source, cuts, partial, tmp_dir=tmp_dir, info=info, framing=framing, settings=settings,
                 audio=audio, audio_bitrate_kbps=audio_bitrate_kbps, ffmpeg=ffmpeg,
             )  # fmt: skip
-        elif len(cuts) <= max_windows_per_pass:
+        elif len(passes) == 1:
             outputs = ["-map", "[v]", *encoder]
             outputs += ["-map", "[a]", *_aac_args(audio_bitrate_kbps)] if audio else ["-an"]
             outputs += ["-movflags", "+faststart", "-f", "mp4", str(partial)]
             _run(_cut_command(source, cuts, outputs, audio=audio, ffmpeg=ffmpeg))
         else:
+            if processes > 1:  # the cores shared out between the encoders running at once
+                encoder += ["-threads", str(max(1, (os.cpu_count() or 1) // processes))]
             _compile_in_passes(
-                source, cuts, partial, tmp_dir=tmp_dir, audio=audio, encoder=encoder,
-                per_pass=max_windows_per_pass, audio_bitrate_kbps=audio_bitrate_kbps, ffmpeg=ffmpeg,
+                source, passes, partial, tmp_dir=tmp_dir, audio=audio, encoder=encoder,
+                processes=processes, audio_bitrate_kbps=audio_bitrate_kbps, ffmpeg=ffmpeg,
             )  # fmt: skip
         os.replace(partial, out_path)
 
@@ -202,6 +217,28 @@ def _plan_cuts(windows: Sequence[ReelWindow], *, info: VideoInfo) -> list[_Cut]:
     return cuts
 
 
+def _passes(cuts: Sequence[_Cut], *, per_pass: int, parts: int, min_pass_s: float) -> list[list[_Cut]]:
+    """The cuts in passes, in reel order: ``parts`` passes of about equal length where the reel is
+    long enough for each to last ``min_pass_s`` (a window split at a frame where a border falls in
+    it: each piece keeps the window it came from), and no pass of more than ``per_pass`` cuts."""
+    total = sum(c.frame_count for c in cuts)
+    fps = cuts[0].fps
+    parts = max(1, min(parts, math.floor(total / fps / min_pass_s))) if min_pass_s > 0 else parts
+    borders = [round(total * k / parts) for k in range(1, parts)]
+    passes: list[list[_Cut]] = [[]]
+    done = 0  # reel frames before the cut being placed
+    for cut in cuts:
+        first, left = cut.first_frame, cut.frame_count
+        while left:
+            border = next((b for b in borders if b > done), total)
+            take = min(left, border - done)
+            passes[-1].append(_Cut(window=cut.window, first_frame=first, frame_count=take, fps=cut.fps))
+            first, left, done = first + take, left - take, done + take
+            if done == border and done < total:
+                passes.append([])
+    return [group[i : i + per_pass] for group in passes for i in range(0, len(group), per_pass)]
+
+
 def _cut_command(
     source: VideoSource, cuts: Sequence[_Cut], outputs: list[str], *, audio: bool, ffmpeg: str
 ) -> list[str]:
@@ -232,25 +269,27 @@ def _cut_command(
 
 def _compile_in_passes(
     source: VideoSource,
-    cuts: Sequence[_Cut],
+    passes: Sequence[Sequence[_Cut]],
     out: Path,
     *,
     tmp_dir: Path,
     audio: bool,
     encoder: list[str],
-    per_pass: int,
+    processes: int,
     audio_bitrate_kbps: int,
     ffmpeg: str,
 ) -> None:
-    video_list, audio_list = [], []
-    for n, start in enumerate(range(0, len(cuts), per_pass)):
+    video_list, audio_list, commands = [], [], []
+    for n, group in enumerate(passes):
         video_part, audio_part = f"pass{n:04d}.mp4", f"pass{n:04d}.wav"
         outputs = ["-map", "[v]", *encoder, "-an", "-f", "mp4", str(tmp_dir / video_part)]
         if audio:
             outputs += ["-map", "[a]", "-c:a", "pcm_s16le", "-f", "wav", str(tmp_dir / audio_part)]
-        _run(_cut_command(source, cuts[start : start + per_pass], outputs, audio=audio, ffmpeg=ffmpeg))
+        commands.append(_cut_command(source, group, outputs, audio=audio, ffmpeg=ffmpeg))
         video_list.append(f"file '{video_part}'\n")
         audio_list.append(f"file '{audio_part}'\n")
+    with ThreadPoolExecutor(max_workers=processes, thread_name_prefix="reel-pass") as pool:
+        list(pool.map(_run, commands))  # the first failure is raised
     (tmp_dir / "video.txt").write_text("ffconcat version 1.0\n" + "".join(video_list))
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     cmd += ["-f", "concat", "-safe", "0", "-i", str(tmp_dir / "video.txt")]

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import colorsys
 import contextlib
+import itertools
 import logging
 import math
 import os
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -53,6 +55,8 @@ _PALETTE_HEX = ("1f77b4", "ff7f0e", "2ca02c", "d62728", "9467bd", "8c564b", "e37
 _UNTRACKED_HEX = "b0b0b0"
 _GOLDEN = 0.6180339887498949
 MIN_VISIBILITY = 0.5
+# An overlay is drawn in pieces side by side only where each piece lasts at least this long.
+OVERLAY_PIECE_MIN_S = 30.0
 # Face landmarks (nose, eyes, ears, mouth) crowd together: their dots are drawn half size.
 _FACE = frozenset(range(11))
 # A person this many pixels tall gets 1-pixel bones (2 at twice the height, up to 2 x the base unit).
@@ -186,6 +190,7 @@ class VideoWriter:
         preset: str = "veryfast",
         crf: int = 23,
         ffmpeg: str = "ffmpeg",
+        threads: int | None = None,
     ) -> None:
         width, height = size_px
         if width % 2 or height % 2:
@@ -200,6 +205,7 @@ class VideoWriter:
             "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}",
             "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0",
             "-an", "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+            *(["-threads", str(threads)] if threads else []),
             "-movflags", "+faststart", "-f", "mp4", str(self._partial),
         ]  # fmt: skip
         self._proc: subprocess.Popen[bytes] | None = None
@@ -282,6 +288,8 @@ def render_overlay(
     ffmpeg: str = "ffmpeg",
     preset: str = "veryfast",
     crf: int = 23,
+    processes: int = 1,
+    min_piece_s: float = OVERLAY_PIECE_MIN_S,
 ) -> Path | None:
     """Write an H.264 MP4 of the analysed frames with every person drawn on them.
 
@@ -289,28 +297,63 @@ def render_overlay(
     analysed grid index in ``frames``; grid frames without an entry are shown without people. The
     picture is the source scaled to at most ``max_height_px`` rows (displayed orientation), with a
     ``t = ... s`` caption. Returns the path, or None (nothing written) when ``frames`` is empty.
+
+    A long overlay is drawn in up to ``processes`` pieces side by side (each at least
+    ``min_piece_s`` long, each its own decoder and encoder with the same settings), joined by
+    the concat demuxer without re-encoding.
     """
     if not frames:
         return None
     by_index = {f.index: f for f in frames}
-    first, last = min(by_index), max(by_index)
-    size = frame_size(info, max_height_px=max_height_px)
-    decoded = sample_frames(
-        source, info=info, start_s=first / fps, end_s=(last + 0.5) / fps, target_fps=fps,
-        max_height_px=max_height_px, ffmpeg=ffmpeg,
-    )  # fmt: skip
-    with VideoWriter(out_path, size_px=size, fps=fps, preset=preset, crf=crf, ffmpeg=ffmpeg) as writer:
-        try:
-            for sampled in decoded:
-                image = cv2.cvtColor(sampled.rgb, cv2.COLOR_RGB2BGR)
-                poses = by_index.get(sampled.index)
-                if poses is not None:
-                    draw_persons(image, poses.persons, primary_track_id=primary_track_id)
-                _caption(image, f"t = {sampled.t_s:.1f} s")
-                writer.write(image)
-        finally:
-            _close(decoded)
-    return Path(out_path)
+    first, stop = min(by_index), max(by_index) + 1
+    parts = max(1, min(processes, math.floor((stop - first) / fps / min_piece_s)))
+    borders = [first + round((stop - first) * k / parts) for k in range(parts + 1)]
+    spans = list(itertools.pairwise(borders))
+
+    def draw(span: tuple[int, int], path: Path, threads: int | None) -> Path:
+        start, end = span
+        size = frame_size(info, max_height_px=max_height_px)
+        # The grid indices start .. end - 1: the times half a frame inside them, so none is lost
+        # or drawn twice to rounding.
+        decoded = sample_frames(
+            source, info=info, start_s=max(0.0, (start - 0.5) / fps), end_s=(end - 0.5) / fps,
+            target_fps=fps, max_height_px=max_height_px, ffmpeg=ffmpeg,
+        )  # fmt: skip
+        with VideoWriter(
+            path, size_px=size, fps=fps, preset=preset, crf=crf, ffmpeg=ffmpeg, threads=threads
+        ) as writer:
+            try:
+                for sampled in decoded:
+                    image = cv2.cvtColor(sampled.rgb, cv2.COLOR_RGB2BGR)
+                    poses = by_index.get(sampled.index)
+                    if poses is not None:
+                        draw_persons(image, poses.persons, primary_track_id=primary_track_id)
+                    _caption(image, f"t = {sampled.t_s:.1f} s")
+                    writer.write(image)
+            finally:
+                _close(decoded)
+        return path
+
+    out_path = Path(out_path)
+    if parts == 1:
+        return draw(spans[0], out_path, None)
+    threads = max(1, (os.cpu_count() or 1) // parts)
+    with tempfile.TemporaryDirectory(prefix=".overlay-", dir=out_path.parent) as tmp:
+        paths = [Path(tmp) / f"piece{n:04d}.mp4" for n in range(parts)]
+        with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="overlay") as pool:
+            list(pool.map(draw, spans, paths, [threads] * parts))  # the first failure is raised
+        listing = Path(tmp) / "pieces.txt"
+        listing.write_text("ffconcat version 1.0\n" + "".join(f"file '{p.name}'\n" for p in paths))
+        joined = Path(tmp) / "overlay.mp4"
+        cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0"]
+        cmd += ["-i", str(listing), "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(joined)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            tail = (proc.stderr or "").strip()[-_STDERR_TAIL_CHARS:] or "no message"
+            why = f"exit status {proc.returncode}"
+            raise ToolError(f"ffmpeg could not join the overlay's pieces ({why}): {tail}")
+        os.replace(joined, out_path)
+    return out_path
 
 
 # ---------------------------------------------------------------------------------------------

@@ -279,7 +279,7 @@ def default_model_dir() -> Path:
 
 class RuntimeSettings(BaseSettings):
     """Where things live on this machine and what it may use: POSEREEL_MODEL_DIR, POSEREEL_FFMPEG,
-    POSEREEL_FFPROBE, POSEREEL_THREADS.
+    POSEREEL_FFPROBE, POSEREEL_THREADS, POSEREEL_PROCESSES.
 
     Read from the environment when constructed, never at import; the same variables for the
     command line, the functions and the workers."""
@@ -293,9 +293,16 @@ class RuntimeSettings(BaseSettings):
     # (2 cores, 1-minute 720p, two chunks side by side): 2 threads each 24.2-24.4 s, 1 thread each
     # 28.0-31.1 s; a chunk's runtimes take turns with its decoder, so the cores stay busy.
     threads: int = Field(0, ge=0)
+    # Tool processes one stage runs side by side (the pieces of a reel or an overlay encode,
+    # clamscan on the pieces of an upload); 0: one per core of this machine. A 4-vCPU stage job
+    # encodes four pieces at once; a Lambda with 2 vCPUs, two.
+    processes: int = Field(0, ge=0)
 
     def model_threads(self) -> int:
         return self.threads or os.cpu_count() or 1
+
+    def tool_processes(self) -> int:
+        return self.processes or os.cpu_count() or 1
 
 
 class PipelineSettings(BaseSettings):

@@ -3,7 +3,8 @@ moved to the quarantine bucket.
 
 Every byte is scanned, whatever the size: clamscan takes at most 2 GiB at once, so an upload is
 streamed from S3 in pieces (``pieces``: 2000 MiB, overlapping by 1 MiB) into ``clamscan -``, one
-piece after the other, and the first infected piece decides. A body signature (a byte pattern,
+piece after the other (or several side by side: ``scan_processes``), and the first infected
+piece decides. A body signature (a byte pattern,
 far shorter than the overlap) that straddles a border lies whole in the piece after it; a
 whole-file hash signature matches an upload of one piece only. Nothing is downloaded: the
 scan's disk holds one piece (clamscan's copy of its input).
@@ -25,6 +26,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -83,15 +85,50 @@ def pieces(
         start += piece_bytes - overlap_bytes
 
 
+def scan_processes(processes: int, *, scratch: Path | None = None) -> int:
+    """How many pieces may be scanned at once here: at most ``processes``, and as many as the
+    scratch disk (where clamscan copies its input) holds pieces of, with one piece's room to
+    spare. A Lambda's /tmp holds one; a stage job's disk, one per core."""
+    free = shutil.disk_usage(scratch or tempfile.gettempdir()).free
+    return max(1, min(processes, free // PIECE_BYTES - 1))
+
+
 def scan_object(
-    media: MediaStorePort, bucket: str, key: str, *, size_bytes: int, name: str, scanner: Scanner
+    media: MediaStorePort,
+    bucket: str,
+    key: str,
+    *,
+    size_bytes: int,
+    name: str,
+    scanner: Scanner,
+    processes: int = 1,
+    piece_bytes: int = PIECE_BYTES,
 ) -> ScanVerdict:
-    """Scan the object piece by piece (``pieces``), streamed from the store; the first infected
-    piece decides."""
-    for start, length in pieces(size_bytes):
-        verdict = scanner.scan(media.read_range(bucket, key, start=start, length=length), name=name)
-        if not verdict.clean:
-            return verdict
+    """Scan the object piece by piece (``pieces``), streamed from the store, ``processes`` pieces
+    at once; the first infected piece (in the file's order) decides, and no piece after it is
+    started."""
+    spans = pieces(size_bytes, piece_bytes=piece_bytes)
+
+    def scan(span: tuple[int, int]) -> ScanVerdict:
+        start, length = span
+        return scanner.scan(media.read_range(bucket, key, start=start, length=length), name=name)
+
+    if processes <= 1 or len(spans) == 1:
+        for span in spans:
+            verdict = scan(span)
+            if not verdict.clean:
+                return verdict
+        return ScanVerdict(clean=True)
+    with ThreadPoolExecutor(max_workers=processes, thread_name_prefix="scan") as pool:
+        futures = [pool.submit(scan, span) for span in spans]
+        try:
+            for future in futures:
+                verdict = future.result()
+                if not verdict.clean:
+                    return verdict
+        finally:
+            for future in futures:
+                future.cancel()
     return ScanVerdict(clean=True)
 
 
@@ -251,8 +288,9 @@ def scan_upload(
     with discard_when_rejected(media, pinned):
         try:
             verdict = scan_object(
-                media, pinned.bucket, pinned.key, size_bytes=stored.size_bytes, name=name, scanner=scanner
-            )
+                media, pinned.bucket, pinned.key, size_bytes=stored.size_bytes, name=name, scanner=scanner,
+                processes=scan_processes(settings.runtime.tool_processes()),
+            )  # fmt: skip
         except ObjectNotFoundError:
             raise VideoNotFoundError(f"the upload {name} is gone") from None
     if verdict.clean:

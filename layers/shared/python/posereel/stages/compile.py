@@ -77,6 +77,7 @@ def render_results(
             preset=settings.reel.preset,
             crf=settings.reel.crf,
             ffmpeg=runtime.ffmpeg,
+            processes=runtime.tool_processes(),
         )
 
     def make_pictures() -> list[Path]:

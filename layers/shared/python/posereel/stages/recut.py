@@ -109,6 +109,7 @@ def render_reel(
         settings=settings.reel,
         ffmpeg=runtime.ffmpeg,
         framing=shaping,
+        processes=runtime.tool_processes(),
     )
     windows = compiled.windows if compiled else []
     if compiled and settings.reel.clips:
