@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from posereel.resources import STAGE_JOB
 from posereel.settings import PriceTable
 
 CONTEXT_KEY = "posereel:environments"
@@ -82,6 +83,16 @@ class WorkersConfig(_Strict):
     cpu_spot: bool = False
     worker_vcpus: float = Field(2, gt=0)
     worker_memory_mib: int = Field(8192, ge=512)
+
+    @field_validator("cpu_max_vcpus")
+    @classmethod
+    def _room_for_the_stage_job(cls, value: int) -> int:
+        if value < STAGE_JOB.vcpus:
+            raise ValueError(
+                f"the stage job (scan, merge and compile of long uploads) takes {STAGE_JOB.vcpus} vCPUs: "
+                f"cpu_max_vcpus {value} could never start it"
+            )
+        return value
 
     @field_validator("gpu_instance_types")
     @classmethod

@@ -160,9 +160,11 @@ def project(
     def scaled(key: str, use: StageUse) -> StageUse:
         factor = per_chunk if key.startswith("ANALYZE") else per_length
         runs = max(1, round(use.runs * per_chunk)) if key.startswith("ANALYZE") else use.runs
+        # A stage job is priced by its vCPUs for its wall: in AWS its pieces share them out.
+        wall = use.cpu_s / STAGE_JOB.vcpus if key.endswith(STAGE_JOB.usage_suffix) else use.wall_s
         return use.model_copy(
             update={
-                "wall_s": use.wall_s * factor,
+                "wall_s": wall * factor,
                 "runs": runs,
                 "s3_gets": round(use.s3_gets * factor),
                 "s3_puts": round(use.s3_puts * factor),

@@ -313,13 +313,17 @@ STAGE_COMMAND: list[str] = ["stage", "Ref::stage", "--job-id", "Ref::job_id", "-
 
 @dataclass(frozen=True)
 class StageJobSpec:
-    """The stage job's shape: its vCPUs and memory (Fargate: 4 vCPU takes 8-30 GiB), its disk
+    """The stage job's shape: its vCPUs and memory (Fargate: 16 vCPU takes 32-120 GiB), its disk
     (Fargate's ephemeral storage, 21-200 GiB: a scan piece, or a compile's rendered files) and
     its time limit (each attempt's; the workflow waits for all of them). The stage's usage key
     (FUNCTIONS) with this suffix keeps what the jobs used, apart from the Lambda's runs."""
 
-    vcpus: int = 4
-    memory_mib: int = 16384
+    # Sixteen: the long stages work in pieces side by side, one per vCPU (the scan's pieces,
+    # the reel's passes, the overlay's pieces), and Fargate prices a vCPU by the second, so
+    # more of them cost about the same and finish sooner. Each clamscan holds the signature
+    # database (about 1.2 GB), each reel pass up to 16 decoders: 2 GiB a vCPU.
+    vcpus: int = 16
+    memory_mib: int = 32768
     disk_gib: int = 200
     timeout_s: int = 3 * 3600
     attempts: int = 2

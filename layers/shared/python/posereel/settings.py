@@ -294,8 +294,8 @@ class RuntimeSettings(BaseSettings):
     # 28.0-31.1 s; a chunk's runtimes take turns with its decoder, so the cores stay busy.
     threads: int = Field(0, ge=0)
     # Tool processes one stage runs side by side (the pieces of a reel or an overlay encode,
-    # clamscan on the pieces of an upload); 0: one per core of this machine. A 4-vCPU stage job
-    # encodes four pieces at once; a Lambda with 2 vCPUs, two.
+    # clamscan on the pieces of an upload); 0: one per core of this machine. The 16-vCPU stage job
+    # encodes sixteen pieces at once; a Lambda with 2 vCPUs, two.
     processes: int = Field(0, ge=0)
 
     def model_threads(self) -> int:
