@@ -3,6 +3,7 @@ model that rejects unknown keys, so a typo in cdk.json fails the synth instead o
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -12,6 +13,9 @@ from posereel.resources import STAGE_JOB
 from posereel.settings import PriceTable
 
 CONTEXT_KEY = "posereel:environments"
+# The most chunks one video may have: the Analyze Map is inline, so every chunk's events (a GPU
+# job that fails, the CPU job, the count: about 20) share the execution's 25,000-event history.
+MAX_CHUNKS = 1000
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (
@@ -167,6 +171,13 @@ class EnvironmentConfig(_Strict):
             raise ValueError(
                 "stuck_after_s must be shorter than chunk_timeout_s: the workflow moves a waiting GPU chunk "
                 "to the CPU queue after chunk_timeout_s + 300 s, before the alarm could see it"
+            )
+        chunks = math.ceil(self.max_duration_s / self.chunk_seconds)
+        if chunks > MAX_CHUNKS:
+            raise ValueError(
+                f"max_duration_s {self.max_duration_s:g} in chunks of {self.chunk_seconds:g} s is {chunks} "
+                f"chunks: the Analyze Map takes at most {MAX_CHUNKS} (an execution's history holds 25,000 "
+                "events and a chunk that falls back to the CPU queue takes about 20); lengthen chunk_seconds"
             )
         for zone in self.availability_zones:
             if not zone.startswith(self.region):

@@ -97,6 +97,11 @@ def test_success_counts_each_chunk_once_on_the_cpu_after_the_gpu_fails(stack: Lo
     gpu_failures = [json.loads(f["cause"]) for f in job.failures() if f["resource"] == "submitJob.sync"]
     assert len(gpu_failures) == 2
     assert all(f["JobQueue"].endswith("-gpu") and f["Status"] == "FAILED" for f in gpu_failures)
+    # Each chunk leaves nothing in the Map's result, not even the GPU failure it caught: the
+    # result of hundreds of chunks stays small.
+    exits = [e["stateExitedEventDetails"] for e in job.history if "stateExitedEventDetails" in e]
+    chunk_ends = [json.loads(e["output"]) for e in exits if e["name"] == "ChunkDone"]
+    assert chunk_ends == [{}, {}]
 
 
 def test_our_input_error_is_recorded_with_its_own_code_and_stage(stack: LocalStack) -> None:

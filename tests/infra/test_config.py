@@ -39,6 +39,7 @@ def test_cdk_json_has_dev_staging_and_prod():
             lambda c: c["workers"].update(cpu_max_vcpus=8),
             "takes 16 vCPUs: cpu_max_vcpus 8 could never start it",
         ),
+        (lambda c: c.update(max_duration_s=36_000, chunk_seconds=30), "is 1200 chunks: the Analyze Map"),
         (lambda c: c.update(account="1234"), "String should match pattern"),
         (lambda c: c.update(stuck_after_s=120), "greater than or equal to 300"),
         (lambda c: c.update(stuck_after_s=900), "stuck_after_s must be shorter than chunk_timeout_s"),
