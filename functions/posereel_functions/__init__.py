@@ -20,7 +20,7 @@ from posereel.observability import logger
 from posereel.pipeline.placement import stored_outcome
 from posereel.resources import FUNCTIONS
 from posereel.settings import PipelineSettings
-from posereel.usage import Meter, Platform, StageUse
+from posereel.usage import Meter, Platform, StageUse, read_for
 
 T = TypeVar("T")
 HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
@@ -71,10 +71,12 @@ def metered(function: str) -> Callable[[HandlerT], HandlerT]:
         @functools.wraps(handler)
         def run(event: Any, context: Any) -> Any:
             meter = Meter(s3_requests)
+            job_id = event.get("job_id") if isinstance(event, dict) else None
+            if isinstance(job_id, str):
+                read_for(job_id, key)
             try:
                 return handler(event, context)
             finally:
-                job_id = event.get("job_id") if isinstance(event, dict) else None
                 if isinstance(job_id, str):
                     memory_mb = int(getattr(context, "memory_limit_in_mb", 0) or 0)
                     _record_usage(job_id, key, meter.stop(platform=Platform.LAMBDA, memory_mb=memory_mb))

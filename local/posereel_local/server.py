@@ -26,12 +26,15 @@ from posereel_local.hooks import (
     install_hooks,
 )
 from posereel_local.hooks.common import DEFAULT_PASS_ENV, LOCAL_CREDENTIAL, LocalEndpoint
+from posereel_local.s3_reads import S3Reads
 
 logger = logging.getLogger("posereel.local")
 
 # moto logs every handled failure (a Catch-ed task, a missing item) at ERROR with huge reprs, and
 # werkzeug logs every request.
 _NOISY_LOGGERS = ("moto", "werkzeug")
+# The local S3's socket send buffer (see S3Reads).
+SEND_BUFFER_BYTES = 128 * 1024
 _MOTO_CONFIG = {
     # Keep the Docker-backed Batch and Lambda backends: their Job/LambdaFunction are what we hook.
     "batch": {"use_docker": True},
@@ -93,6 +96,8 @@ class LocalAws:
         self._pass_env = pass_env
         self._quiet = quiet
         self._server: Any = None
+        # What the local S3 sent to each job's stages (in AWS: S3 server access logs).
+        self.s3_reads: S3Reads | None = None
         self._hooks: InstalledHooks | None = None
         self._endpoint_url: str | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -170,6 +175,7 @@ class LocalAws:
         check_moto_internals()
         from moto.core.config import default_user_config
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+        from werkzeug.serving import BaseWSGIServer
 
         if self._quiet:
             for name in _NOISY_LOGGERS:
@@ -181,6 +187,14 @@ class LocalAws:
             _check_port_free(self._port)  # moto's server thread would hang start() on a taken port
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
         self._server.start()
+        wsgi = getattr(self._server, "_server", None)  # moto's werkzeug server (checked: private)
+        if not isinstance(wsgi, BaseWSGIServer):
+            raise RuntimeError("moto's ThreadedMotoServer no longer keeps its werkzeug server in _server")
+        self.s3_reads = S3Reads(wsgi.app)
+        wsgi.app = self.s3_reads
+        # Connections it accepts inherit this: a reader that stops early (a range read) is sent
+        # at most this much more than it took, not the 4 MB Linux grows a send buffer to.
+        wsgi.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         host, port = self._server.get_host_and_port()
         self._endpoint_url = f"http://{host}:{port}"
         # moto's Step Functions interpreter calls services on localhost:$MOTO_PORT.

@@ -4,7 +4,9 @@ Makes a --minutes long 720p video from the shared clips (the one-minute video of
 looped by stream copy; made once, kept in --out), runs it through ``posereel run``'s code path
 (API, presigned multipart upload, Step Functions, Lambda handlers, Batch workers and stage jobs as
 local processes) and prints: wall time and wall / video length, the seconds of each stage, what
-each stage's process used (wall, CPU, peak memory, S3 requests, where it ran), the job's cost
+each stage's process used (wall, CPU, peak memory, S3 requests, where it ran), the bytes S3 sent
+each stage (told apart by the User-Agent each request carries; what each chunk worker read against
+its share of the source), the job's cost
 estimate, and a projection, from the measured per-chunk and per-stage rates, of a 3-hour 1080p
 video in AWS at the prod environment's max_concurrency.
 
@@ -79,6 +81,8 @@ def main() -> None:
         outcome = run_video(stack, video, args.out / "run", timeout_s=args.minutes * 60 * 3, poll_s=2.0)
         chunk_seconds = stack.settings.chunks.chunk_seconds
         concurrency = stack.max_concurrency
+        assert stack.aws.s3_reads is not None
+        read = stack.aws.s3_reads.of_job(outcome.record.job_id)
     wall = time.perf_counter() - started
     record = outcome.record
     if outcome.exit_code != 0:
@@ -93,11 +97,14 @@ def main() -> None:
           f"(target <= 0.50: {'met' if wall / length <= 0.5 else 'NOT met'}); "
           f"{record.chunks_total} chunks of {chunk_seconds:g} s, {concurrency} at once")  # fmt: skip
     print("seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in record.stage_seconds.items()))
-    print(f"\n{'stage':<12}{'where':>11}{'runs':>6}{'wall s':>9}{'CPU s':>9}{'peak MB':>9}{'S3 req':>8}")
+    read_by_key = bytes_by_usage_key(read, record.devices)
+    print(f"\n{'stage':<12}{'where':>11}{'runs':>6}{'wall s':>9}{'CPU s':>9}{'peak MB':>9}{'S3 req':>8}"
+          f"{'S3 MB read':>12}")  # fmt: skip
     over: list[str] = []
     for key, use in record.usage.items():
         print(f"{key:<12}{use.platform.value:>11}{use.runs:>6}{use.wall_s:>9.1f}{use.cpu_s:>9.1f}"
-              f"{use.peak_memory_mb:>9.0f}{use.s3_gets + use.s3_puts:>8}")  # fmt: skip
+              f"{use.peak_memory_mb:>9.0f}{use.s3_gets + use.s3_puts:>8}"
+              f"{read_by_key.get(key, 0) / 1e6:>12.1f}")  # fmt: skip
         per_run = use.wall_s / use.runs
         if use.platform == Platform.LAMBDA and (
             use.peak_memory_mb > LAMBDA_MEMORY_TARGET_MB or per_run > LAMBDA_WALL_TARGET_S
@@ -111,7 +118,34 @@ def main() -> None:
     if record.cost is not None:
         print(f"cost estimate (on-demand list prices, CPU workers): {record.cost.total_usd:.4f} USD, "
               f"{record.cost.per_video_minute_usd or 0:.5f} USD per video minute")  # fmt: skip
+    print_chunk_reads(read, size, record.chunks_total)
     project(record.usage, record.chunks_total, length, size, chunk_seconds)
+
+
+def bytes_by_usage_key(read: dict[str, int], devices: dict[str, str]) -> dict[str, int]:
+    """The bytes S3 sent each stage, under the job record's usage keys: a chunk ("ANALYZE/3")
+    under its device's ("ANALYZE_CPU")."""
+    out: dict[str, int] = {}
+    for stage, count in read.items():
+        name, _, chunk = stage.partition("/")
+        key = f"{name}_{devices.get(chunk, 'cpu').upper()}" if chunk else name
+        out[key] = out.get(key, 0) + count
+    return out
+
+
+def print_chunk_reads(read: dict[str, int], size_bytes: int, chunks: int) -> None:
+    """What each chunk worker read of the source, against its share of it (target: about 2x at
+    most). S3 sends a range read as fast as the connection takes it, so a reader that stops
+    early is counted for what the socket buffers held too, as S3 would have sent it."""
+    per_chunk = [n for stage, n in read.items() if stage.startswith("ANALYZE/")]
+    if not per_chunk or not chunks:
+        return
+    share = size_bytes / chunks
+    worst = max(per_chunk) / share
+    print(f"chunk workers read {sum(per_chunk) / size_bytes:.2f} x the source in all; each "
+          f"{min(per_chunk) / share:.2f}-{worst:.2f} x its share of {share / 1e6:.1f} MB "
+          f"(target <= about 2: {'met' if worst <= 2.2 else 'NOT met'}; the scan "
+          f"{read.get('SCAN', 0) + read.get('SCAN_JOB', 0):,} bytes of {size_bytes:,})")  # fmt: skip
 
 
 def _stage(usage: dict[str, StageUse], key: str) -> StageUse | None:

@@ -15,7 +15,7 @@ from posereel.errors import ToolError
 from posereel.reel import compile_reel, export_clips
 from posereel.schemas import ReelWindow
 from posereel.settings import ReelSettings
-from posereel.video import probe
+from posereel.video import join_parts, probe
 
 FPS = 25
 SETTINGS = ReelSettings(preset="ultrafast", crf=23)
@@ -309,3 +309,23 @@ def test_reel_from_real_footage_without_audio(clip, tmp_path):
     assert _decode_errors(out.path) == ""
     boxes = _top_level_boxes(out.path)
     assert boxes.index("moov") < boxes.index("mdat")
+
+
+def test_parts_are_joined_without_encoding_again_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    parts = [tmp_path / f"part{n}.mp4" for n in range(2)]
+    for n, part in enumerate(parts):
+        _ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=160x96:rate=10:duration={n + 1}",
+                "-c:v", "libx264", "-pix_fmt", "yuv420p", str(part))  # fmt: skip
+    joined = tmp_path / "joined.mp4"
+    join_parts(parts, joined, what="the test's parts")
+    assert probe(joined).frame_count == 30
+    streams = _streams(joined)["streams"]
+    assert [s["codec_type"] for s in streams] == ["video"] and streams[0]["codec_name"] == "h264"
+    # A part that is gone, or that the demuxer cannot read, fails the join: ffmpeg alone would
+    # end with the parts before it and exit status 0.
+    parts[1].write_bytes(b"not an mp4")
+    with pytest.raises(ToolError, match="ffmpeg could not join the test's parts"):
+        join_parts(parts, tmp_path / "again.mp4", what="the test's parts")
+    parts[1].unlink()
+    with pytest.raises(ToolError, match=r"could not join the test's parts: part1\.mp4 missing"):
+        join_parts(parts, tmp_path / "again.mp4", what="the test's parts")

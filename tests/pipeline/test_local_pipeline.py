@@ -151,6 +151,22 @@ def test_the_job_says_what_each_stage_used_and_what_it_cost(
 
 
 @pytest.mark.slow
+def test_the_bytes_each_stage_read_are_told_apart(
+    stack: LocalStack, walk: RunOutcome, clip: Callable[[str], Path]
+) -> None:
+    # Every request names its job and stage in its User-Agent: the SDK's and ffmpeg's alike.
+    # (How much each reads of a long source is make bench-long's to measure: on a clip this
+    # short the socket buffers hold all of it, so any range read may be sent the whole rest.)
+    size = clip(CLIP).stat().st_size
+    assert stack.aws.s3_reads is not None
+    read = stack.aws.s3_reads.of_job(walk.record.job_id)
+    chunks = {f"ANALYZE/{index}" for index in range(walk.record.chunks_total)}
+    assert set(read) == {"SCAN", "VALIDATE", "PLAN", "MERGE", "COMPILE"} | chunks, read
+    assert size <= read["SCAN"] < 1.01 * size  # every byte, once (the copy into work/ is in S3)
+    assert all(n > 0 for n in read.values()), read
+
+
+@pytest.mark.slow
 def test_execution_runs_every_state_of_the_workflow(walk_execution: Finished) -> None:
     assert walk_execution.execution["status"] == "SUCCEEDED"
     entered = walk_execution.entered()

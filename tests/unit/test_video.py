@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from posereel import grid
 from posereel.errors import NotAVideoError, VideoNotFoundError
 from posereel.video import grid_indices, probe
 
@@ -39,3 +40,18 @@ def test_probe_empty_file_is_not_a_video(tmp_path):
 )
 def test_grid_indices(start_s, end_s, fps, duration_s, expected):
     assert grid_indices(start_s, end_s, target_fps=fps, duration_s=duration_s) == expected
+
+
+@pytest.mark.parametrize(
+    ("count", "parts", "min_count", "expected"),
+    [
+        (90, 3, 0, [30, 60]),  # equal pieces
+        (100, 3, 0, [33, 67]),  # about equal, rounded
+        (100, 3, 40, [50]),  # two pieces of at least 40 frames fit, not three
+        (100, 3, 101, []),  # too short for two: one piece
+        (2, 5, 0, [1]),  # never an empty piece
+        (100, 1, 10, []),
+    ],
+)
+def test_frames_are_cut_into_even_pieces_of_at_least_a_length(count, parts, min_count, expected):
+    assert grid.even_borders(count, parts=parts, min_count=min_count) == expected

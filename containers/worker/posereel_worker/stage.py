@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from posereel.pipeline.scan import Scanner
 from posereel.resources import CONTAINER_STAGES, FUNCTIONS, STAGE_JOB
 from posereel.settings import PipelineSettings
-from posereel.usage import Meter, Platform
+from posereel.usage import Meter, Platform, read_for
 from posereel_worker import log_to_stdout
 
 log = logging.getLogger("posereel_worker.stage")
@@ -112,6 +112,8 @@ def run_stage(
     """Run the stage and store its outcome; a transient or unexpected failure is raised (the
     job's next attempt runs it again) and stores nothing."""
     meter = Meter(s3_requests)
+    key = f"{FUNCTIONS[task.stage].usage}{STAGE_JOB.usage_suffix}"
+    read_for(task.job_id, key)
     event = {"job_id": task.job_id, "source": task.source.model_dump(mode="json")}
     batch_job_id = os.environ.get("AWS_BATCH_JOB_ID")
     try:
@@ -138,7 +140,6 @@ def run_stage(
         # Priced as the shape the job definition gives it (what Fargate bills).
         use = meter.stop(platform=Platform.CPU_WORKER, memory_mb=STAGE_JOB.memory_mib)
         use = use.model_copy(update={"vcpus": float(STAGE_JOB.vcpus)})
-        key = f"{FUNCTIONS[task.stage].usage}{STAGE_JOB.usage_suffix}"
         try:
             jobs.add_usage(task.job_id, key, use)
         except Exception:

@@ -37,7 +37,7 @@ from posereel.pipeline.ports import MediaStorePort
 from posereel.resources import WORKER_EXIT_INPUT, WORKER_EXIT_NO_GPU
 from posereel.schemas import ChunkResult, ChunkSpec
 from posereel.settings import AnalysisSettings, RuntimeSettings
-from posereel.usage import Meter, Platform, container_memory_mb
+from posereel.usage import Meter, Platform, container_memory_mb, read_for
 from posereel_worker import log_to_stdout
 
 log = logging.getLogger("posereel_worker")
@@ -111,6 +111,7 @@ def run_chunk(task: ChunkTask, *, store: MediaStorePort, runtime: RuntimeSetting
     from posereel.stages.analyze import analyze_chunk
 
     meter = Meter(s3_requests)
+    read_for(task.job_id, f"ANALYZE/{task.chunk}")
     plan = store.read_model(task.bucket, plan_key(task.job_id), PlanFile)
     spec = next((c for c in plan.chunks if c.index == task.chunk), None)
     if spec is None:

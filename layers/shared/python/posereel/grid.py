@@ -36,3 +36,13 @@ def indices(start_s: float, end_s: float, fps: float) -> range:
 def steps(seconds: float, fps: float) -> int:
     """How many grid steps cover ``seconds`` (at least one)."""
     return max(1, math.ceil(seconds * fps - GRID_EPS))
+
+
+def even_borders(count: int, *, parts: int, min_count: float = 0) -> list[int]:
+    """Where to cut ``count`` frames (of any rate) into at most ``parts`` pieces of about equal
+    length, none shorter than ``min_count`` frames where that is given: the borders between the
+    pieces, ascending, each 0 < border < count (none for one piece)."""
+    if min_count > 0:
+        parts = min(parts, math.floor(count / min_count))
+    parts = max(1, min(parts, count))
+    return [round(count * k / parts) for k in range(1, parts)]

@@ -28,7 +28,6 @@ piece's audio and video have the same length and the reel lasts sum(frames) / fp
 from __future__ import annotations
 
 import logging
-import math
 import os
 import subprocess
 import tempfile
@@ -40,12 +39,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from posereel import export
+from posereel import export, grid
 from posereel.errors import ToolError
 from posereel.render import VideoWriter
 from posereel.schemas import Model, ReelWindow, VideoInfo
 from posereel.settings import ReelSettings
-from posereel.video import VideoSource, frame_size, input_args, sample_frames
+from posereel.video import VideoSource, frame_size, input_args, join_parts, sample_frames
 
 if TYPE_CHECKING:
     from posereel.framing import Framing
@@ -222,9 +221,7 @@ def _passes(cuts: Sequence[_Cut], *, per_pass: int, parts: int, min_pass_s: floa
     long enough for each to last ``min_pass_s`` (a window split at a frame where a border falls in
     it: each piece keeps the window it came from), and no pass of more than ``per_pass`` cuts."""
     total = sum(c.frame_count for c in cuts)
-    fps = cuts[0].fps
-    parts = max(1, min(parts, math.floor(total / fps / min_pass_s))) if min_pass_s > 0 else parts
-    borders = [round(total * k / parts) for k in range(1, parts)]
+    borders = grid.even_borders(total, parts=parts, min_count=min_pass_s * cuts[0].fps)
     passes: list[list[_Cut]] = [[]]
     done = 0  # reel frames before the cut being placed
     for cut in cuts:
@@ -279,28 +276,24 @@ def _compile_in_passes(
     audio_bitrate_kbps: int,
     ffmpeg: str,
 ) -> None:
-    video_list, audio_list, commands = [], [], []
+    videos = [tmp_dir / f"pass{n:04d}.mp4" for n in range(len(passes))]
+    sounds = [tmp_dir / f"pass{n:04d}.wav" for n in range(len(passes))] if audio else []
+    commands = []
     for n, group in enumerate(passes):
-        video_part, audio_part = f"pass{n:04d}.mp4", f"pass{n:04d}.wav"
-        outputs = ["-map", "[v]", *encoder, "-an", "-f", "mp4", str(tmp_dir / video_part)]
+        outputs = ["-map", "[v]", *encoder, "-an", "-f", "mp4", str(videos[n])]
         if audio:
-            outputs += ["-map", "[a]", "-c:a", "pcm_s16le", "-f", "wav", str(tmp_dir / audio_part)]
+            outputs += ["-map", "[a]", "-c:a", "pcm_s16le", "-f", "wav", str(sounds[n])]
         commands.append(_cut_command(source, group, outputs, audio=audio, ffmpeg=ffmpeg))
-        video_list.append(f"file '{video_part}'\n")
-        audio_list.append(f"file '{audio_part}'\n")
     with ThreadPoolExecutor(max_workers=processes, thread_name_prefix="reel-pass") as pool:
         list(pool.map(_run, commands))  # the first failure is raised
-    (tmp_dir / "video.txt").write_text("ffconcat version 1.0\n" + "".join(video_list))
-    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
-    cmd += ["-f", "concat", "-safe", "0", "-i", str(tmp_dir / "video.txt")]
-    maps = ["-map", "0:v:0", "-c:v", "copy"]
-    if audio:
-        (tmp_dir / "audio.txt").write_text("ffconcat version 1.0\n" + "".join(audio_list))
-        cmd += ["-f", "concat", "-safe", "0", "-i", str(tmp_dir / "audio.txt")]
-        maps += ["-map", "1:a:0", *_aac_args(audio_bitrate_kbps)]
-    else:
-        maps += ["-an"]
-    _run([*cmd, *maps, "-movflags", "+faststart", "-f", "mp4", str(out)])
+    join_parts(
+        videos,
+        out,
+        what="the reel's passes",
+        audio=sounds,
+        audio_codec=_aac_args(audio_bitrate_kbps),
+        ffmpeg=ffmpeg,
+    )
 
 
 def _compile_framed(

@@ -35,7 +35,7 @@ from posereel import grid
 from posereel.errors import ToolError
 from posereel.outputs import thumbnail_file
 from posereel.schemas import EnergySeries, FramePoses, PersonPose, Segment, VideoInfo
-from posereel.video import VideoSource, frame_size, sample_frames
+from posereel.video import VideoSource, frame_size, join_parts, sample_frames
 
 log = logging.getLogger(__name__)
 
@@ -306,9 +306,8 @@ def render_overlay(
         return None
     by_index = {f.index: f for f in frames}
     first, stop = min(by_index), max(by_index) + 1
-    parts = max(1, min(processes, math.floor((stop - first) / fps / min_piece_s)))
-    borders = [first + round((stop - first) * k / parts) for k in range(parts + 1)]
-    spans = list(itertools.pairwise(borders))
+    inner = grid.even_borders(stop - first, parts=processes, min_count=min_piece_s * fps)
+    spans = list(itertools.pairwise([first, *(first + b for b in inner), stop]))
 
     def draw(span: tuple[int, int], path: Path, threads: int | None) -> Path:
         start, end = span
@@ -335,6 +334,7 @@ def render_overlay(
         return path
 
     out_path = Path(out_path)
+    parts = len(spans)
     if parts == 1:
         return draw(spans[0], out_path, None)
     threads = max(1, (os.cpu_count() or 1) // parts)
@@ -342,16 +342,8 @@ def render_overlay(
         paths = [Path(tmp) / f"piece{n:04d}.mp4" for n in range(parts)]
         with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="overlay") as pool:
             list(pool.map(draw, spans, paths, [threads] * parts))  # the first failure is raised
-        listing = Path(tmp) / "pieces.txt"
-        listing.write_text("ffconcat version 1.0\n" + "".join(f"file '{p.name}'\n" for p in paths))
         joined = Path(tmp) / "overlay.mp4"
-        cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0"]
-        cmd += ["-i", str(listing), "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(joined)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
-        if proc.returncode != 0:
-            tail = (proc.stderr or "").strip()[-_STDERR_TAIL_CHARS:] or "no message"
-            why = f"exit status {proc.returncode}"
-            raise ToolError(f"ffmpeg could not join the overlay's pieces ({why}): {tail}")
+        join_parts(paths, joined, what="the overlay's pieces", ffmpeg=ffmpeg)
         os.replace(joined, out_path)
     return out_path
 

@@ -3,13 +3,16 @@ measured by the process that ran it (``Meter``) and kept in the job record under
 entry per stage (summed over its runs: a retried stage costs twice). posereel.costs prices it.
 
 Plain data and the standard library, no AWS: the S3 request counts come from the counter the
-caller gives ``Meter`` (the SDK's own, posereel.aws.mediastore.s3_requests).
+caller gives ``Meter`` (the SDK's own, posereel.aws.mediastore.s3_requests); the bytes a stage
+read are told apart by the User-Agent its requests carry (``read_for``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import resource
+import threading
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -135,6 +138,33 @@ def container_memory_mb(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
 
 
 RequestCounter = Callable[[], tuple[int, int]]  # (GET-tier, PUT-tier) requests so far
+
+# Whom this process reads S3 for: every request it sends (the SDK's and ffmpeg's range reads of a
+# video link) carries it in its User-Agent, which S3 server access logs and CloudTrail record, so
+# the bytes each stage of each job read can be told apart. A process runs one stage at a time
+# (a Lambda invocation, a Batch job), so this is the process's, not a thread's.
+_reader = "PoseReel"
+_reader_lock = threading.Lock()
+_READER = re.compile(r"PoseReel \(job=(?P<job>[^;)]+); stage=(?P<stage>[^)]+)\)")
+
+
+def read_for(job_id: str, stage: str) -> None:
+    """Requests from now on are for ``stage`` (a usage key, "ANALYZE/3" for a chunk) of ``job_id``."""
+    global _reader
+    with _reader_lock:
+        _reader = f"PoseReel (job={job_id}; stage={stage})"
+
+
+def user_agent() -> str:
+    """What this process's requests add to their User-Agent."""
+    with _reader_lock:
+        return _reader
+
+
+def reader_of(agent: str) -> tuple[str, str] | None:
+    """(job id, stage) of a request's User-Agent that ``user_agent`` marked, else None."""
+    found = _READER.search(agent)
+    return (found["job"], found["stage"]) if found else None
 
 
 class Meter:

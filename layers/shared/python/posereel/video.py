@@ -24,7 +24,7 @@ import re
 import subprocess
 import tempfile
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -41,6 +41,7 @@ from posereel.errors import (
     VideoNotFoundError,
 )
 from posereel.schemas import VideoInfo
+from posereel.usage import user_agent
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +114,10 @@ VideoSource = Path | RemoteVideo
 
 def input_args(source: VideoSource | str) -> list[str]:
     """ffmpeg's ``-i`` for ``source``, with what reading a link needs (reconnecting, a read
-    timeout) before it."""
+    timeout, whom it reads for: posereel.usage.user_agent) before it."""
     if isinstance(source, RemoteVideo):
         return [
+            "-user_agent", user_agent(),
             "-reconnect", "1", "-reconnect_on_network_error", "1",
             "-reconnect_on_http_error", "5xx", "-reconnect_delay_max", str(_RECONNECT_MAX_S),
             "-rw_timeout", str(_READ_TIMEOUT_US), "-i", source.url,
@@ -512,6 +514,50 @@ def _run_tool(cmd: list[str], *, timeout_s: float) -> subprocess.CompletedProces
         ) from exc
     except subprocess.TimeoutExpired as exc:
         raise ToolError(f"{cmd[0]} did not finish within {timeout_s:.0f} s on {_tail(cmd[-1])}") from exc
+
+
+def join_parts(
+    parts: Sequence[Path],
+    out: Path,
+    *,
+    what: str,
+    audio: Sequence[Path] = (),
+    audio_codec: Sequence[str] = (),
+    ffmpeg: str = "ffmpeg",
+) -> None:
+    """Join the MP4 ``parts`` (one folder, one encoder's settings) into ``out`` with the concat
+    demuxer, the video copied, not encoded again; with ``audio`` (a file per part), those joined
+    the same way and encoded once by ``audio_codec``, else no sound. ``what`` names the result
+    in the ToolError a failure raises."""
+    folder = parts[0].parent
+    if any(p.parent != folder for p in [*parts, *audio]):
+        raise ValueError("the parts to join must be in one folder")
+    missing = [p.name for p in [*parts, *audio] if not p.is_file() or p.stat().st_size == 0]
+    if missing:
+        raise ToolError(f"could not join {what}: {', '.join(missing)} missing or empty")
+
+    def listing(name: str, paths: Sequence[Path]) -> list[str]:
+        path = folder / name
+        path.write_text("ffconcat version 1.0\n" + "".join(f"file '{p.name}'\n" for p in paths))
+        return ["-f", "concat", "-safe", "0", "-i", str(path)]
+
+    # -xerror: a part the demuxer cannot open or read fails the join (else ffmpeg ends with the
+    # parts before it, and exit status 0).
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-xerror", "-y"]
+    cmd += listing(".video.txt", parts)
+    maps = ["-map", "0:v:0", "-c:v", "copy"]
+    if audio:
+        cmd += listing(".audio.txt", audio)
+        maps += ["-map", "1:a:0", *audio_codec]
+    else:
+        maps += ["-an"]
+    cmd += [*maps, "-movflags", "+faststart", "-f", "mp4", str(out)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+    except FileNotFoundError as exc:
+        raise ToolError(f"ffmpeg not found ({ffmpeg!r}): install ffmpeg or set POSEREEL_FFMPEG") from exc
+    if proc.returncode != 0:
+        raise ToolError(f"ffmpeg could not join {what} (exit status {proc.returncode}): {_tail(proc.stderr)}")
 
 
 def sniff_container(head: bytes) -> str | None:

@@ -21,6 +21,7 @@ from posereel.aws._errors import error_code, transient_errors
 from posereel.errors import ObjectNotFoundError, TransientError
 from posereel.outputs import attachment
 from posereel.pipeline.ports import ObjectInfo, PresignedPost, UploadedPart
+from posereel.usage import user_agent
 from posereel.video import VIDEO_CONTENT_TYPES, RemoteVideo
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -60,6 +61,14 @@ def _count_request(model: Any, **_: Any) -> None:
         _requests[tier] += 1
 
 
+def _mark_reader(request: Any, **_: Any) -> None:
+    """Name whom the request is for (posereel.usage.read_for) in its User-Agent (not signed), as
+    it is sent: Powertools rewrites the header after "request-created"."""
+    agent = request.headers.get("User-Agent", "")
+    agent = agent.decode() if isinstance(agent, bytes) else agent
+    request.headers["User-Agent"] = f"{agent} {user_agent()}".strip()
+
+
 class MediaStore:
     """S3 objects; implements posereel.pipeline.ports.MediaStorePort."""
 
@@ -69,6 +78,7 @@ class MediaStore:
             client if client is not None else boto3.client("s3", config=Config(signature_version="s3v4"))
         )
         self._client.meta.events.register("before-call.s3", _count_request)
+        self._client.meta.events.register("before-send.s3", _mark_reader)
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         try:
